@@ -1,0 +1,80 @@
+"""Artifacts as files under a folder, ``ab/abcdef...``: written to a temp file, fsynced, renamed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+_CHUNK = 1 << 20
+
+
+class LocalArtifactStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._tmp = self.root / ".tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalArtifactStore({str(self.root)!r})"
+
+    def _file(self, hash: str) -> Path:
+        if len(hash) < 8 or not all(c in "0123456789abcdef" for c in hash):
+            raise ValueError(f"{hash!r} is not an artifact hash (lowercase hex digits)")
+        return self.root / hash[:2] / hash
+
+    def _commit(self, hash: str, write: Callable[[BinaryIO], object]) -> str:
+        target = self._file(hash)
+        if target.exists():
+            return str(target)
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=hash[:16] + ".")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power loss
+        finally:
+            os.close(dir_fd)
+        return str(target)
+
+    def put(self, hash: str, data: bytes) -> str:
+        return self._commit(hash, lambda out: out.write(data))
+
+    def put_file(self, hash: str, source: Path) -> str:
+        def copy(out: BinaryIO) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+
+        return self._commit(hash, copy)
+
+    def get(self, hash: str) -> bytes:
+        return self._file(hash).read_bytes()
+
+    def exists(self, hash: str) -> bool:
+        return self._file(hash).is_file()
+
+    def path(self, hash: str) -> Path | None:
+        file = self._file(hash)
+        return file if file.is_file() else None
+
+    def delete(self, hash: str) -> None:
+        self._file(hash).unlink(missing_ok=True)
+
+    def clean_temp(self) -> int:
+        """Remove temp files a killed writer left behind; return how many there were."""
+        count = 0
+        for leftover in self._tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+            count += 1
+        return count

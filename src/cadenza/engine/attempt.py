@@ -1,0 +1,227 @@
+"""One attempt of one task, as a worker runs it: set up ctx and logs, call, store the output.
+
+This is the function the engine submits to executors, so it runs in a worker thread or
+process. It never raises: every outcome comes back as an ``AttemptResult``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cadenza
+from cadenza.artifacts.base import ArtifactStore
+from cadenza.artifacts.serializers import serialize
+from cadenza.engine import logs
+from cadenza.engine.cache import file_hash, sha256
+from cadenza.engine.context import RecordingParams, TaskContext, reset_context, set_context
+from cadenza.engine.outcomes import classify
+from cadenza.engine.retry import Retry
+from cadenza.engine.states import TaskState
+from cadenza.exceptions import CadenzaError, SerializationError, TaskError, TaskTimeoutError
+
+INLINE_LIMIT = 16 * 1024
+"""Values up to this many bytes live in the metadata store; larger ones are files."""
+_PACKAGE = str(Path(cadenza.__file__).parent)
+
+
+@dataclass(slots=True)
+class Call:
+    pipeline: str
+    run_id: str
+    task: str
+    map_index: int
+    attempt: int
+    kind: str
+    fn: Callable[..., Any] | None
+    kwargs: dict[str, Any]
+    params: Mapping[str, Any]
+    log_path: Path
+    home: Path
+    root: Path
+    retry: Retry
+    timeout: float | None
+    artifacts: ArtifactStore
+    keep_value: bool
+    """Return the Python value too (threads, inline); a process sends back bytes only."""
+    outputs: dict[str, Path] = field(default_factory=dict)
+    command: str | None = None
+    shell_inputs: dict[str, Path] = field(default_factory=dict)
+    shell_entries: tuple[str, ...] = ()
+    interval: tuple[str | None, str | None, str | None] = (None, None, None)
+    wants_ctx: bool = False
+
+
+@dataclass(slots=True)
+class StoredValue:
+    serializer: str
+    hash: str
+    size: int
+    data: bytes | None
+    uri: str | None
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    state: TaskState
+    kind: str
+    started: float
+    ended: float
+    value: Any = None
+    stored: StoredValue | None = None
+    files: dict[str, StoredValue] = field(default_factory=dict)
+    follow: tuple[str, ...] | None = None
+    error: str | None = None
+    traceback: str | None = None
+    params_read: tuple[str, ...] = ()
+    logged: bool = False
+
+
+def store_bytes(artifacts: ArtifactStore, serializer: str, data: bytes) -> StoredValue:
+    digest = sha256(data)
+    if len(data) <= INLINE_LIMIT:
+        return StoredValue(serializer, digest, len(data), data, None)
+    return StoredValue(serializer, digest, len(data), None, artifacts.put(digest, data))
+
+
+def user_traceback(error: BaseException) -> str:
+    """The traceback without cadenza's own frames above the user's code."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb or error.__traceback__))
+
+
+def run_attempt(call: Call) -> AttemptResult:
+    logs.ensure_routing()
+    log = logs.AttemptLog(call.log_path)
+    params = RecordingParams(call.params)
+    context = TaskContext(
+        run_id=call.run_id, pipeline=call.pipeline, task=call.task, map_index=call.map_index,
+        attempt=call.attempt, params=params, log=logs.task_logger(call.task), home=call.home,
+        root=call.root, outputs=call.outputs, logical_date=call.interval[0],
+        interval_start=call.interval[1], interval_end=call.interval[2],
+    )
+    token = set_context(context)
+    logs.bind(log)
+    started = time.time()
+    try:
+        for path in call.outputs.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if call.kind == "shell":
+            value: Any = _run_shell(call, log)
+        else:
+            assert call.fn is not None
+            if call.wants_ctx:
+                call.kwargs["ctx"] = context
+            value = call.fn(**call.kwargs)
+        result = _success(call, value, started)
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt | SystemExit) and call.keep_value:
+            raise
+        outcome = classify(error, call.retry, call.attempt)
+        if isinstance(error, SerializationError):
+            outcome = classify(error, Retry(), call.attempt)  # retrying cannot help
+        message = str(error) if isinstance(error, CadenzaError) else (
+            f"{type(error).__name__}: {error}"
+        )
+        if not isinstance(error, CadenzaError):
+            print(user_traceback(error), file=sys.stderr, end="")
+        result = AttemptResult(
+            outcome.state, outcome.kind, started, time.time(), error=message,
+            traceback=user_traceback(error),
+        )
+    finally:
+        logs.bind(None)
+        reset_context(token)
+        log.close()
+    result.params_read = tuple(sorted(params.read))
+    result.logged = log.written
+    return result
+
+
+def _success(call: Call, value: Any, started: float) -> AttemptResult:
+    name, data = serialize(value, call.task)
+    stored = store_bytes(call.artifacts, name, data)
+    files: dict[str, StoredValue] = {}
+    for output, path in call.outputs.items():
+        if not path.is_file():
+            raise TaskError(
+                f"Task {call.task!r} declares output {output!r} at {str(path)!r} but did not "
+                "write it. Write the file (its path is ctx.outputs[...]), or remove it from "
+                "outputs=.", task=call.task, run_id=call.run_id, attempt=call.attempt,
+            )
+        digest = file_hash(path)
+        uri = call.artifacts.put_file(digest, path)
+        files[output] = StoredValue("file", digest, path.stat().st_size, None, uri)
+    follow: tuple[str, ...] | None = None
+    if call.kind == "branch":
+        follow = (value,) if isinstance(value, str) else tuple(value or ())
+    return AttemptResult(
+        TaskState.SUCCESS, "success", started, time.time(),
+        value=value if call.keep_value else None, stored=stored, files=files, follow=follow,
+    )
+
+
+class _Quoted:
+    """``{inputs.name}`` / ``{inputs[0]}`` in a shell command: each value shell-quoted."""
+
+    def __init__(self, what: str, named: Mapping[str, Any], ordered: tuple[Any, ...] = ()):
+        self._what, self._named, self._ordered = what, named, ordered
+
+    def __getattr__(self, name: str) -> str:
+        if name not in self._named:
+            raise KeyError(
+                f"{{{self._what}.{name}}} names nothing; known: {sorted(self._named)}"
+            )
+        return shlex.quote(str(self._named[name]))
+
+    def __getitem__(self, index: int) -> str:
+        return shlex.quote(str(self._ordered[index]))
+
+
+def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
+    assert call.command is not None
+    ordered = tuple(call.shell_inputs.get(e, call.root / e) for e in call.shell_entries)
+    fields = {
+        "inputs": _Quoted("inputs", call.shell_inputs, ordered),
+        "outputs": _Quoted("outputs", call.outputs),
+        "params": _Quoted("params", call.params),
+        "run_id": shlex.quote(call.run_id),
+    }
+    try:
+        command = string.Formatter().vformat(call.command, (), fields)
+    except (KeyError, IndexError, AttributeError) as exc:
+        raise TaskError(
+            f"Shell task {call.task!r} has a command that cannot be filled in: {exc}. "
+            f"The command is {call.command!r}.", task=call.task, run_id=call.run_id,
+        ) from None
+    log.write(f"$ {command}\n", "stdout")
+    call.log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(call.log_path, "ab") as out:
+            process = subprocess.run(
+                command, shell=True, cwd=call.root, stdout=out, stderr=subprocess.STDOUT,
+                timeout=call.timeout,
+            )
+    except subprocess.TimeoutExpired:
+        raise TaskTimeoutError(
+            f"Shell task {call.task!r} ran past its timeout of {call.timeout}s and was killed.",
+            task=call.task, run_id=call.run_id, attempt=call.attempt,
+        ) from None
+    if process.returncode != 0:
+        tail = call.log_path.read_text(errors="replace").splitlines()[-10:]
+        raise TaskError(
+            f"Shell task {call.task!r} exited with status {process.returncode}. Last lines "
+            "of its output:\n" + "\n".join(tail),
+            task=call.task, run_id=call.run_id, attempt=call.attempt,
+        )
+    return {name: str(path) for name, path in call.outputs.items()}

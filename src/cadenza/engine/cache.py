@@ -1,0 +1,116 @@
+"""Cache keys: a task's code, the params it uses, its inputs' content hashes, its input files,
+and its data interval when it asks for one. Equal key and intact outputs: the task is cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import textwrap
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cadenza.graph import Node
+from cadenza.pipeline import TaskSpec
+
+_code_memo: dict[int, str] = {}
+_file_memo: dict[tuple[str, int, int], str] = {}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_hash(spec: TaskSpec) -> str:
+    """Hash of ``version=`` if given, else of the function's source (or the shell command)."""
+    memo_key = id(spec)
+    found = _code_memo.get(memo_key)
+    if found is None:
+        if spec.version is not None:
+            text = "version:" + spec.version
+        elif spec.command is not None:
+            text = "command:" + spec.command
+        else:
+            assert spec.fn is not None
+            try:
+                text = textwrap.dedent(inspect.getsource(spec.fn))
+            except (OSError, TypeError):  # no source (a lambda in a REPL, a builtin)
+                text = f"{spec.fn.__module__}.{spec.fn.__qualname__}"
+        found = _code_memo[memo_key] = sha256(text.encode())[:16]
+    return found
+
+
+def file_hash(path: Path) -> str:
+    """Content hash of a file, remembered by (path, size, mtime) within this process."""
+    stat = os.stat(path)
+    memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _file_memo.get(memo_key)
+    if found is None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        found = _file_memo[memo_key] = digest.hexdigest()
+    return found
+
+
+def canonical(value: Any) -> str:
+    """A stable text for a param value: equal values, equal text."""
+    return json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))
+
+
+def cache_key(
+    code: str,
+    params: Mapping[str, Any],
+    inputs: Iterable[tuple[str, str | None]],
+    files: Iterable[tuple[str, str]],
+    interval: tuple[str | None, str | None] | None,
+    item: str | None = None,
+) -> str:
+    parts = [code]
+    parts += [f"p:{name}={canonical(value)}" for name, value in sorted(params.items())]
+    parts += [f"i:{name}={digest}" for name, digest in inputs]
+    parts += [f"f:{name}={digest}" for name, digest in files]
+    if interval is not None:
+        parts.append(f"t:{interval[0]}/{interval[1]}")
+    if item is not None:
+        parts.append(f"m:{item}")
+    return sha256("\n".join(parts).encode())
+
+
+Outputs = Mapping[str, tuple[str | None, Mapping[str, str]]]
+"""For each upstream task: the hash of its returned value and of its declared files."""
+
+
+def key_meta(
+    node: Node, outputs: Outputs, params: Mapping[str, Any], root: Path,
+    item: str | None = None,
+) -> dict[str, Any]:
+    """What a task's cache key is made of, kept beside the entry so `plan` can say what moved."""
+    inputs: dict[str, str | None] = {}
+    for up in node.inputs:
+        output, files = outputs[up]
+        inputs[up] = output
+        for name, digest in files.items():
+            inputs[f"{up}.{name}"] = digest
+    files = {  # a missing file gets a key of its own; the task itself reports it
+        f: file_hash(path) if (path := root / f).is_file() else "missing"
+        for f in node.input_files
+    }
+    meta: dict[str, Any] = {
+        "code": code_hash(node.spec), "inputs": inputs, "files": files,
+        "params": {p: params[p] for p in node.params},
+    }
+    if item is not None:
+        meta["item"] = item
+    return meta
+
+
+def key_of(meta: Mapping[str, Any], interval: tuple[str | None, str | None] | None) -> str:
+    return cache_key(
+        meta["code"], meta["params"], meta["inputs"].items(), meta["files"].items(), interval,
+        meta.get("item"),
+    )

@@ -1,0 +1,85 @@
+"""``ctx``: what a running task may ask about its run (id, interval, params, attempt, logger)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cadenza.exceptions import CadenzaError
+
+
+class RecordingParams(Mapping[str, Any]):
+    """Run params that remember which ones the task read, so the cache keys only on those."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key]
+        self.read.add(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(self._values)
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"params({dict(self._values)!r})"
+
+
+@dataclass
+class TaskContext:
+    run_id: str
+    pipeline: str
+    task: str
+    map_index: int
+    attempt: int
+    params: RecordingParams
+    log: logging.Logger
+    home: Path
+    root: Path
+    """The project directory: relative paths in ``outputs=`` and ``inputs=`` start here."""
+    outputs: dict[str, Path] = field(default_factory=dict)
+    logical_date: str | None = None
+    interval_start: str | None = None
+    interval_end: str | None = None
+
+
+_current: ContextVar[TaskContext] = ContextVar("cadenza_task_context")
+
+
+class _ContextProxy:
+    """Module-level ``ctx`` that reads the context of the task running in this thread."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            context = _current.get()
+        except LookupError:
+            raise CadenzaError(
+                f"ctx.{name} is only available while a task runs; call the function through "
+                "pipe.run() or `cadenza run`, or pass the value as an argument in a test."
+            ) from None
+        return getattr(context, name)
+
+    def __repr__(self) -> str:
+        context = _current.get(None)
+        return f"<ctx {context.task!r} run={context.run_id}>" if context else "<ctx (no task)>"
+
+
+ctx: Any = _ContextProxy()
+
+
+def set_context(context: TaskContext) -> Any:
+    return _current.set(context)
+
+
+def reset_context(token: Any) -> None:
+    _current.reset(token)

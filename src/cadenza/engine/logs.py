@@ -1,0 +1,150 @@
+"""Send what a task prints or logs to its attempt's log file, from any thread or process.
+
+``sys.stdout``/``sys.stderr`` are replaced, while runs are active, by routers that write to the
+calling thread's attempt log, if it has one, and to the original stream otherwise. Files are
+opened on the first write, so a silent task costs no file. Next to ``N.log`` (text) each
+attempt has ``N.jsonl``: one JSON object per line, per print or log record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+_local = threading.local()
+_install_lock = threading.Lock()
+_installed = 0
+_saved: tuple[Any, Any] | None = None
+TASK_LOGGER = "cadenza.task"
+
+
+class AttemptLog:
+    """The log files of one attempt, opened lazily."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._text: IO[str] | None = None
+        self._json: IO[str] | None = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._text = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._json = open(self.path.with_suffix(".jsonl"), "a", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, text: str, stream: str, level: str = "INFO", logger: str = "") -> None:
+        if self._text is None:
+            self._open()
+        assert self._text is not None and self._json is not None
+        self._text.write(text)
+        entry = {"ts": time.time(), "stream": stream, "level": level, "message": text.rstrip("\n")}
+        if logger:
+            entry["logger"] = logger
+        self._json.write(json.dumps(entry) + "\n")
+
+    def close(self) -> None:
+        for handle in (self._text, self._json):
+            if handle is not None:
+                handle.close()
+
+    @property
+    def written(self) -> bool:
+        return self._text is not None
+
+
+def current() -> AttemptLog | None:
+    return getattr(_local, "log", None)
+
+
+def bind(log: AttemptLog | None) -> None:
+    _local.log = log
+
+
+class _Router(io.TextIOBase):
+    def __init__(self, fallback: Any, stream: str) -> None:
+        self._fallback = fallback
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        log = current()
+        if log is None:
+            return int(self._fallback.write(text))
+        if text:
+            log.write(text, self._stream)
+        return len(text)
+
+    def flush(self) -> None:
+        if current() is None:
+            self._fallback.flush()
+
+    def isatty(self) -> bool:
+        return current() is None and bool(getattr(self._fallback, "isatty", lambda: False)())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+
+class _Handler(logging.Handler):
+    """Writes records from a task's thread to its log; elsewhere, task loggers go to stderr."""
+
+    def __init__(self, always: bool) -> None:
+        super().__init__(logging.DEBUG)
+        self._always = always
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = current()
+        text = self.format(record) + "\n"
+        if log is not None:
+            log.write(text, "log", record.levelname, record.name)
+        elif self._always:
+            sys.__stderr__.write(text) if sys.__stderr__ else None
+
+
+_task_handler = _Handler(always=True)
+_root_handler = _Handler(always=False)
+
+
+def task_logger(task: str) -> logging.Logger:
+    return logging.getLogger(f"{TASK_LOGGER}.{task}")
+
+
+def install() -> None:
+    """Start routing output to attempt logs; nestable, undone by as many ``uninstall`` calls."""
+    global _installed, _saved
+    with _install_lock:
+        _installed += 1
+        if _installed > 1:
+            return
+        _saved = (sys.stdout, sys.stderr)
+        sys.stdout = _Router(sys.stdout, "stdout")
+        sys.stderr = _Router(sys.stderr, "stderr")
+        parent = logging.getLogger(TASK_LOGGER)
+        parent.setLevel(logging.INFO)
+        parent.propagate = False
+        parent.addHandler(_task_handler)
+        logging.getLogger().addHandler(_root_handler)
+
+
+def uninstall() -> None:
+    global _installed, _saved
+    with _install_lock:
+        _installed -= 1
+        if _installed > 0 or _saved is None:
+            return
+        sys.stdout, sys.stderr = _saved
+        _saved = None
+        logging.getLogger(TASK_LOGGER).removeHandler(_task_handler)
+        logging.getLogger().removeHandler(_root_handler)
+
+
+def ensure_routing() -> None:
+    """Install the routers in this process if nobody has (a worker forked before the run)."""
+    if not isinstance(sys.stdout, _Router):
+        install()

@@ -1,0 +1,108 @@
+"""What a run would do now, and why: never ran, code changed, input changed, cached..."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cadenza.engine.cache import Outputs, canonical, key_meta, key_of
+from cadenza.engine.run import fits
+from cadenza.graph import Node
+from cadenza.pipeline import Pipeline
+from cadenza.store.base import CacheEntry
+from cadenza.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    task: str
+    runs: bool
+    reason: str
+    key: str | None = None
+
+
+def plan_pipeline(
+    pipe: Pipeline, workspace: Workspace, params: Mapping[str, Any], *,
+    force: bool = False, selected: set[str] | None = None,
+) -> list[PlanStep]:
+    """One step per task, in run order. A task downstream of one that runs is marked to run:
+    whether its input really changes is known only once the upstream task has run."""
+    graph = pipe.graph()
+    entries = workspace.store.cache_entries(pipe.name)
+    by_key = {(e.task, e.key): e for e in entries}
+    latest: dict[str, CacheEntry] = {}
+    for entry in entries:
+        latest.setdefault(entry.task, entry)
+    needed = set() if selected is None else graph.ancestors(selected) - selected
+    outputs: dict[str, tuple[str | None, Mapping[str, str]]] = {}
+    steps: list[PlanStep] = []
+    for node in graph:
+        name, last = node.name, latest.get(node.name)
+        runs, reason, key = _decide(node, last, outputs, needed, selected, force,
+                                    workspace, params, by_key)
+        steps.append(PlanStep(name, runs, reason, key))
+        if not runs and key is not None:
+            found = by_key[(name, key)]
+            outputs[name] = (found.output, found.files)
+        elif not runs and last is not None and reason != "not selected: skipped":
+            outputs[name] = (last.output, last.files)
+    return steps
+
+
+def _decide(
+    node: Node, last: CacheEntry | None, outputs: Outputs, needed: set[str],
+    selected: set[str] | None, force: bool, workspace: Workspace, params: Mapping[str, Any],
+    by_key: Mapping[tuple[str, str], CacheEntry],
+) -> tuple[bool, str, str | None]:
+    if selected is not None and node.name not in selected:
+        if node.name not in needed:
+            return False, "not selected: skipped", None
+        if last is None:
+            return False, "not selected, and has no stored output: the run will stop", None
+        return False, "not selected: uses its latest stored output", None
+    if force:
+        return True, "forced", None
+    if node.spec.cache is False:
+        return True, "cache=False: always runs", None
+    moving = [up for up in node.inputs if up not in outputs]
+    if moving:
+        return True, f"upstream {moving[0]!r} runs first; its output may change", None
+    if last is None:
+        return True, "never ran", None
+    if node.spec.map_over is not None:
+        return True, "mapped: each item is checked against the cache when it runs", None
+    meta = key_meta(node, outputs, params, workspace.root)
+    key = key_of(meta, None)
+    found = by_key.get((node.name, key))
+    if found is not None and fits(found, params):
+        if _intact(workspace, found):
+            return False, "cached", key
+        return True, "output missing", None
+    return True, _why(meta, last, params), None
+
+
+def _intact(workspace: Workspace, entry: CacheEntry) -> bool:
+    if entry.output is None:
+        return False
+    record = workspace.store.artifact(entry.output)
+    if record is None or (record.data is None and not workspace.artifacts.exists(entry.output)):
+        return False
+    return all(workspace.artifacts.exists(h) for h in entry.files.values())
+
+
+def _why(meta: Mapping[str, Any], last: CacheEntry, params: Mapping[str, Any]) -> str:
+    before = last.meta
+    if before.get("code") != meta["code"]:
+        return "code changed"
+    reasons: list[str] = []
+    for kind, label in (("params", "param"), ("inputs", "input"), ("files", "input file")):
+        old, new = before.get(kind, {}), meta[kind]
+        reasons += [
+            f"{label} {k!r} changed" for k in sorted(set(old) | set(new))
+            if canonical(old.get(k)) != canonical(new.get(k))
+        ]
+    for k, v in before.get("params_read", {}).items():
+        if params.get(k) != v:
+            reasons.append(f"param {k!r} changed")
+    return ", ".join(reasons) if reasons else "no stored result for this key"

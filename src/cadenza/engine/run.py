@@ -1,0 +1,747 @@
+"""The run loop: ready -> submit -> collect -> transition -> commit, until every task is done.
+
+Only the loop thread touches run state. It holds:
+
+- ``tis``: every task instance of the run by ``(task, map_index)`` (``-1`` for an unmapped
+  task, and for the parent of a mapped one), with its state, attempt number, output hash and
+  the token of its live submission; a result carrying an older token is late and is dropped;
+- ``waiting``: for each task, how many upstream tasks are not done; at zero its trigger rule
+  decides whether it runs, is skipped, or is upstream_failed;
+- ``ready``: instances waiting for a worker slot; ``retries`` and ``deadlines``: heaps of times;
+- ``batch``: the writes since the last commit. The loop commits before it submits, so a
+  state change is durable before any task that depends on it starts.
+
+Executors report back through ``future.add_done_callback(queue.put)``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import queue
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cadenza.artifacts.serializers import deserialize, serialize
+from cadenza.engine import logs
+from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
+from cadenza.engine.cache import key_meta, key_of, sha256
+from cadenza.engine.hooks import Hooks
+from cadenza.engine.outcomes import classify
+from cadenza.engine.result import RunResult, build_result, load_value
+from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
+from cadenza.engine.trigger import decide
+from cadenza.exceptions import CadenzaError, Cancelled, TaskTimeoutError
+from cadenza.executors import Executor, Killable, make_executor
+from cadenza.graph import Graph, Node
+from cadenza.params import resolve_params
+from cadenza.pipeline import Pipeline
+from cadenza.store.base import (
+    ArtifactRecord,
+    AttemptRecord,
+    Batch,
+    CacheEntry,
+    Event,
+    RunRecord,
+    TaskInstanceRecord,
+)
+from cadenza.workspace import Workspace
+
+S = TaskState
+Key = tuple[str, int]
+CANCEL_POLL = 0.5
+HEARTBEAT = 5.0
+
+
+@dataclass(slots=True)
+class _TI:
+    task: str
+    index: int
+    state: TaskState = S.PENDING
+    attempt: int = 0
+    output: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    cache_key: str | None = None
+    meta: dict[str, Any] | None = None
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    token: int = 0
+    future: Future[AttemptResult] | None = None
+    item: Any = None
+
+    def record(self, run_id: str) -> TaskInstanceRecord:
+        return TaskInstanceRecord(
+            run_id, self.task, self.index, self.state.value, self.attempt, self.cache_key,
+            self.output, self.files, self.started, self.ended, self.error,
+        )
+
+
+def new_run_id(pipeline: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{pipeline}-{stamp}-{secrets.token_hex(3)}"
+
+
+class Runner:
+    def __init__(
+        self, pipe: Pipeline, workspace: Workspace, executor: Executor, run: RunRecord, *,
+        hooks: Iterable[Hooks] = (), selected: set[str] | None = None, force: bool = False,
+        cancel: threading.Event | None = None, prior: Iterable[TaskInstanceRecord] = (),
+        provided: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
+        self.run, self.hooks, self.force = run, list(hooks), force
+        self.selected = selected
+        self.provided = dict(provided or {})
+        self.cancel = cancel or threading.Event()
+        self.tis: dict[Key, _TI] = {}
+        self.values: dict[Key, Any] = {}
+        self.done: dict[str, TaskState] = {}
+        self.waiting: dict[str, int] = {}
+        self.follow: dict[str, set[str]] = {}
+        self.remaining: dict[str, int] = {}
+        self.ready: deque[_TI] = deque()
+        self.retries: list[tuple[float, Key]] = []
+        self.deadlines: list[tuple[float, Key, int]] = []
+        self.results: queue.SimpleQueue[tuple[Key, int, Future[AttemptResult]]] = (
+            queue.SimpleQueue()
+        )
+        self.batch = Batch()
+        self.in_flight = 0
+        self.limit = 1 << 30 if getattr(executor, "synchronous", False) else executor.max_workers
+        self.killable = isinstance(executor, Killable)
+        self.keep_values = not _is_process_executor(executor)
+        self.cancelled = False
+        self.interval = (run.logical_date, run.interval_start, run.interval_end)
+        self.prior = {(t.task, t.map_index): t for t in prior}
+        self.fresh: dict[str, StoredValue] = {}
+        """Values stored since the last commit, by hash: readable before the store has them."""
+        self._intact_memo: dict[str, bool] = {}
+        entries = workspace.store.cache_entries(pipe.name)
+        self.cache = {(e.task, e.key): e for e in entries}
+        self.latest: dict[str, CacheEntry] = {}
+        for entry in entries:  # newest first: the first intact one per task wins
+            if entry.task not in self.latest and self._intact(entry.output, entry.files):
+                self.latest[entry.task] = entry
+        self.needed = (
+            set() if self.selected is None
+            else self.graph.ancestors(self.selected) - self.selected
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        logs.install()
+        try:
+            self._start()
+            next_poll = time.monotonic() + CANCEL_POLL
+            while len(self.done) < len(self.graph):
+                self._commit()
+                if self._cancel_requested(next_poll):
+                    self._cancel_all()
+                    break
+                next_poll = max(next_poll, time.monotonic())
+                self._submit_ready()
+                if not (self.ready or self.in_flight or self.retries):
+                    raise CadenzaError(  # a bug in cadenza, never a user's mistake
+                        f"Run {self.run.run_id} is stuck: nothing runs, nothing waits, and "
+                        f"tasks {sorted(set(self.graph.nodes) - set(self.done))} are not done."
+                    )
+                self._wait(next_poll)
+        except KeyboardInterrupt:
+            self._cancel_all()
+            self._finish()
+            raise
+        finally:
+            logs.uninstall()
+        return self._finish()
+
+    def _wait(self, next_poll: float) -> None:
+        now = time.monotonic()
+        while self.retries and self.retries[0][0] <= now:
+            self._queue(self.tis[heapq.heappop(self.retries)[1]])
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, key, token = heapq.heappop(self.deadlines)
+            self._time_out(self.tis[key], token)
+        if self.ready and self.in_flight < self.limit:
+            return
+        wake = min([next_poll, *(t for t, _ in self.retries[:1]),
+                    *(t for t, _, _ in self.deadlines[:1])])
+        try:
+            item = self.results.get(timeout=max(0.0, wake - time.monotonic()))
+        except queue.Empty:
+            return
+        while True:
+            self._collect(*item)
+            try:
+                item = self.results.get_nowait()
+            except queue.Empty:
+                return
+
+    def _commit(self) -> None:
+        if time.time() - (self.run.heartbeat or 0) > HEARTBEAT:
+            self.run.heartbeat = time.time()
+            self.batch.runs.append(self.run)
+        if self.batch:
+            batch, self.batch = self.batch, Batch()
+            self.ws.store.apply(batch)
+            self.fresh.clear()
+
+    def _cancel_requested(self, next_poll: float) -> bool:
+        if (
+            not self.cancel.is_set() and time.monotonic() >= next_poll
+            and self.ws.store.get_run(self.run.run_id).cancel_requested
+        ):
+            self.cancel.set()
+        return self.cancel.is_set()
+
+    # -- starting and finishing -------------------------------------------------------------
+
+    def _start(self) -> None:
+        self.run.state, self.run.runner_pid = "running", os.getpid()
+        self.run.started_at = self.run.started_at or time.time()
+        self.run.heartbeat = time.time()
+        self.batch.runs.append(self.run)
+        self._event(None, -1, "run_started", params=self.run.params)
+        for hook in self.hooks:
+            hook.before_run(self.run, self.graph)
+        for node in self.graph:
+            prior = self.prior.get((node.name, -1))
+            ti = self.tis[(node.name, -1)] = _TI(node.name, -1)
+            if prior is not None and S(prior.state) not in RESUMABLE:
+                ti.state, ti.attempt, ti.output = S(prior.state), prior.attempt, prior.output
+                ti.files, ti.cache_key, ti.error = prior.files, prior.cache_key, prior.error
+                ti.started, ti.ended = prior.started_at, prior.ended_at
+            else:
+                if prior is not None:
+                    ti.attempt = prior.attempt
+                self.batch.task_instances.append(ti.record(self.run.run_id))
+        for node in self.graph:
+            self.waiting[node.name] = len(node.upstream)
+        for node in self.graph:  # in topological order: upstream tasks settle first
+            state = self.tis[(node.name, -1)].state
+            if node.name in self.done:
+                continue  # settled already, by an upstream task settling above
+            if state in TERMINAL:
+                self._task_done(node.name, state)
+            elif not node.upstream:
+                self._evaluate(node)
+
+    def _finish(self) -> RunResult:
+        states = set(self.done.values())
+        if self.cancelled:
+            state = "cancelled"
+        elif states & {S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED}:
+            state = "failed"
+        else:
+            state = "success"
+        self.run.state, self.run.ended_at = state, time.time()
+        self.batch.runs.append(self.run)
+        self._event(None, -1, "run_finished", state=state)
+        self._commit()
+        result = build_result(
+            self.ws, self.run.run_id, self.pipe.name, state,
+            [ti.record(self.run.run_id) for ti in self.tis.values()],
+        )
+        for hook in self.hooks:
+            hook.after_run(result)
+        return result
+
+    # -- deciding what runs -----------------------------------------------------------------
+
+    def _evaluate(self, node: Node) -> None:
+        if self.selected is not None and node.name not in self.selected:
+            if node.name in self.needed:
+                self._reuse_latest(node)
+            else:
+                self._end(self.tis[(node.name, -1)], S.SKIPPED)
+            return
+        states = [self.done[up] for up in node.upstream]
+        verdict = decide(node.spec.trigger_rule, states)
+        for up in node.upstream:
+            chosen = self.follow.get(up)
+            if chosen is not None and node.name not in chosen:
+                verdict = S.SKIPPED  # a branch upstream chose another path
+        if verdict is not None:
+            self._end(self.tis[(node.name, -1)], verdict)
+        elif node.spec.map_over is not None:
+            self._expand(node)
+        else:
+            self._prepare(self.tis[(node.name, -1)], node)
+
+    def _reuse_latest(self, node: Node) -> None:
+        ti = self.tis[(node.name, -1)]
+        if node.name in self.provided:  # given by the caller (`cadenza task --input`)
+            value = self.provided[node.name]
+            stored = store_bytes(self.ws.artifacts, *serialize(value, node.name))
+            self.fresh[stored.hash] = stored
+            self._artifact(node.name, "return", stored, ())
+            ti.output = stored.hash
+            if self.keep_values:
+                self.values[(node.name, -1)] = value
+            self._end(ti, S.CACHED)
+            return
+        entry = self.latest.get(node.name)
+        if entry is None:
+            raise CadenzaError(
+                f"Task {node.name!r} is not selected to run, and no earlier run stored its "
+                "output, which the selected tasks need. Select it too, or run the whole "
+                f"pipeline {self.pipe.name!r} once first."
+            )
+        ti.output, ti.files, ti.cache_key = entry.output, entry.files, entry.key
+        self._end(ti, S.CACHED)
+
+    def _expand(self, node: Node) -> None:
+        assert node.spec.map_over is not None
+        items = self._value(node.spec.map_over)
+        parent = self.tis[(node.name, -1)]
+        self._move(parent, S.QUEUED)
+        self._move(parent, S.RUNNING)
+        if not isinstance(items, list | tuple):
+            ti = parent
+            ti.error = (
+                f"Task {node.name!r} maps over {node.spec.map_over!r}, which returned "
+                f"{type(items).__name__}, not a list. Return a list from "
+                f"{node.spec.map_over!r}."
+            )
+            self._end(ti, S.FAILED)
+            return
+        self.remaining[node.name] = len(items)
+        if not items:
+            self._aggregate(node.name)
+        for index, item in enumerate(items):
+            ti = self.tis[(node.name, index)] = _TI(node.name, index, item=item)
+            prior = self.prior.get((node.name, index))
+            if prior is not None and S(prior.state) in SUCCEEDED:
+                ti.output, ti.files, ti.attempt = prior.output, prior.files, prior.attempt
+                self._end(ti, S.CACHED)
+            else:
+                self.batch.task_instances.append(ti.record(self.run.run_id))
+                self._prepare(ti, node)
+
+    def _prepare(self, ti: _TI, node: Node) -> None:
+        """Find the task's cache key; end it cached on a hit, else queue it."""
+        spec = node.spec
+        if spec.cache is not False:
+            outputs = {up: (self.tis[(up, -1)].output, self.tis[(up, -1)].files)
+                       for up in node.inputs}
+            item = None if ti.index < 0 else sha256(serialize(ti.item, node.name)[1])
+            ti.meta = key_meta(node, outputs, self.run.params, self.ws.root, item)
+            ti.cache_key = key = key_of(
+                ti.meta, self.interval[1:] if spec.cache == "interval" else None
+            )
+            entry = None if self.force else self.cache.get((node.name, key))
+            if entry is not None and self._fits(entry) and self._intact(entry.output, entry.files):
+                ti.output, ti.files = entry.output, entry.files
+                self._end(ti, S.CACHED)
+                return
+        self._queue(ti)
+
+    def _fits(self, entry: CacheEntry) -> bool:
+        return fits(entry, self.run.params)
+
+    def _intact(self, output: str | None, files: Mapping[str, str]) -> bool:
+        if output is None:
+            return False
+        memo = self._intact_memo
+        if output not in memo:
+            record = self.ws.store.artifact(output)
+            memo[output] = record is not None and (
+                record.data is not None or self.ws.artifacts.exists(output)
+            )
+        return memo[output] and all(self.ws.artifacts.exists(h) for h in files.values())
+
+    # -- submitting and collecting ----------------------------------------------------------
+
+    def _queue(self, ti: _TI) -> None:
+        self._move(ti, S.QUEUED)
+        self.ready.append(ti)
+
+    def _submit_ready(self) -> None:
+        while self.ready and self.in_flight < self.limit:
+            ti = self.ready.popleft()
+            node = self.graph.nodes[ti.task]
+            ti.attempt += 1
+            ti.token += 1
+            ti.started, ti.ended, ti.error = time.time(), None, None
+            self._move(ti, S.RUNNING)
+            call = self._call(ti, node)
+            self.batch.attempts.append(self._attempt_record(ti, "running", call.log_path))
+            self.in_flight += 1
+            key, token = (ti.task, ti.index), ti.token
+            if node.spec.timeout is not None:
+                heapq.heappush(
+                    self.deadlines, (time.monotonic() + node.spec.timeout, key, token)
+                )
+            future = self.executor.submit(run_attempt, call)
+            ti.future = future
+            future.add_done_callback(self._reporter(key, token))
+
+    def _reporter(self, key: Key, token: int) -> Callable[[Future[AttemptResult]], None]:
+        return lambda future: self.results.put((key, token, future))
+
+    def _call(self, ti: _TI, node: Node) -> Call:
+        spec = node.spec
+        kwargs: dict[str, Any] = {}
+        shell_inputs: dict[str, Path] = {}
+        for up in node.inputs:
+            if spec.kind == "shell":
+                shell_inputs[up] = self._materialize(up)
+            else:
+                kwargs[up] = self._value(up)
+        for p in node.params:
+            kwargs[p] = self.run.params[p]
+        if spec.map_over is not None:
+            kwargs[spec.map_over] = ti.item
+        suffix = f"{ti.attempt}.log" if ti.index < 0 else f"{ti.index}.{ti.attempt}.log"
+        log_path = self.ws.logs / self.pipe.name / self.run.run_id / ti.task / suffix
+        return Call(
+            pipeline=self.pipe.name, run_id=self.run.run_id, task=ti.task, map_index=ti.index,
+            attempt=ti.attempt, kind=spec.kind, fn=spec.fn, kwargs=kwargs,
+            params=self.run.params, log_path=log_path, home=self.ws.home, root=self.ws.root,
+            retry=spec.retry, timeout=spec.timeout, artifacts=self.ws.artifacts,
+            keep_value=self.keep_values,
+            outputs={name: self.ws.root / path for name, path in spec.outputs.items()},
+            command=spec.command, shell_inputs=shell_inputs, shell_entries=spec.shell_inputs,
+            interval=self.interval, wants_ctx=node.wants_ctx,
+        )
+
+    def _collect(self, key: Key, token: int, future: Future[AttemptResult]) -> None:
+        self.in_flight -= 1
+        ti = self.tis[key]
+        if ti.token != token or ti.state is not S.RUNNING or future.cancelled():
+            return  # a late result: its attempt already timed out or was cancelled
+        ti.future = None
+        error = future.exception()
+        if error is not None:
+            outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
+            result = AttemptResult(
+                outcome.state, outcome.kind, ti.started or time.time(), time.time(),
+                error=str(error) or type(error).__name__,
+            )
+        else:
+            result = future.result()
+        timeout = self.graph.nodes[ti.task].spec.timeout
+        if timeout is not None and result.ended - result.started > timeout:
+            result = self._timeout_result(ti, timeout, result.started)
+        self._record(ti, result)
+
+    def _time_out(self, ti: _TI, token: int) -> None:
+        if ti.token != token or ti.state is not S.RUNNING:
+            return
+        timeout = self.graph.nodes[ti.task].spec.timeout
+        assert timeout is not None
+        if self.killable and ti.future is not None:
+            self.executor.kill(ti.future)  # type: ignore[attr-defined]
+        ti.token += 1  # whatever the attempt still sends is late now
+        self._record(ti, self._timeout_result(ti, timeout, ti.started or time.time()))
+
+    def _timeout_result(self, ti: _TI, timeout: float, started: float) -> AttemptResult:
+        error = TaskTimeoutError(
+            f"Task {ti.task!r} ran past its timeout of {timeout:g}s on attempt {ti.attempt} "
+            "and was stopped.", task=ti.task, run_id=self.run.run_id, attempt=ti.attempt,
+        )
+        outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
+        return AttemptResult(outcome.state, outcome.kind, started, time.time(), error=str(error))
+
+    def _record(self, ti: _TI, result: AttemptResult) -> None:
+        ti.started, ti.ended, ti.error = result.started, result.ended, result.error
+        log_path = self._log_path(ti)
+        attempt = self._attempt_record(ti, result.kind, log_path if result.logged else None)
+        attempt.ended_at, attempt.error, attempt.traceback = (
+            result.ended, result.error, result.traceback
+        )
+        self.batch.attempts.append(attempt)
+        if result.state is S.SUCCESS:
+            self._store_output(ti, result)
+        if result.state is S.UP_FOR_RETRY:
+            self._move(ti, S.UP_FOR_RETRY)
+            self.batch.task_instances.append(ti.record(self.run.run_id))
+            delay = self.graph.nodes[ti.task].spec.retry.delay(ti.attempt)
+            heapq.heappush(self.retries, (time.monotonic() + delay, (ti.task, ti.index)))
+        else:
+            self._end(ti, result.state)
+
+    def _store_output(self, ti: _TI, result: AttemptResult) -> None:
+        node = self.graph.nodes[ti.task]
+        assert result.stored is not None
+        ti.output = result.stored.hash
+        ti.files = {name: stored.hash for name, stored in result.files.items()}
+        self.fresh[result.stored.hash] = result.stored
+        if self.keep_values:
+            self.values[(ti.task, ti.index)] = result.value
+        if ti.task in self.follow or result.follow is not None:
+            self.follow[ti.task] = set(result.follow or ())
+        parents = self._parents(node)
+        self._artifact(ti.task, "return", result.stored, parents)
+        for name, stored in result.files.items():
+            self._artifact(ti.task, name, stored, parents)
+        if ti.meta is not None:
+            ti.meta["params_read"] = {
+                k: self.run.params[k] for k in result.params_read if k in self.run.params
+            }
+            ti.meta["cacheable"] = node.spec.cache is not False
+        if ti.cache_key is not None and ti.meta is not None:
+            self.batch.cache.append(self._cache_entry(ti))
+
+    def _cache_entry(self, ti: _TI) -> CacheEntry:
+        assert ti.cache_key is not None and ti.meta is not None
+        entry = CacheEntry(
+            self.pipe.name, ti.task, ti.cache_key, ti.output, ti.files, self.run.run_id,
+            time.time(), ti.meta,
+        )
+        self.cache[(ti.task, ti.cache_key)] = entry
+        return entry
+
+    def _parents(self, node: Node) -> tuple[str, ...]:
+        found: list[str] = []
+        for up in node.inputs:
+            ti = self.tis[(up, -1)]
+            if ti.output is not None:
+                found.append(ti.output)
+            found.extend(ti.files.values())
+        return tuple(dict.fromkeys(found))
+
+    def _artifact(
+        self, task: str, name: str, stored: StoredValue, parents: tuple[str, ...]
+    ) -> None:
+        self.batch.artifacts.append(ArtifactRecord(
+            stored.hash, stored.serializer, stored.size, self.pipe.name, task,
+            self.run.run_id, time.time(), name, stored.uri, stored.data, parents,
+        ))
+
+    # -- state changes ----------------------------------------------------------------------
+
+    def _move(self, ti: _TI, new: TaskState) -> None:
+        old = ti.state
+        ti.state = transition(ti.task, self.run.run_id, old, new)
+        if new is not S.QUEUED:
+            self._event(ti.task, ti.index, new.value)
+        for hook in self.hooks:
+            hook.after_transition(ti.task, ti.index, old, new)
+
+    def _end(self, ti: _TI, state: TaskState) -> None:
+        if ti.state is not state:
+            self._move(ti, state)
+        ti.ended = ti.ended or time.time()
+        self.batch.task_instances.append(ti.record(self.run.run_id))
+        if ti.index < 0:
+            self._task_done(ti.task, state)
+            return
+        self.remaining[ti.task] -= 1
+        if self.remaining[ti.task] == 0:
+            self._aggregate(ti.task)
+
+    def _aggregate(self, task: str) -> None:
+        """All items of a mapped task are done: its parent ends, with the list of results."""
+        parent = self.tis[(task, -1)]
+        items = sorted(
+            (ti for (name, index), ti in self.tis.items() if name == task and index >= 0),
+            key=lambda ti: ti.index,
+        )
+        states = {ti.state for ti in items}
+        if states - SUCCEEDED - {S.SKIPPED}:
+            failed = [ti.index for ti in items if ti.state not in SUCCEEDED | {S.SKIPPED}]
+            parent.error = f"{len(failed)} of {len(items)} mapped items failed: {failed[:10]}"
+            self._end(parent, S.CANCELLED if states == {S.CANCELLED} else S.FAILED)
+            return
+        values = [
+            self._item_value(ti) if ti.state in SUCCEEDED else None for ti in items
+        ]
+        name, data = serialize(values, task)
+        stored = store_bytes(self.ws.artifacts, name, data)
+        self.fresh[stored.hash] = stored
+        parent.output = stored.hash
+        self._artifact(task, "return", stored, tuple(ti.output for ti in items if ti.output))
+        if self.keep_values:
+            self.values[(task, -1)] = values
+        parent.cache_key = sha256("".join(ti.cache_key or "-" for ti in items).encode())
+        parent.meta = {"items": len(items)}
+        self.batch.cache.append(self._cache_entry(parent))
+        self._end(parent, S.CACHED if states == {S.CACHED} else S.SUCCESS)
+
+    def _task_done(self, task: str, state: TaskState) -> None:
+        self.done[task] = state
+        for down in self.graph.nodes[task].downstream:
+            self.waiting[down] -= 1
+            if self.waiting[down] == 0 and self.tis[(down, -1)].state is S.PENDING:
+                self._evaluate(self.graph.nodes[down])
+
+    def _cancel_all(self) -> None:
+        self.cancelled = True
+        for ti in list(self.tis.values()):
+            if ti.state in TERMINAL:
+                continue
+            if ti.state is S.RUNNING and ti.future is not None:
+                if self.killable:
+                    self.executor.kill(ti.future)  # type: ignore[attr-defined]
+                ti.token += 1
+                ti.error = "cancelled while running"
+                self.batch.attempts.append(self._attempt_record(ti, "cancelled", None))
+            self._move(ti, S.CANCELLED)
+            ti.ended = time.time()
+            self.batch.task_instances.append(ti.record(self.run.run_id))
+            if ti.index < 0:
+                self.done[ti.task] = S.CANCELLED
+        self.ready.clear()
+
+    # -- values -----------------------------------------------------------------------------
+
+    def _value(self, task: str) -> Any:
+        key = (task, -1)
+        if key not in self.values:
+            ti = self.tis[key]
+            self.values[key] = None if ti.output is None else self._load(ti.output)
+        return self.values[key]
+
+    def _load(self, digest: str) -> Any:
+        stored = self.fresh.get(digest)
+        if stored is None:
+            return load_value(self.ws, digest)
+        data = stored.data if stored.data is not None else self.ws.artifacts.get(digest)
+        return deserialize(stored.serializer, data)
+
+    def _item_value(self, ti: _TI) -> Any:
+        key = (ti.task, ti.index)
+        if key in self.values:
+            return self.values.pop(key)
+        assert ti.output is not None
+        return self._load(ti.output)
+
+    def _materialize(self, task: str) -> Path:
+        """A file holding ``task``'s output, for a shell command to read."""
+        ti = self.tis[(task, -1)]
+        if ti.output is None:
+            return Path(os.devnull)
+        path = self.ws.artifacts.path(ti.output)
+        if path is None:
+            record = self.ws.store.artifact(ti.output)
+            assert record is not None and record.data is not None
+            self.ws.artifacts.put(ti.output, record.data)
+            path = self.ws.artifacts.path(ti.output)
+        if path is None:
+            raise CadenzaError(
+                f"Shell task inputs need artifacts on disk, but {self.ws.artifacts!r} keeps "
+                "none; run with a workspace on disk (home=...)."
+            )
+        return path
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _log_path(self, ti: _TI) -> Path:
+        suffix = f"{ti.attempt}.log" if ti.index < 0 else f"{ti.index}.{ti.attempt}.log"
+        return self.ws.logs / self.pipe.name / self.run.run_id / ti.task / suffix
+
+    def _attempt_record(self, ti: _TI, state: str, log_path: Path | None) -> AttemptRecord:
+        return AttemptRecord(
+            self.run.run_id, ti.task, ti.index, ti.attempt, state, ti.started or time.time(),
+            log_path=str(log_path) if log_path else None,
+        )
+
+    def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
+        self.batch.events.append(Event(self.run.run_id, kind, time.time(), task, index, data))
+
+
+_MISSING = object()
+
+
+def fits(entry: CacheEntry, params: Mapping[str, Any]) -> bool:
+    """An entry fits if the params the task read through ctx.params are unchanged."""
+    read: Mapping[str, Any] = entry.meta.get("params_read", {})
+    return all(params.get(k, _MISSING) == v for k, v in read.items())
+
+
+def _is_process_executor(executor: Executor) -> bool:
+    return type(executor).__name__ == "ProcessExecutor"
+
+
+def run_pipeline(
+    pipe: Pipeline,
+    params: Mapping[str, Any] | None = None,
+    *,
+    executor: str | Executor = "inline",
+    workers: int | None = None,
+    home: str | Path | None = None,
+    workspace: Workspace | None = None,
+    resume: str | None = None,
+    only: Iterable[str] | None = None,
+    from_: Iterable[str] | None = None,
+    force: bool = False,
+    hooks: Iterable[Hooks] = (),
+    cancel: threading.Event | None = None,
+    target: str = "",
+    params_from_text: bool = False,
+    provided: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run ``pipe`` and return its result. Raises only for bad input, never for a task's failure.
+
+    ``executor``: inline, threads, processes, or an Executor. ``home``: the ``.cadenza`` folder
+    (default: found from the working directory). ``resume``: a run id to continue, re-running
+    only what did not succeed. ``only``/``from_``: run just these tasks (and, with ``from_``,
+    everything downstream), taking other outputs from earlier runs. ``force``: ignore the cache.
+    """
+    graph: Graph = pipe.graph()
+    ws = workspace or Workspace.open(home)
+    selected = select(pipe, graph, only, from_)
+    prior: list[TaskInstanceRecord] = []
+    if resume is not None:
+        run = ws.store.get_run(resume)
+        if run.pipeline != pipe.name:
+            raise CadenzaError(
+                f"Run {resume} belongs to pipeline {run.pipeline!r}, not {pipe.name!r}."
+            )
+        if params:
+            raise CadenzaError("A resumed run keeps its own params; do not pass new ones.")
+        ws.store.request_cancel(resume, False)
+        run.cancel_requested = False
+        prior = ws.store.task_instances(resume)
+    else:
+        resolved = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
+        run = RunRecord(new_run_id(pipe.name), pipe.name, "running", resolved, time.time(),
+                        target=target)
+    if isinstance(executor, str):
+        if executor == "processes" and ws.in_memory:
+            raise CadenzaError(
+                "The processes executor needs a workspace on disk; an in-memory workspace "
+                "cannot be shared with worker processes. Use inline or threads, or pass home=."
+            )
+        runner_executor, owned = make_executor(executor, workers), True
+    else:
+        runner_executor, owned = executor, False
+    try:
+        runner = Runner(pipe, ws, runner_executor, run, hooks=hooks, selected=selected,
+                        force=force, cancel=cancel, prior=prior, provided=provided)
+        return runner.execute()
+    finally:
+        if owned:
+            runner_executor.shutdown(wait=False)
+
+
+def select(
+    pipe: Pipeline, graph: Graph, only: Iterable[str] | None, from_: Iterable[str] | None
+) -> set[str] | None:
+    chosen: set[str] | None = None
+    for flag, names in (("--only", only), ("--from", from_)):
+        if names is None:
+            continue
+        names = list(names)
+        for name in names:
+            if name not in graph.nodes:
+                raise CadenzaError(
+                    f"{flag} {name!r}: pipeline {pipe.name!r} has no such task. Its tasks are: "
+                    + ", ".join(graph.order) + "."
+                )
+        picked = set(names) if flag == "--only" else graph.descendants(names)
+        chosen = picked if chosen is None else chosen | picked
+    return chosen
+
+
+__all__ = ["Cancelled", "RunResult", "Runner", "new_run_id", "run_pipeline"]

@@ -1,0 +1,125 @@
+"""Every error cadenza raises, one tree under ``CadenzaError``.
+
+    CadenzaError
+    ├── DefinitionError            the pipeline as written cannot be built (.pipeline, .task)
+    │   ├── CycleError             .cycle: the tasks in the loop, first repeated last
+    │   ├── UnknownInputError      .name, .suggestion: an input names no task or param
+    │   ├── DuplicateTaskError     two tasks share a name
+    │   └── InvalidOptionError     .option, .value: retries, timeout, trigger rule, ...
+    ├── PipelineLoadError          a FILE_OR_MODULE[:PIPELINE] could not give one pipeline
+    ├── ParamError                 .param: unknown or malformed run parameter
+    ├── SerializationError         .task: a return value no serializer could store
+    ├── InvalidTransitionError     .task, .run_id, .old, .new: the state machine said no
+    ├── RunNotFoundError           .run_id
+    └── TaskError                  .task, .run_id, .attempt: a task's own failure, wrapped once
+        ├── TaskTimeoutError       the attempt ran past its timeout
+        └── WorkerCrashedError     .exitcode: the process running the attempt died
+
+``Cancelled`` is a ``BaseException``, like ``KeyboardInterrupt``: a task body must not swallow it.
+"""
+
+from __future__ import annotations
+
+
+class CadenzaError(Exception):
+    """Base class of every error cadenza raises on purpose."""
+
+
+class DefinitionError(CadenzaError):
+    def __init__(self, message: str, *, pipeline: str | None = None, task: str | None = None):
+        super().__init__(message)
+        self.pipeline = pipeline
+        self.task = task
+
+
+class CycleError(DefinitionError):
+    def __init__(self, message: str, *, pipeline: str, cycle: list[str]):
+        super().__init__(message, pipeline=pipeline, task=cycle[0])
+        self.cycle = cycle
+
+
+class UnknownInputError(DefinitionError):
+    def __init__(
+        self, message: str, *, pipeline: str, task: str, name: str, suggestion: str | None
+    ):
+        super().__init__(message, pipeline=pipeline, task=task)
+        self.name = name
+        self.suggestion = suggestion
+
+
+class DuplicateTaskError(DefinitionError):
+    pass
+
+
+class InvalidOptionError(DefinitionError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        option: str,
+        value: object,
+        pipeline: str | None = None,
+        task: str | None = None,
+    ):
+        super().__init__(message, pipeline=pipeline, task=task)
+        self.option = option
+        self.value = value
+
+
+class PipelineLoadError(CadenzaError):
+    def __init__(self, message: str, *, target: str):
+        super().__init__(message)
+        self.target = target
+
+
+class ParamError(CadenzaError):
+    def __init__(self, message: str, *, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+class SerializationError(CadenzaError):
+    def __init__(self, message: str, *, task: str | None = None):
+        super().__init__(message)
+        self.task = task
+
+
+class InvalidTransitionError(CadenzaError):
+    def __init__(self, *, task: str, run_id: str, old: str, new: str):
+        super().__init__(f"task {task!r} in run {run_id}: cannot go from {old} to {new}")
+        self.task = task
+        self.run_id = run_id
+        self.old = old
+        self.new = new
+
+
+class RunNotFoundError(CadenzaError):
+    def __init__(self, run_id: str):
+        super().__init__(
+            f"No run has the id {run_id!r}. List the recorded runs with `cadenza runs`."
+        )
+        self.run_id = run_id
+
+
+class TaskError(CadenzaError):
+    def __init__(
+        self, message: str, *, task: str = "", run_id: str = "", attempt: int = 0
+    ):
+        super().__init__(message)
+        self.task = task
+        self.run_id = run_id
+        self.attempt = attempt
+
+
+class TaskTimeoutError(TaskError):
+    pass
+
+
+class WorkerCrashedError(TaskError):
+    def __init__(self, message: str, *, exitcode: int | None = None, **fields: object):
+        super().__init__(message, **fields)  # type: ignore[arg-type]
+        self.exitcode = exitcode
+
+
+class Cancelled(BaseException):
+    """Raised inside a task, or recorded for it, when its run is cancelled."""

@@ -1,0 +1,31 @@
+"""The Executor protocol: where task attempts run. Shaped like ``concurrent.futures``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    max_workers: int
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """Start ``fn(*args)`` when a worker is free; the future holds its result or error."""
+        ...
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop taking work; with ``wait``, return once what was submitted has finished."""
+        ...
+
+
+@runtime_checkable
+class Killable(Protocol):
+    """An executor that can stop a running call (timeouts, cancel): the processes executor."""
+
+    def kill(self, future: Future[Any]) -> bool:
+        """Stop the call behind ``future`` now; its slot is freed. False if it was not running."""
+        ...

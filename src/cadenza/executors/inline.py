@@ -1,0 +1,26 @@
+"""Run each call at once, in the caller's thread: no concurrency, the test default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class InlineExecutor:
+    max_workers = 1
+    synchronous = True
+    """Work is done by the time ``submit`` returns: the run loop need not hold calls back."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass

@@ -1,0 +1,313 @@
+"""Pipeline and its decorators: turn plain functions into TaskSpec data, checking as they come.
+
+Checks that need one task only (names, options) run at decoration; checks that need the
+whole graph (unknown inputs, cycles) run when the graph is built, by ``Pipeline.graph()``,
+which every command and ``Pipeline.run`` call before anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from cadenza._durations import parse_duration
+from cadenza.engine.retry import NO_RETRY, Retry
+from cadenza.exceptions import DuplicateTaskError, InvalidOptionError
+
+if TYPE_CHECKING:
+    from cadenza.engine.run import RunResult
+    from cadenza.graph import Graph
+
+F = TypeVar("F", bound=Callable[..., Any])
+CachePolicy = bool | Literal["interval"]
+TaskKind = Literal["python", "shell", "branch"]
+
+TRIGGER_RULES = frozenset(
+    {"all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"}
+)
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+PIPELINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
+CONTEXT_ARG = "ctx"
+"""A function parameter with this name receives the task context, unless a task has the name."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything cadenza knows about one task, as plain data."""
+
+    name: str
+    kind: TaskKind
+    fn: Callable[..., Any] | None
+    args: tuple[str, ...]
+    """The function's parameter names: upstream tasks, params or ``ctx``, resolved by the graph."""
+    optional_args: frozenset[str]
+    """Parameters with a default value: they need not name a task or a param."""
+    after: tuple[str, ...] = ()
+    retry: Retry = NO_RETRY
+    timeout: float | None = None
+    cache: CachePolicy = True
+    version: str | None = None
+    trigger_rule: str = "all_success"
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    input_files: tuple[str, ...] = ()
+    map_over: str | None = None
+    command: str | None = None
+    shell_inputs: tuple[str, ...] = ()
+    """For shell tasks: ``inputs=`` entries, each a task name or a file path."""
+    description: str = ""
+
+
+_OPTIONS = (
+    "retries", "timeout", "cache", "version", "trigger_rule", "after", "outputs", "inputs",
+    "map_over",
+)
+
+
+def _check_options(options: Mapping[str, Any], where: str, pipeline: str, task: str | None) -> None:
+    for key in options:
+        if key not in _OPTIONS:
+            raise InvalidOptionError(
+                f"{where} got an unknown option {key!r}. Valid options are: "
+                + ", ".join(_OPTIONS) + ".",
+                option=key, value=options[key], pipeline=pipeline, task=task,
+            )
+
+
+def _coerce(pipeline: str, task: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate task options and turn them into TaskSpec fields."""
+    out: dict[str, Any] = {}
+
+    def bad(option: str, value: object, fix: str) -> InvalidOptionError:
+        return InvalidOptionError(
+            f"Task {task!r} has an invalid {option}={value!r}: {fix}.",
+            option=option, value=value, pipeline=pipeline, task=task,
+        )
+
+    if "retries" in options:
+        value = options["retries"]
+        if isinstance(value, Retry):
+            out["retry"] = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise bad("retries", value, "give 0 or a positive number of retries")
+            out["retry"] = Retry(value)
+        else:
+            raise bad("retries", value, "give a number of retries or Retry(attempts, backoff=...)")
+    if "timeout" in options and options["timeout"] is not None:
+        value = options["timeout"]
+        try:
+            out["timeout"] = parse_duration(value)
+        except ValueError as exc:
+            raise bad("timeout", value, str(exc)) from None
+    if "cache" in options:
+        value = options["cache"]
+        if value not in (True, False, "interval"):
+            raise bad("cache", value, "give True, False or 'interval'")
+        out["cache"] = value
+    if "version" in options and options["version"] is not None:
+        out["version"] = str(options["version"])
+    if "trigger_rule" in options:
+        value = options["trigger_rule"]
+        if value not in TRIGGER_RULES:
+            raise bad("trigger_rule", value, "choose one of " + ", ".join(sorted(TRIGGER_RULES)))
+        out["trigger_rule"] = value
+    if "after" in options:
+        value = options["after"]
+        names = (value,) if isinstance(value, str) else tuple(value)
+        if not all(isinstance(n, str) for n in names):
+            raise bad("after", value, "give a list of task names")
+        out["after"] = names
+    if "outputs" in options:
+        value = options["outputs"]
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and NAME.match(k) and isinstance(v, str | Path)
+            for k, v in value.items()
+        ):
+            raise bad("outputs", value, "give a dict of {name: file path}")
+        out["outputs"] = {k: str(v) for k, v in value.items()}
+    if "inputs" in options:
+        value = options["inputs"]
+        paths = (value,) if isinstance(value, str | Path) else tuple(value)
+        if not all(isinstance(p, str | Path) for p in paths):
+            raise bad("inputs", value, "give a list of file paths")
+        out["input_files"] = tuple(str(p) for p in paths)
+    if "map_over" in options and options["map_over"] is not None:
+        out["map_over"] = options["map_over"]
+    return out
+
+
+class Pipeline:
+    """A named DAG of tasks, with default options for them and run parameters."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        description: str = "",
+    ) -> None:
+        if not isinstance(name, str) or not PIPELINE_NAME.match(name):
+            raise InvalidOptionError(
+                f"Pipeline name {name!r} is invalid: use letters, digits, '_', '.' or '-' "
+                "(at most 100, not starting with '.' or '-').",
+                option="name", value=name,
+            )
+        self.name = name
+        self.params: dict[str, Any] = dict(params or {})
+        for key in self.params:
+            if not isinstance(key, str) or not NAME.match(key):
+                raise InvalidOptionError(
+                    f"Pipeline {name!r} has a param named {key!r}; a param name must be a "
+                    "Python identifier.", option="params", value=key, pipeline=name,
+                )
+        self.defaults = dict(defaults or {})
+        _check_options(self.defaults, f"Pipeline {name!r} defaults", name, None)
+        for key in ("after", "outputs", "inputs", "map_over", "version"):
+            if key in self.defaults:
+                raise InvalidOptionError(
+                    f"Pipeline {name!r} defaults cannot set {key!r}: it belongs to one task.",
+                    option=key, value=self.defaults[key], pipeline=name,
+                )
+        self._default_fields = _coerce(name, "<defaults>", self.defaults)
+        self.description = description
+        self.tasks: dict[str, TaskSpec] = {}
+        self._graph: Graph | None = None
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, tasks={list(self.tasks)})"
+
+    # -- definition -------------------------------------------------------------------------
+
+    def task(self, fn: F | None = None, /, *, name: str | None = None, **options: Any) -> Any:
+        """Declare a function as a task; its parameter names are its upstream tasks.
+
+        Used bare (``@pipe.task``) or with options (``@pipe.task(retries=3, timeout="10m")``).
+        Returns the function unchanged, so it stays an ordinary, testable function.
+        """
+        return self._decorate(fn, name, "python", options)
+
+    def branch(self, fn: F | None = None, /, *, name: str | None = None, **options: Any) -> Any:
+        """Declare a task that returns the name (or names) of the downstream tasks to follow."""
+        return self._decorate(fn, name, "branch", options)
+
+    def _decorate(
+        self, fn: F | None, name: str | None, kind: TaskKind, options: dict[str, Any]
+    ) -> Any:
+        def register(f: F) -> F:
+            if not callable(f):
+                raise InvalidOptionError(
+                    f"@{self.name}.task decorates functions, not {f!r}.",
+                    option="fn", value=f, pipeline=self.name,
+                )
+            self._add(self._spec_for(f, name or f.__name__, kind, options))
+            return f
+
+        return register if fn is None else register(fn)
+
+    def shell(
+        self,
+        name: str,
+        command: str,
+        *,
+        inputs: Iterable[str] = (),
+        outputs: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> TaskSpec:
+        """Declare a command-line step.
+
+        ``command`` may use ``{inputs.NAME}`` (an upstream task's stored output, or the path of
+        an input file given by its position as ``{inputs[0]}``), ``{outputs.NAME}`` (a
+        declared output file), ``{params.NAME}`` and ``{run_id}``; every value is shell-quoted.
+        """
+        if "inputs" in options:
+            raise InvalidOptionError(
+                f"Shell task {name!r}: pass inputs once.", option="inputs", value=inputs,
+                pipeline=self.name, task=name,
+            )
+        if not isinstance(command, str) or not command.strip():
+            raise InvalidOptionError(
+                f"Shell task {name!r} needs a command, got {command!r}.",
+                option="command", value=command, pipeline=self.name, task=name,
+            )
+        entries = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        spec = self._spec_for(
+            None, name, "shell", {**options, "outputs": dict(outputs or {})}
+        )
+        spec = replace(spec, command=command, shell_inputs=tuple(str(e) for e in entries))
+        self._add(spec)
+        return spec
+
+    def _spec_for(
+        self, fn: Callable[..., Any] | None, name: str, kind: TaskKind, options: dict[str, Any]
+    ) -> TaskSpec:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise InvalidOptionError(
+                f"Task name {name!r} in pipeline {self.name!r} is invalid: a task name must be "
+                "a Python identifier (letters, digits and '_', not starting with a digit).",
+                option="name", value=name, pipeline=self.name, task=str(name),
+            )
+        _check_options(options, f"Task {name!r}", self.name, name)
+        fields = {**self._default_fields, **_coerce(self.name, name, options)}
+        args: tuple[str, ...] = ()
+        optional: frozenset[str] = frozenset()
+        if fn is not None:
+            signature = inspect.signature(fn)
+            for p in signature.parameters.values():
+                if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                    raise InvalidOptionError(
+                        f"Task {name!r} has parameter {p!s}; a task's parameters must be plain "
+                        "named ones, each naming an upstream task, a param or 'ctx'.",
+                        option="signature", value=str(signature), pipeline=self.name, task=name,
+                    )
+            args = tuple(signature.parameters)
+            optional = frozenset(
+                n for n, p in signature.parameters.items() if p.default is not p.empty
+            )
+        map_over = fields.get("map_over")
+        if map_over is not None and map_over not in args:
+            raise InvalidOptionError(
+                f"Task {name!r} maps over {map_over!r}, which is not one of its parameters "
+                f"{list(args)}. Name the upstream task whose list it fans out over.",
+                option="map_over", value=map_over, pipeline=self.name, task=name,
+            )
+        doc = inspect.getdoc(fn) if fn is not None else None
+        return TaskSpec(
+            name=name, kind=kind, fn=fn, args=args, optional_args=optional,
+            description=(doc or "").strip().split("\n\n")[0], **fields,
+        )
+
+    def _add(self, spec: TaskSpec) -> None:
+        if spec.name in self.tasks:
+            raise DuplicateTaskError(
+                f"Pipeline {self.name!r} already has a task named {spec.name!r}. Rename one of "
+                "them, or pass name='...' to the decorator.",
+                pipeline=self.name, task=spec.name,
+            )
+        self.tasks[spec.name] = spec
+        self._graph = None
+
+    # -- use --------------------------------------------------------------------------------
+
+    def graph(self) -> Graph:
+        """The checked DAG: raises ``CycleError`` or ``UnknownInputError`` when it is not one."""
+        if self._graph is None:
+            from cadenza.graph import Graph
+
+            self._graph = Graph.build(self)
+        return self._graph
+
+    def validate(self) -> Pipeline:
+        """Build the graph, raising the first definition error; return the pipeline."""
+        self.graph()
+        return self
+
+    def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
+        """Run the pipeline now and return its result; see ``cadenza.engine.run.run_pipeline``."""
+        from cadenza.engine.run import run_pipeline
+
+        return run_pipeline(self, params=params, **options)

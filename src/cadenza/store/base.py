@@ -1,0 +1,139 @@
+"""The MetadataStore protocol and the records it keeps: runs, task instances, attempts,
+artifacts, cache entries and the append-only event log.
+
+The engine writes only through ``apply(batch)``: one atomic commit per step of the run loop,
+so a state change is durable before any task that depends on it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class RunRecord:
+    run_id: str
+    pipeline: str
+    state: str
+    params: dict[str, Any]
+    created_at: float
+    target: str = ""
+    """What `cadenza run` was given (file or module), so `--resume` can load it again."""
+    started_at: float | None = None
+    ended_at: float | None = None
+    logical_date: str | None = None
+    interval_start: str | None = None
+    interval_end: str | None = None
+    runner_pid: int | None = None
+    heartbeat: float | None = None
+    cancel_requested: bool = False
+
+
+@dataclass(slots=True)
+class TaskInstanceRecord:
+    run_id: str
+    task: str
+    map_index: int
+    state: str
+    attempt: int = 0
+    cache_key: str | None = None
+    output: str | None = None
+    """Content hash of the returned value's artifact."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Declared output files: name -> content hash."""
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    run_id: str
+    task: str
+    map_index: int
+    attempt: int
+    state: str
+    started_at: float
+    ended_at: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    log_path: str | None = None
+
+
+@dataclass(slots=True)
+class ArtifactRecord:
+    hash: str
+    serializer: str
+    size: int
+    pipeline: str
+    task: str
+    run_id: str
+    created_at: float
+    name: str = "return"
+    """``return`` for a returned value, else the declared output's name."""
+    uri: str | None = None
+    """Where the bytes are, if not inline."""
+    data: bytes | None = None
+    """The bytes themselves, for small values kept in the store."""
+    parents: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    pipeline: str
+    task: str
+    key: str
+    output: str | None
+    files: dict[str, str]
+    run_id: str
+    created_at: float
+    meta: dict[str, Any]
+    """What the key was made of (code, params, input hashes), for `cadenza plan`."""
+
+
+@dataclass(slots=True)
+class Event:
+    run_id: str
+    kind: str
+    ts: float
+    task: str | None = None
+    map_index: int = -1
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(slots=True)
+class Batch:
+    """Writes the run loop gathered in one step; a store applies them in one transaction."""
+
+    runs: list[RunRecord] = field(default_factory=list)
+    task_instances: list[TaskInstanceRecord] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    cache: list[CacheEntry] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.runs or self.task_instances or self.attempts or self.artifacts or self.cache
+            or self.events
+        )
+
+
+class MetadataStore(Protocol):
+    # writing
+    def apply(self, batch: Batch) -> None: ...
+    def request_cancel(self, run_id: str, requested: bool = True) -> None: ...
+    # runs
+    def get_run(self, run_id: str) -> RunRecord: ...
+    def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]: ...
+    # task instances and attempts
+    def task_instances(self, run_id: str) -> list[TaskInstanceRecord]: ...
+    def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]: ...
+    # artifacts, cache, events
+    def artifact(self, hash: str) -> ArtifactRecord | None: ...
+    def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]: ...
+    def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]: ...
+    def events(self, run_id: str | None = None, after: int = 0) -> list[Event]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,102 @@
+"""A MetadataStore in dictionaries: for tests and `cadenza.testing`; gone when the process ends."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+from cadenza.exceptions import RunNotFoundError
+from cadenza.store.base import (
+    ArtifactRecord,
+    AttemptRecord,
+    Batch,
+    CacheEntry,
+    Event,
+    RunRecord,
+    TaskInstanceRecord,
+)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, RunRecord] = {}
+        self._tis: dict[tuple[str, str, int], TaskInstanceRecord] = {}
+        self._attempts: dict[tuple[str, str, int, int], AttemptRecord] = {}
+        self._artifacts: dict[str, ArtifactRecord] = {}
+        self._cache: dict[tuple[str, str, str], CacheEntry] = {}
+        self._events: list[Event] = []
+
+    def apply(self, batch: Batch) -> None:
+        batch = copy.deepcopy(batch)  # records stay the store's own, as a database's would
+        with self._lock:
+            for run in batch.runs:
+                if run.run_id in self._runs:  # the flag belongs to request_cancel alone
+                    run.cancel_requested = self._runs[run.run_id].cancel_requested
+                self._runs[run.run_id] = run
+            for ti in batch.task_instances:
+                self._tis[(ti.run_id, ti.task, ti.map_index)] = ti
+            for a in batch.attempts:
+                self._attempts[(a.run_id, a.task, a.map_index, a.attempt)] = a
+            for art in batch.artifacts:
+                self._artifacts.setdefault(art.hash, art)
+            for entry in batch.cache:
+                self._cache[(entry.pipeline, entry.task, entry.key)] = entry
+            for event in batch.events:
+                event.id = len(self._events) + 1
+                self._events.append(event)
+
+    def request_cancel(self, run_id: str, requested: bool = True) -> None:
+        with self._lock:
+            self._get(run_id).cancel_requested = requested
+
+    def _get(self, run_id: str) -> RunRecord:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFoundError(run_id) from None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            return copy.copy(self._get(run_id))
+
+    def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
+        with self._lock:
+            runs = [r for r in self._runs.values() if pipeline in (None, r.pipeline)]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+        return [copy.copy(r) for r in runs[:limit]]
+
+    def task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
+        with self._lock:
+            return [copy.copy(ti) for k, ti in self._tis.items() if k[0] == run_id]
+
+    def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
+        with self._lock:
+            found = [
+                copy.copy(a) for k, a in self._attempts.items()
+                if k[0] == run_id and task in (None, k[1])
+            ]
+        return sorted(found, key=lambda a: (a.started_at, a.task, a.map_index, a.attempt))
+
+    def artifact(self, hash: str) -> ArtifactRecord | None:
+        with self._lock:
+            return self._artifacts.get(hash)
+
+    def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
+        with self._lock:
+            found = [a for a in self._artifacts.values() if pipeline in (None, a.pipeline)]
+        return sorted(found, key=lambda a: a.created_at, reverse=True)[:limit]
+
+    def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]:
+        with self._lock:
+            found = [
+                e for k, e in self._cache.items() if k[0] == pipeline and task in (None, k[1])
+            ]
+        return sorted(found, key=lambda e: e.created_at, reverse=True)
+
+    def events(self, run_id: str | None = None, after: int = 0) -> list[Event]:
+        with self._lock:
+            return [e for e in self._events[after:] if run_id in (None, e.run_id)]
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,310 @@
+"""The default MetadataStore: one SQLite file in WAL mode, one writer, ``BEGIN IMMEDIATE``.
+
+``synchronous=NORMAL`` in WAL mode keeps every commit across a crash of the process (SIGKILL);
+only a power loss can take back the last commits. ``durable=True`` switches to ``FULL``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cadenza.exceptions import RunNotFoundError
+from cadenza.store.base import (
+    ArtifactRecord,
+    AttemptRecord,
+    Batch,
+    CacheEntry,
+    Event,
+    RunRecord,
+    TaskInstanceRecord,
+)
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
+    created_at REAL NOT NULL, target TEXT NOT NULL DEFAULT '', started_at REAL, ended_at REAL,
+    logical_date TEXT, interval_start TEXT, interval_end TEXT, runner_pid INTEGER,
+    heartbeat REAL, cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
+CREATE TABLE IF NOT EXISTS task_instances (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, map_index INTEGER NOT NULL, state TEXT NOT NULL,
+    attempt INTEGER NOT NULL, cache_key TEXT, output TEXT, files TEXT, started_at REAL,
+    ended_at REAL, error TEXT, PRIMARY KEY (run_id, task, map_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, map_index INTEGER NOT NULL,
+    attempt INTEGER NOT NULL, state TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL,
+    error TEXT, traceback TEXT, log_path TEXT,
+    PRIMARY KEY (run_id, task, map_index, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    hash TEXT PRIMARY KEY, serializer TEXT NOT NULL, size INTEGER NOT NULL,
+    pipeline TEXT NOT NULL, task TEXT NOT NULL, run_id TEXT NOT NULL, created_at REAL NOT NULL,
+    name TEXT NOT NULL, uri TEXT, data BLOB
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_pipeline ON artifacts (pipeline, created_at);
+CREATE TABLE IF NOT EXISTS lineage (
+    child TEXT NOT NULL, parent TEXT NOT NULL, PRIMARY KEY (child, parent)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+    pipeline TEXT NOT NULL, task TEXT NOT NULL, key TEXT NOT NULL, output TEXT, files TEXT,
+    run_id TEXT NOT NULL, created_at REAL NOT NULL, meta TEXT NOT NULL,
+    PRIMARY KEY (pipeline, task, key)
+);
+CREATE INDEX IF NOT EXISTS cache_by_time ON cache (pipeline, task, created_at);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+    ts REAL NOT NULL, task TEXT, map_index INTEGER NOT NULL, data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+"""
+
+_RUN_COLS = (
+    "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
+    "interval_start, interval_end, runner_pid, heartbeat, cancel_requested"
+)
+_TI_COLS = (
+    "run_id, task, map_index, state, attempt, cache_key, output, files, started_at, ended_at, "
+    "error"
+)
+_ATTEMPT_COLS = (
+    "run_id, task, map_index, attempt, state, started_at, ended_at, error, traceback, log_path"
+)
+_ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
+_CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
+
+
+def _dumps(value: Any) -> str | None:
+    return json.dumps(value, separators=(",", ":")) if value else None
+
+
+def _loads(text: str | None, empty: Any) -> Any:
+    return json.loads(text) if text else empty
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, durable: bool = False, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        with self._write() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def apply(self, batch: Batch) -> None:
+        with self._write() as db:
+            if batch.runs:
+                db.executemany(
+                    f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 14)}) "
+                    "ON CONFLICT (run_id) DO UPDATE SET state=excluded.state, "
+                    "params=excluded.params, started_at=excluded.started_at, "
+                    "ended_at=excluded.ended_at, runner_pid=excluded.runner_pid, "
+                    "heartbeat=excluded.heartbeat",
+                    [
+                        (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
+                         r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
+                         r.interval_end, r.runner_pid, r.heartbeat, int(r.cancel_requested))
+                        for r in batch.runs
+                    ],
+                )
+            if batch.task_instances:
+                db.executemany(
+                    f"INSERT OR REPLACE INTO task_instances ({_TI_COLS}) "
+                    f"VALUES ({', '.join('?' * 11)})",
+                    [
+                        (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
+                         t.output, _dumps(t.files), t.started_at, t.ended_at, t.error)
+                        for t in batch.task_instances
+                    ],
+                )
+            if batch.attempts:
+                db.executemany(
+                    f"INSERT OR REPLACE INTO attempts ({_ATTEMPT_COLS}) "
+                    f"VALUES ({', '.join('?' * 10)})",
+                    [
+                        (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
+                         a.ended_at, a.error, a.traceback, a.log_path)
+                        for a in batch.attempts
+                    ],
+                )
+            if batch.artifacts:
+                db.executemany(
+                    f"INSERT OR IGNORE INTO artifacts ({_ART_COLS}) "
+                    f"VALUES ({', '.join('?' * 10)})",
+                    [
+                        (a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id,
+                         a.created_at, a.name, a.uri, a.data)
+                        for a in batch.artifacts
+                    ],
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO lineage (child, parent) VALUES (?, ?)",
+                    [(a.hash, p) for a in batch.artifacts for p in a.parents],
+                )
+            if batch.cache:
+                db.executemany(
+                    f"INSERT OR REPLACE INTO cache ({_CACHE_COLS}) VALUES ({', '.join('?' * 8)})",
+                    [
+                        (c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
+                         c.created_at, json.dumps(c.meta, separators=(",", ":")))
+                        for c in batch.cache
+                    ],
+                )
+            if batch.events:
+                db.executemany(
+                    "INSERT INTO events (run_id, kind, ts, task, map_index, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (e.run_id, e.kind, e.ts, e.task, e.map_index, _dumps(e.data))
+                        for e in batch.events
+                    ],
+                )
+
+    def request_cancel(self, run_id: str, requested: bool = True) -> None:
+        with self._write() as db:
+            if not db.execute(
+                "UPDATE runs SET cancel_requested = ? WHERE run_id = ?", (int(requested), run_id)
+            ).rowcount:
+                raise RunNotFoundError(run_id)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _run(row: tuple[Any, ...]) -> RunRecord:
+        r = list(row)
+        r[3] = json.loads(r[3])
+        r[13] = bool(r[13])
+        return RunRecord(*r)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return self._run(rows[0])
+
+    def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
+        if pipeline is None:
+            rows = self._read(
+                f"SELECT {_RUN_COLS} FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._read(
+                f"SELECT {_RUN_COLS} FROM runs WHERE pipeline = ? "
+                "ORDER BY created_at DESC LIMIT ?", (pipeline, limit),
+            )
+        return [self._run(row) for row in rows]
+
+    def task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
+        rows = self._read(
+            f"SELECT {_TI_COLS} FROM task_instances WHERE run_id = ?", (run_id,)
+        )
+        return [
+            TaskInstanceRecord(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7], {}), r[8], r[9], r[10]
+            )
+            for r in rows
+        ]
+
+    def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
+        sql = f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE run_id = ?"
+        args: tuple[Any, ...] = (run_id,)
+        if task is not None:
+            sql += " AND task = ?"
+            args += (task,)
+        rows = self._read(sql + " ORDER BY started_at, task, map_index, attempt", args)
+        return [AttemptRecord(*r) for r in rows]
+
+    def _artifact(self, row: tuple[Any, ...]) -> ArtifactRecord:
+        parents = self._read("SELECT parent FROM lineage WHERE child = ? ORDER BY parent", row[:1])
+        return ArtifactRecord(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+            tuple(p for (p,) in parents),
+        )
+
+    def artifact(self, hash: str) -> ArtifactRecord | None:
+        rows = self._read(f"SELECT {_ART_COLS} FROM artifacts WHERE hash = ?", (hash,))
+        return self._artifact(rows[0]) if rows else None
+
+    def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
+        cols = _ART_COLS.replace(", data", ", NULL")
+        if pipeline is None:
+            rows = self._read(
+                f"SELECT {cols} FROM artifacts ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._read(
+                f"SELECT {cols} FROM artifacts WHERE pipeline = ? "
+                "ORDER BY created_at DESC LIMIT ?", (pipeline, limit),
+            )
+        return [self._artifact(row) for row in rows]
+
+    def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]:
+        sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = ?"
+        args: tuple[Any, ...] = (pipeline,)
+        if task is not None:
+            sql += " AND task = ?"
+            args += (task,)
+        rows = self._read(sql + " ORDER BY created_at DESC", args)
+        return [
+            CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6], json.loads(r[7]))
+            for r in rows
+        ]
+
+    def events(self, run_id: str | None = None, after: int = 0) -> list[Event]:
+        cols = "run_id, kind, ts, task, map_index, data, id"
+        if run_id is None:
+            rows = self._read(f"SELECT {cols} FROM events WHERE id > ? ORDER BY id", (after,))
+        else:
+            rows = self._read(
+                f"SELECT {cols} FROM events WHERE run_id = ? AND id > ? ORDER BY id",
+                (run_id, after),
+            )
+        return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5], {}), r[6]) for r in rows]
+
+    def integrity_check(self) -> str:
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
