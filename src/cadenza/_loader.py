@@ -30,10 +30,17 @@ def _module_name(path: Path) -> str:
     return f"cadenza_pipeline_{stem}_{digest}"
 
 
+_stamps: dict[str, tuple[int, int]] = {}
+"""Module name -> (mtime, size) of the file it was imported from: an edited file re-imports."""
+
+
 def _import_file(path: Path, target: str) -> ModuleType:
     name = _module_name(path)
-    if name in sys.modules:
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    if name in sys.modules and _stamps.get(name) == stamp:
         return sys.modules[name]
+    _stamps[name] = stamp
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise PipelineLoadError(f"Cannot import {str(path)!r} as Python.", target=target)

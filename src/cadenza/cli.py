@@ -104,7 +104,7 @@ def _print_json(data: Any) -> None:
 
 
 def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
-             **options: Any) -> RunResult:
+             show_output: str | None = None, **options: Any) -> RunResult:
     cancel = threading.Event()
     hooks = [] if as_json or quiet else [Progress(console)]
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
@@ -112,6 +112,9 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
         with _workspace(ctx) as ws:
             result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel, **options)
             _report(result, ws, as_json, quiet)
+            if show_output and result.ok and not as_json:
+                console.print("output:", repr(result.output(show_output))[:2000],
+                              highlight=False)
     except KeyboardInterrupt:
         errors.print("[red]interrupted: the run was cancelled and its state recorded.[/]")
         sys.exit(130)
@@ -210,12 +213,9 @@ def task(ctx: click.Context, target: str, task: str, inputs: tuple[str, ...],
                 f"--input {name!r}: task {task!r} takes no input of that name; its inputs are "
                 f"{list(nodes[task].inputs)}."
             )
-    result = _execute(ctx, pipe, as_json, False, params=parse_assignments(params),
-                      executor="inline", only=[task], provided=provided, target=target,
-                      params_from_text=True)
-    if result.ok and not as_json:
-        value = result.output(task)
-        console.print("output:", repr(value)[:2000], highlight=False)
+    result = _execute(ctx, pipe, as_json, False, show_output=task,
+                      params=parse_assignments(params), executor="inline", only=[task],
+                      provided=provided, target=target, params_from_text=True)
     sys.exit(0 if result.ok else EXIT_FAILED)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import secrets
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -140,6 +142,31 @@ def _coerce(pipeline: str, task: str, options: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+_REGISTRY: weakref.WeakValueDictionary[str, Pipeline] = weakref.WeakValueDictionary()
+
+
+class TaskFunction:
+    """A picklable stand-in for a task's function, resolved in the worker process.
+
+    Workers are forked after the pipeline is built, so they hold it in their registry; a
+    function defined inside another function (which pickle cannot name) still reaches them.
+    """
+
+    def __init__(self, token: str, task: str) -> None:
+        self.token, self.task = token, task
+
+    def __call__(self, **kwargs: Any) -> Any:
+        pipe = _REGISTRY.get(self.token)
+        if pipe is None:
+            raise RuntimeError(
+                f"Task {self.task!r}: this worker process was started before its pipeline "
+                "was defined. Create the executor after building the pipeline."
+            )
+        fn = pipe.tasks[self.task].fn
+        assert fn is not None
+        return fn(**kwargs)
+
+
 class Pipeline:
     """A named DAG of tasks, with default options for them and run parameters."""
 
@@ -177,6 +204,8 @@ class Pipeline:
         self.description = description
         self.tasks: dict[str, TaskSpec] = {}
         self._graph: Graph | None = None
+        self.token = secrets.token_hex(8)
+        _REGISTRY[self.token] = self
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, tasks={list(self.tasks)})"

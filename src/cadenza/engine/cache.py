@@ -9,14 +9,15 @@ import inspect
 import json
 import os
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from cadenza.graph import Node
 from cadenza.pipeline import TaskSpec
 
-_code_memo: dict[int, str] = {}
+_code_memo: dict[CodeType, str] = {}
 _file_memo: dict[tuple[str, int, int], str] = {}
 
 
@@ -26,20 +27,28 @@ def sha256(data: bytes) -> str:
 
 def code_hash(spec: TaskSpec) -> str:
     """Hash of ``version=`` if given, else of the function's source (or the shell command)."""
-    memo_key = id(spec)
-    found = _code_memo.get(memo_key)
+    if spec.version is not None:
+        text = "version:" + spec.version
+    elif spec.command is not None:
+        text = "command:" + spec.command
+    else:
+        assert spec.fn is not None
+        text = _source(spec.fn)
+    return sha256(text.encode())[:16]
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    """The function's source, remembered by its code object (which the memo keeps alive, so
+    the key is never reused by another function)."""
+    code = getattr(fn, "__code__", None)
+    found = _code_memo.get(code) if code is not None else None
     if found is None:
-        if spec.version is not None:
-            text = "version:" + spec.version
-        elif spec.command is not None:
-            text = "command:" + spec.command
-        else:
-            assert spec.fn is not None
-            try:
-                text = textwrap.dedent(inspect.getsource(spec.fn))
-            except (OSError, TypeError):  # no source (a lambda in a REPL, a builtin)
-                text = f"{spec.fn.__module__}.{spec.fn.__qualname__}"
-        found = _code_memo[memo_key] = sha256(text.encode())[:16]
+        try:
+            found = textwrap.dedent(inspect.getsource(fn))
+        except (OSError, TypeError):  # no source (a lambda in a REPL, a builtin)
+            found = f"{fn.__module__}.{fn.__qualname__}"
+        if code is not None:
+            _code_memo[code] = found
     return found
 
 

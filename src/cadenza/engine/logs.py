@@ -31,6 +31,7 @@ class AttemptLog:
         self.path = path
         self._text: IO[str] | None = None
         self._json: IO[str] | None = None
+        self._partial: dict[str, str] = {}
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,16 +39,24 @@ class AttemptLog:
         self._json = open(self.path.with_suffix(".jsonl"), "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, text: str, stream: str, level: str = "INFO", logger: str = "") -> None:
+        """Append ``text`` to the text log; each complete line also becomes a JSON record."""
         if self._text is None:
             self._open()
         assert self._text is not None and self._json is not None
         self._text.write(text)
-        entry = {"ts": time.time(), "stream": stream, "level": level, "message": text.rstrip("\n")}
-        if logger:
-            entry["logger"] = logger
-        self._json.write(json.dumps(entry) + "\n")
+        pending = self._partial.pop(stream, "") + text
+        *lines, rest = pending.split("\n")
+        if rest:
+            self._partial[stream] = rest
+        for line in lines:
+            entry = {"ts": time.time(), "stream": stream, "level": level, "message": line}
+            if logger:
+                entry["logger"] = logger
+            self._json.write(json.dumps(entry) + "\n")
 
     def close(self) -> None:
+        for stream in list(self._partial):
+            self.write("\n", stream)
         for handle in (self._text, self._json):
             if handle is not None:
                 handle.close()

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cadenza.engine.cache import Outputs, canonical, key_meta, key_of
-from cadenza.engine.run import fits
+from cadenza.engine.cache import Outputs, canonical, code_hash, key_meta, key_of
+from cadenza.engine.run import fits, needed_outputs
 from cadenza.graph import Node
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import CacheEntry
@@ -34,7 +34,7 @@ def plan_pipeline(
     latest: dict[str, CacheEntry] = {}
     for entry in entries:
         latest.setdefault(entry.task, entry)
-    needed = set() if selected is None else graph.ancestors(selected) - selected
+    needed = needed_outputs(graph, selected)
     outputs: dict[str, tuple[str | None, Mapping[str, str]]] = {}
     steps: list[PlanStep] = []
     for node in graph:
@@ -65,11 +65,13 @@ def _decide(
         return True, "forced", None
     if node.spec.cache is False:
         return True, "cache=False: always runs", None
+    if last is None:
+        return True, "never ran", None
+    if last.meta.get("cacheable", True) and last.meta.get("code") != code_hash(node.spec):
+        return True, "code changed", None
     moving = [up for up in node.inputs if up not in outputs]
     if moving:
         return True, f"upstream {moving[0]!r} runs first; its output may change", None
-    if last is None:
-        return True, "never ran", None
     if node.spec.map_over is not None:
         return True, "mapped: each item is checked against the cache when it runs", None
     meta = key_meta(node, outputs, params, workspace.root)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import sys
 from dataclasses import dataclass, field
 
 from cadenza.exceptions import InvalidOptionError
@@ -41,16 +43,13 @@ class Retry:
         if self.attempts < 0:
             raise bad("attempts", self.attempts, "give 0 for no retries or a positive number")
         for name in ("backoff", "factor"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise bad(name, value, "give a number of 0 or more")
+            if not _seconds(getattr(self, name)):
+                raise bad(name, getattr(self, name), "give a finite number of 0 or more")
         if self.factor < 1:
             raise bad("factor", self.factor, "give 1 for a constant wait, or more to grow it")
-        if self.max_delay is not None and (
-            not isinstance(self.max_delay, int | float) or self.max_delay < 0
-        ):
-            raise bad("max_delay", self.max_delay, "give seconds, 0 or more, or None")
-        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
+        if self.max_delay is not None and not _seconds(self.max_delay):
+            raise bad("max_delay", self.max_delay, "give finite seconds, 0 or more, or None")
+        if not _seconds(self.jitter) or self.jitter > 1:
             raise bad("jitter", self.jitter, "give a fraction between 0 and 1")
         for name in ("retry_on", "non_retryable"):
             types = getattr(self, name)
@@ -61,9 +60,14 @@ class Retry:
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
-        wait = self.backoff * self.factor ** (retry_number - 1)
+        try:
+            wait = self.backoff * self.factor ** (retry_number - 1)
+        except OverflowError:  # a very late retry of a growing wait: the cap decides
+            wait = math.inf
         if self.max_delay is not None:
             wait = min(wait, self.max_delay)
+        elif math.isinf(wait):
+            wait = sys.float_info.max
         if self.jitter:
             wait += wait * self.jitter * (rng or random).random()
         return wait
@@ -75,6 +79,14 @@ class Retry:
             and isinstance(error, self.retry_on)
             and not isinstance(error, self.non_retryable)
         )
+
+
+def _seconds(value: object) -> bool:
+    """A real, finite, non-negative number (NaN and infinity are not)."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(value) and value >= 0
+    )
 
 
 NO_RETRY = Retry()

@@ -43,7 +43,7 @@ from cadenza.exceptions import CadenzaError, Cancelled, TaskTimeoutError
 from cadenza.executors import Executor, Killable, make_executor
 from cadenza.graph import Graph, Node
 from cadenza.params import resolve_params
-from cadenza.pipeline import Pipeline
+from cadenza.pipeline import Pipeline, TaskFunction
 from cadenza.store.base import (
     ArtifactRecord,
     AttemptRecord,
@@ -100,7 +100,6 @@ class Runner:
         self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
         self.run, self.hooks, self.force = run, list(hooks), force
         self.selected = selected
-        self.provided = dict(provided or {})
         self.cancel = cancel or threading.Event()
         self.tis: dict[Key, _TI] = {}
         self.values: dict[Key, Any] = {}
@@ -122,6 +121,7 @@ class Runner:
         self.cancelled = False
         self.interval = (run.logical_date, run.interval_start, run.interval_end)
         self.prior = {(t.task, t.map_index): t for t in prior}
+        self.provided = dict(provided or {})
         self.fresh: dict[str, StoredValue] = {}
         """Values stored since the last commit, by hash: readable before the store has them."""
         self._intact_memo: dict[str, bool] = {}
@@ -131,10 +131,14 @@ class Runner:
         for entry in entries:  # newest first: the first intact one per task wins
             if entry.task not in self.latest and self._intact(entry.output, entry.files):
                 self.latest[entry.task] = entry
-        self.needed = (
-            set() if self.selected is None
-            else self.graph.ancestors(self.selected) - self.selected
-        )
+        self.needed = needed_outputs(self.graph, self.selected)
+        missing = sorted(self.needed - set(self.latest) - set(self.provided))
+        if missing:
+            raise CadenzaError(
+                f"Tasks {missing} are not selected to run, and no earlier run stored their "
+                "outputs, which the selected tasks need. Select them too, or run the whole "
+                f"pipeline {pipe.name!r} once first."
+            )
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -289,13 +293,7 @@ class Runner:
                 self.values[(node.name, -1)] = value
             self._end(ti, S.CACHED)
             return
-        entry = self.latest.get(node.name)
-        if entry is None:
-            raise CadenzaError(
-                f"Task {node.name!r} is not selected to run, and no earlier run stored its "
-                "output, which the selected tasks need. Select it too, or run the whole "
-                f"pipeline {self.pipe.name!r} once first."
-            )
+        entry = self.latest[node.name]
         ti.output, ti.files, ti.cache_key = entry.output, entry.files, entry.key
         self._end(ti, S.CACHED)
 
@@ -405,7 +403,10 @@ class Runner:
         log_path = self.ws.logs / self.pipe.name / self.run.run_id / ti.task / suffix
         return Call(
             pipeline=self.pipe.name, run_id=self.run.run_id, task=ti.task, map_index=ti.index,
-            attempt=ti.attempt, kind=spec.kind, fn=spec.fn, kwargs=kwargs,
+            attempt=ti.attempt, kind=spec.kind, kwargs=kwargs,
+            fn=spec.fn if self.keep_values or spec.fn is None else TaskFunction(
+                self.pipe.token, ti.task
+            ),
             params=self.run.params, log_path=log_path, home=self.ws.home, root=self.ws.root,
             retry=spec.retry, timeout=spec.timeout, artifacts=self.ws.artifacts,
             keep_value=self.keep_values,
@@ -484,13 +485,14 @@ class Runner:
         self._artifact(ti.task, "return", result.stored, parents)
         for name, stored in result.files.items():
             self._artifact(ti.task, name, stored, parents)
-        if ti.meta is not None:
+        if ti.meta is not None and ti.cache_key is not None:
             ti.meta["params_read"] = {
                 k: self.run.params[k] for k in result.params_read if k in self.run.params
             }
             ti.meta["cacheable"] = node.spec.cache is not False
-        if ti.cache_key is not None and ti.meta is not None:
-            self.batch.cache.append(self._cache_entry(ti))
+        if ti.cache_key is None:  # cache=False: kept so --only/--from can reuse the output
+            ti.cache_key, ti.meta = f"run:{self.run.run_id}:{ti.index}", {"cacheable": False}
+        self.batch.cache.append(self._cache_entry(ti))
 
     def _cache_entry(self, ti: _TI) -> CacheEntry:
         assert ti.cache_key is not None and ti.meta is not None
@@ -723,6 +725,13 @@ def run_pipeline(
     finally:
         if owned:
             runner_executor.shutdown(wait=False)
+
+
+def needed_outputs(graph: Graph, selected: set[str] | None) -> set[str]:
+    """Tasks outside the selection whose stored outputs the selected tasks read."""
+    if selected is None:
+        return set()
+    return {up for name in selected for up in graph.nodes[name].upstream} - selected
 
 
 def select(
