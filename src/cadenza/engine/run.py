@@ -179,6 +179,8 @@ class Runner:
             return
         wake = min([next_poll, *(t for t, _ in self.retries[:1]),
                     *(t for t, _, _ in self.deadlines[:1])])
+        if self.results.empty():
+            self._commit()  # about to block: let readers see what is running
         try:
             item = self.results.get(timeout=max(0.0, wake - time.monotonic()))
         except queue.Empty:
@@ -301,6 +303,7 @@ class Runner:
         assert node.spec.map_over is not None
         items = self._value(node.spec.map_over)
         parent = self.tis[(node.name, -1)]
+        parent.started = time.time()
         self._move(parent, S.QUEUED)
         self._move(parent, S.RUNNING)
         if not isinstance(items, list | tuple):
@@ -372,6 +375,7 @@ class Runner:
             ti.started, ti.ended, ti.error = time.time(), None, None
             self._move(ti, S.RUNNING)
             call = self._call(ti, node)
+            self.batch.task_instances.append(ti.record(self.run.run_id))
             self.batch.attempts.append(self._attempt_record(ti, "running", call.log_path))
             self.in_flight += 1
             key, token = (ti.task, ti.index), ti.token

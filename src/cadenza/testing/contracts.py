@@ -1,0 +1,499 @@
+"""Contract suites: the behaviour every implementation of a cadenza protocol must show.
+
+Subclass a suite in a ``Test*`` class of your own tests and override its ``make_*`` method;
+pytest then runs every contract test against your implementation::
+
+    class TestMyStore(MetadataStoreContract):
+        def make_store(self) -> MetadataStore:
+            return MyStore(self.tmp_path / "my.db")
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cadenza.exceptions import RunNotFoundError
+from cadenza.store.base import (
+    ArtifactRecord,
+    AttemptRecord,
+    Batch,
+    CacheEntry,
+    Event,
+    MetadataStore,
+    RunRecord,
+    TaskInstanceRecord,
+)
+
+T0 = 1_700_000_000.0
+"""A fixed clock: records are stamped T0 + n so their order never hangs on the real clock."""
+
+
+def run_record(
+    run_id: str = "p-1", pipeline: str = "p", created: float = 0, **kw: Any
+) -> RunRecord:
+    """A RunRecord created at ``T0 + created``; other fields by keyword."""
+    return RunRecord(run_id, pipeline, kw.pop("state", "running"),
+                     kw.pop("params", {"threshold": 0.5}), T0 + created, **kw)
+
+
+def task_instance(task: str = "clean", run_id: str = "p-1", map_index: int = -1,
+                  **kw: Any) -> TaskInstanceRecord:
+    """A TaskInstanceRecord, pending unless ``state=`` says otherwise."""
+    return TaskInstanceRecord(run_id, task, map_index, kw.pop("state", "pending"), **kw)
+
+
+def attempt_record(task: str = "clean", attempt: int = 1, run_id: str = "p-1",
+                   started: float = 0, **kw: Any) -> AttemptRecord:
+    """An AttemptRecord started at ``T0 + started``."""
+    return AttemptRecord(run_id, task, kw.pop("map_index", -1), attempt,
+                         kw.pop("state", "running"), T0 + started, **kw)
+
+
+def artifact_record(hash: str, created: float = 0, **kw: Any) -> ArtifactRecord:
+    """An ArtifactRecord created at ``T0 + created``."""
+    return ArtifactRecord(
+        hash, kw.pop("serializer", "json"), kw.pop("size", 2), kw.pop("pipeline", "p"),
+        kw.pop("task", "clean"), kw.pop("run_id", "p-1"), T0 + created, **kw,
+    )
+
+
+def cache_entry(
+    task: str = "clean", key: str = "k1", created: float = 0, **kw: Any
+) -> CacheEntry:
+    """A CacheEntry created at ``T0 + created``."""
+    return CacheEntry(
+        kw.pop("pipeline", "p"), task, key, kw.pop("output", "aa" * 32), kw.pop("files", {}),
+        kw.pop("run_id", "p-1"), T0 + created, kw.pop("meta", {"code": "c1"}),
+    )
+
+
+def event(kind: str = "task_started", run_id: str = "p-1", ts: float = 0, **kw: Any) -> Event:
+    """An Event at ``T0 + ts``; the store gives it its id."""
+    return Event(run_id, kind, T0 + ts, **kw)
+
+
+def _sorted_tis(records: list[TaskInstanceRecord]) -> list[TaskInstanceRecord]:
+    return sorted(records, key=lambda t: (t.task, t.map_index))
+
+
+class MetadataStoreContract:
+    """Every MetadataStore method, checked the same way for every implementation.
+
+    Override ``make_store``; ``self.tmp_path`` is a fresh folder for the test when it is
+    called. The store is closed after each test.
+    """
+
+    tmp_path: Path
+
+    def make_store(self) -> MetadataStore:
+        raise NotImplementedError("Override make_store() to return the store under test.")
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[MetadataStore]:
+        self.tmp_path = tmp_path
+        store = self.make_store()
+        try:
+            yield store
+        finally:
+            store.close()
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def test_empty_batch_is_falsy_and_a_no_op(self, store: MetadataStore) -> None:
+        assert not Batch()
+        store.apply(Batch())
+        assert store.list_runs() == []
+        assert store.events() == []
+
+    def test_one_batch_applies_every_record_type(self, store: MetadataStore) -> None:
+        batch = Batch(
+            runs=[run_record()], task_instances=[task_instance()],
+            attempts=[attempt_record()], artifacts=[artifact_record("ab" * 32)],
+            cache=[cache_entry()], events=[event()],
+        )
+        assert batch
+        store.apply(batch)
+        assert store.get_run("p-1").run_id == "p-1"
+        assert len(store.task_instances("p-1")) == 1
+        assert len(store.attempts("p-1")) == 1
+        assert store.artifact("ab" * 32) is not None
+        assert len(store.cache_entries("p")) == 1
+        assert len(store.events("p-1")) == 1
+
+    def test_records_changed_after_apply_do_not_change_the_store(
+        self, store: MetadataStore
+    ) -> None:
+        run = run_record(params={"xs": [1]})
+        ti = task_instance(files={"model": "cd" * 32})
+        store.apply(Batch(runs=[run], task_instances=[ti]))
+        run.state = "failed"
+        run.params["xs"].append(2)
+        ti.files["model"] = "changed"
+        assert store.get_run("p-1").state == "running"
+        assert store.get_run("p-1").params == {"xs": [1]}
+        assert store.task_instances("p-1")[0].files == {"model": "cd" * 32}
+
+    def test_records_read_back_are_copies(self, store: MetadataStore) -> None:
+        store.apply(Batch(
+            runs=[run_record(params={"xs": [1]})],
+            task_instances=[task_instance(files={"model": "cd" * 32})],
+            attempts=[attempt_record()],
+            artifacts=[artifact_record("ab" * 32, parents=("ef" * 32,))],
+            cache=[cache_entry(meta={"code": "c1"})],
+            events=[event(data={"n": 1})],
+        ))
+        store.get_run("p-1").params["xs"].append(2)
+        store.list_runs()[0].params["new"] = 1
+        store.task_instances("p-1")[0].files["model"] = "changed"
+        store.attempts("p-1")[0].state = "changed"
+        found = store.artifact("ab" * 32)
+        assert found is not None
+        found.task = "changed"
+        store.artifacts()[0].serializer = "changed"
+        store.cache_entries("p")[0].meta["code"] = "changed"
+        store.events()[0].data["n"] = 2
+
+        assert store.get_run("p-1").params == {"xs": [1]}
+        assert store.task_instances("p-1")[0].files == {"model": "cd" * 32}
+        assert store.attempts("p-1")[0].state == "running"
+        again = store.artifact("ab" * 32)
+        assert again is not None
+        assert (again.task, again.serializer) == ("clean", "json")
+        assert store.cache_entries("p")[0].meta == {"code": "c1"}
+        assert store.events()[0].data == {"n": 1}
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def test_run_round_trips(self, store: MetadataStore) -> None:
+        run = RunRecord(
+            "churn-20240101T000000-ab12", "churn", "running",
+            {"threshold": 0.5, "tags": ["a", "b"], "nested": {"k": None}, "on": True},
+            T0, target="pipelines/churn.py", started_at=T0 + 1, ended_at=None,
+            logical_date="2024-01-01", interval_start="2024-01-01T00:00:00+00:00",
+            interval_end="2024-01-02T00:00:00+00:00", runner_pid=4242, heartbeat=T0 + 2,
+        )
+        store.apply(Batch(runs=[copy.deepcopy(run)]))
+        assert store.get_run(run.run_id) == run
+
+    def test_run_with_only_required_fields(self, store: MetadataStore) -> None:
+        run = RunRecord("p-1", "p", "running", {}, T0)
+        store.apply(Batch(runs=[copy.deepcopy(run)]))
+        assert store.get_run("p-1") == run
+
+    def test_get_unknown_run(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        with pytest.raises(RunNotFoundError) as excinfo:
+            store.get_run("p-2")
+        assert excinfo.value.run_id == "p-2"
+        assert "'p-2'" in str(excinfo.value)
+        assert "cadenza runs" in str(excinfo.value)
+
+    def test_apply_run_again_updates_it(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        store.apply(Batch(runs=[run_record(
+            state="success", params={"threshold": 0.9}, started_at=T0 + 1, ended_at=T0 + 9,
+            runner_pid=77, heartbeat=T0 + 8,
+        )]))
+        run = store.get_run("p-1")
+        assert run.state == "success"
+        assert run.params == {"threshold": 0.9}
+        assert (run.started_at, run.ended_at, run.heartbeat) == (T0 + 1, T0 + 9, T0 + 8)
+        assert run.runner_pid == 77
+        assert len(store.list_runs()) == 1
+
+    def test_list_runs_newest_first(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[
+            run_record("p-2", created=2), run_record("p-1", created=1),
+            run_record("p-3", created=3),
+        ]))
+        assert [r.run_id for r in store.list_runs()] == ["p-3", "p-2", "p-1"]
+
+    def test_list_runs_limit(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record(f"p-{i}", created=i) for i in range(10)]))
+        assert [r.run_id for r in store.list_runs(limit=3)] == ["p-9", "p-8", "p-7"]
+        assert store.list_runs(limit=0) == []
+        assert len(store.list_runs()) == 10
+        assert len(store.list_runs(limit=50)) == 10
+
+    def test_list_runs_default_limit_is_50(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record(f"p-{i}", created=i) for i in range(60)]))
+        runs = store.list_runs()
+        assert len(runs) == 50
+        assert runs[0].run_id == "p-59"
+
+    def test_list_runs_by_pipeline(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[
+            run_record("a-1", "a", created=1), run_record("b-1", "b", created=2),
+            run_record("a-2", "a", created=3), run_record("b-2", "b", created=4),
+        ]))
+        assert [r.run_id for r in store.list_runs("a")] == ["a-2", "a-1"]
+        assert [r.run_id for r in store.list_runs("b", limit=1)] == ["b-2"]
+        assert store.list_runs("c") == []
+        assert [r.run_id for r in store.list_runs(None)] == ["b-2", "a-2", "b-1", "a-1"]
+
+    def test_request_cancel(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record(), run_record("p-2", created=1)]))
+        assert store.get_run("p-1").cancel_requested is False
+        store.request_cancel("p-1")
+        assert store.get_run("p-1").cancel_requested is True
+        assert store.get_run("p-2").cancel_requested is False
+        assert {r.run_id: r.cancel_requested for r in store.list_runs()} == {
+            "p-1": True, "p-2": False,
+        }
+
+    def test_apply_of_the_run_does_not_clear_a_cancel_request(
+        self, store: MetadataStore
+    ) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        store.request_cancel("p-1")
+        store.apply(Batch(runs=[run_record(state="running", heartbeat=T0 + 5)]))
+        run = store.get_run("p-1")
+        assert run.cancel_requested is True
+        assert run.heartbeat == T0 + 5  # the rest of the record was applied
+
+    def test_apply_of_the_run_does_not_set_a_cancel_request(
+        self, store: MetadataStore
+    ) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        store.apply(Batch(runs=[run_record(cancel_requested=True)]))
+        assert store.get_run("p-1").cancel_requested is False
+
+    def test_request_cancel_false_clears_it(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        store.request_cancel("p-1", True)
+        store.request_cancel("p-1", True)  # twice is fine
+        store.request_cancel("p-1", False)
+        assert store.get_run("p-1").cancel_requested is False
+        store.request_cancel("p-1", False)
+        assert store.get_run("p-1").cancel_requested is False
+
+    def test_request_cancel_of_an_unknown_run(self, store: MetadataStore) -> None:
+        with pytest.raises(RunNotFoundError) as excinfo:
+            store.request_cancel("nope")
+        assert excinfo.value.run_id == "nope"
+
+    # -- task instances ---------------------------------------------------------------------
+
+    def test_task_instance_round_trips(self, store: MetadataStore) -> None:
+        full = TaskInstanceRecord(
+            "p-1", "train", -1, "success", attempt=2, cache_key="key1", output="ab" * 32,
+            files={"model": "cd" * 32, "report": "ef" * 32}, started_at=T0 + 1,
+            ended_at=T0 + 2, error=None,
+        )
+        bare = TaskInstanceRecord("p-1", "clean", -1, "failed", error="ValueError: bad row")
+        store.apply(Batch(task_instances=[copy.deepcopy(full), copy.deepcopy(bare)]))
+        assert _sorted_tis(store.task_instances("p-1")) == [bare, full]
+
+    def test_task_instance_upsert_replaces_it(self, store: MetadataStore) -> None:
+        store.apply(Batch(task_instances=[task_instance(files={"a": "ab" * 32})]))
+        replacement = task_instance(state="success", attempt=1, output="cd" * 32)
+        store.apply(Batch(task_instances=[copy.deepcopy(replacement)]))
+        assert store.task_instances("p-1") == [replacement]  # files={} replaced the old ones
+
+    def test_task_instances_by_map_index_and_run(self, store: MetadataStore) -> None:
+        store.apply(Batch(task_instances=[
+            task_instance("load", map_index=-1, state="running"),
+            task_instance("load", map_index=0, state="success"),
+            task_instance("load", map_index=1, state="failed"),
+            task_instance("load", run_id="p-2", state="success"),
+        ]))
+        got = _sorted_tis(store.task_instances("p-1"))
+        assert [(t.map_index, t.state) for t in got] == [
+            (-1, "running"), (0, "success"), (1, "failed"),
+        ]
+        assert [t.run_id for t in store.task_instances("p-2")] == ["p-2"]
+        assert store.task_instances("p-3") == []
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def test_attempt_round_trips(self, store: MetadataStore) -> None:
+        record = AttemptRecord(
+            "p-1", "train", 3, 2, "failed", T0, ended_at=T0 + 1, error="ValueError: x",
+            traceback="Traceback (most recent call last):\n  ...", log_path="logs/p-1/train.2.log",
+        )
+        store.apply(Batch(attempts=[copy.deepcopy(record)]))
+        assert store.attempts("p-1") == [record]
+
+    def test_attempt_upsert_replaces_it(self, store: MetadataStore) -> None:
+        store.apply(Batch(attempts=[attempt_record()]))
+        done = attempt_record(state="success", ended_at=T0 + 3)
+        store.apply(Batch(attempts=[copy.deepcopy(done)]))
+        assert store.attempts("p-1") == [done]
+
+    def test_attempts_in_order_and_filtered(self, store: MetadataStore) -> None:
+        store.apply(Batch(attempts=[
+            attempt_record("train", 2, started=5),
+            attempt_record("clean", 1, started=1),
+            attempt_record("train", 1, started=2),
+            attempt_record("b_same_time", 1, started=2),
+            attempt_record("train", 1, run_id="p-2"),
+        ]))
+        assert [(a.task, a.attempt) for a in store.attempts("p-1")] == [
+            ("clean", 1), ("b_same_time", 1), ("train", 1), ("train", 2),
+        ]
+        assert [a.attempt for a in store.attempts("p-1", "train")] == [1, 2]
+        assert store.attempts("p-1", "nope") == []
+        assert [a.run_id for a in store.attempts("p-2")] == ["p-2"]
+
+    def test_attempts_of_one_time_ordered_by_map_index_then_attempt(
+        self, store: MetadataStore
+    ) -> None:
+        store.apply(Batch(attempts=[
+            attempt_record("load", 2, map_index=1), attempt_record("load", 1, map_index=1),
+            attempt_record("load", 1, map_index=0),
+        ]))
+        assert [(a.map_index, a.attempt) for a in store.attempts("p-1")] == [
+            (0, 1), (1, 1), (1, 2),
+        ]
+
+    # -- artifacts --------------------------------------------------------------------------
+
+    def test_artifact_round_trips_with_inline_data(self, store: MetadataStore) -> None:
+        record = artifact_record("ab" * 32, data=b"[1,2]", size=5, parents=("cd" * 32,))
+        store.apply(Batch(artifacts=[copy.deepcopy(record)]))
+        assert store.artifact("ab" * 32) == record
+
+    def test_artifact_round_trips_with_a_uri(self, store: MetadataStore) -> None:
+        record = artifact_record(
+            "ab" * 32, serializer="parquet", size=1 << 20, name="model",
+            uri="file:///tmp/artifacts/ab/abab", data=None, parents=(),
+        )
+        store.apply(Batch(artifacts=[copy.deepcopy(record)]))
+        assert store.artifact("ab" * 32) == record
+
+    def test_artifact_parents_round_trip(self, store: MetadataStore) -> None:
+        parents = ("01" * 32, "02" * 32, "03" * 32)
+        store.apply(Batch(artifacts=[artifact_record("ab" * 32, parents=parents)]))
+        found = store.artifact("ab" * 32)
+        assert found is not None
+        assert isinstance(found.parents, tuple)
+        assert sorted(found.parents) == list(parents)
+
+    def test_unknown_artifact(self, store: MetadataStore) -> None:
+        assert store.artifact("ff" * 32) is None
+
+    def test_artifact_insert_is_ignored_when_the_hash_exists(self, store: MetadataStore) -> None:
+        first = artifact_record("ab" * 32, run_id="p-1", data=b"1", size=1)
+        store.apply(Batch(artifacts=[copy.deepcopy(first)]))
+        store.apply(Batch(artifacts=[
+            artifact_record("ab" * 32, run_id="p-2", task="other", created=9, data=b"2", size=1)
+        ]))
+        assert store.artifact("ab" * 32) == first
+        assert len(store.artifacts()) == 1
+
+    def test_artifact_insert_is_ignored_with_its_parents(self, store: MetadataStore) -> None:
+        store.apply(Batch(artifacts=[artifact_record("ab" * 32, parents=("01" * 32,))]))
+        store.apply(Batch(artifacts=[
+            artifact_record("ab" * 32, run_id="p-2", created=9, parents=("02" * 32,))
+        ]))
+        found = store.artifact("ab" * 32)
+        assert found is not None
+        assert found.parents == ("01" * 32,)
+
+    def test_artifacts_newest_first_limited_and_by_pipeline(self, store: MetadataStore) -> None:
+        store.apply(Batch(artifacts=[
+            artifact_record(f"{i:02x}" * 32, created=i, pipeline="a" if i % 2 else "b")
+            for i in range(6)
+        ]))
+        hashes = [a.hash for a in store.artifacts()]
+        assert hashes == [f"{i:02x}" * 32 for i in (5, 4, 3, 2, 1, 0)]
+        assert [a.hash for a in store.artifacts(limit=2)] == hashes[:2]
+        assert [a.hash for a in store.artifacts("a")] == [f"{i:02x}" * 32 for i in (5, 3, 1)]
+        assert [a.hash for a in store.artifacts("b", limit=1)] == ["04" * 32]
+        assert store.artifacts("c") == []
+
+    def test_artifacts_listing_keeps_every_field_but_data(self, store: MetadataStore) -> None:
+        record = artifact_record("ab" * 32, data=b"xy", size=2, name="model", uri=None,
+                                 parents=("cd" * 32,))
+        store.apply(Batch(artifacts=[copy.deepcopy(record)]))
+        (listed,) = store.artifacts()
+        assert listed.data in (None, b"xy")  # a listing may leave the bytes out
+        listed.data = record.data
+        assert listed == record
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def test_cache_entry_round_trips(self, store: MetadataStore) -> None:
+        entry = cache_entry(
+            output=None, files={"model": "cd" * 32},
+            meta={"code": "c1", "params_read": {"threshold": 0.5}, "inputs": ["ab" * 32]},
+        )
+        store.apply(Batch(cache=[copy.deepcopy(entry)]))
+        assert store.cache_entries("p") == [entry]
+
+    def test_cache_entries_newest_first(self, store: MetadataStore) -> None:
+        store.apply(Batch(cache=[
+            cache_entry(key="k1", created=1), cache_entry(key="k3", created=3),
+            cache_entry(key="k2", created=2),
+        ]))
+        assert [e.key for e in store.cache_entries("p")] == ["k3", "k2", "k1"]
+
+    def test_cache_entries_by_task_and_pipeline(self, store: MetadataStore) -> None:
+        store.apply(Batch(cache=[
+            cache_entry("clean", "k1", created=1), cache_entry("train", "k2", created=2),
+            cache_entry("clean", "k3", created=3), cache_entry("clean", "k4", pipeline="q"),
+        ]))
+        assert [e.key for e in store.cache_entries("p", "clean")] == ["k3", "k1"]
+        assert [e.key for e in store.cache_entries("p", "train")] == ["k2"]
+        assert store.cache_entries("p", "nope") == []
+        assert [e.key for e in store.cache_entries("p")] == ["k3", "k2", "k1"]
+        assert [e.key for e in store.cache_entries("q")] == ["k4"]
+        assert store.cache_entries("r") == []
+
+    def test_cache_entry_with_the_same_key_replaces_it(self, store: MetadataStore) -> None:
+        store.apply(Batch(cache=[cache_entry(key="k1", output="aa" * 32, created=1)]))
+        newer = cache_entry(key="k1", output="bb" * 32, run_id="p-2", created=5)
+        store.apply(Batch(cache=[copy.deepcopy(newer)]))
+        assert store.cache_entries("p") == [newer]
+
+    # -- events -----------------------------------------------------------------------------
+
+    def test_events_get_increasing_ids(self, store: MetadataStore) -> None:
+        store.apply(Batch(events=[event("run_started", ts=0), event("task_started", ts=1)]))
+        store.apply(Batch(events=[event("task_finished", ts=2)]))
+        found = store.events()
+        assert [e.kind for e in found] == ["run_started", "task_started", "task_finished"]
+        ids = [e.id for e in found]
+        assert ids[0] > 0
+        assert ids == sorted(set(ids))
+
+    def test_event_round_trips(self, store: MetadataStore) -> None:
+        full = Event("p-1", "task_finished", T0, task="load", map_index=3,
+                     data={"state": "success", "n": [1, 2], "nested": {"a": None}})
+        bare = Event("p-1", "run_started", T0 + 1)
+        store.apply(Batch(events=[copy.deepcopy(full), copy.deepcopy(bare)]))
+        got = store.events()
+        for found, sent in zip(got, (full, bare), strict=True):
+            sent.id = found.id
+            assert found == sent
+        assert got[1].task is None and got[1].map_index == -1 and got[1].data == {}
+
+    def test_events_filtered_by_run_and_after(self, store: MetadataStore) -> None:
+        store.apply(Batch(events=[event("a1", "p-1"), event("b1", "p-2"), event("a2", "p-1")]))
+        store.apply(Batch(events=[event("b2", "p-2"), event("a3", "p-1")]))
+        everything = store.events()
+        assert [e.kind for e in everything] == ["a1", "b1", "a2", "b2", "a3"]
+        ids = {e.kind: e.id for e in everything}
+        assert [e.kind for e in store.events("p-1")] == ["a1", "a2", "a3"]
+        assert [e.kind for e in store.events("p-2")] == ["b1", "b2"]
+        assert [e.kind for e in store.events(after=ids["b1"])] == ["a2", "b2", "a3"]
+        assert [e.kind for e in store.events("p-1", after=ids["b1"])] == ["a2", "a3"]
+        assert [e.kind for e in store.events("p-2", after=ids["b2"])] == []
+        assert store.events(after=ids["a3"]) == []
+        assert store.events("p-3") == []
+
+    def test_events_can_be_followed(self, store: MetadataStore) -> None:
+        """The way a UI tails a run: ask again for what came after the last id it saw."""
+        seen: list[str] = []
+        last = 0
+        for kinds in (["a", "b"], [], ["c"]):
+            store.apply(Batch(events=[event(kind) for kind in kinds]))
+            new = store.events("p-1", after=last)
+            seen += [e.kind for e in new]
+            last = new[-1].id if new else last
+        assert seen == ["a", "b", "c"]
