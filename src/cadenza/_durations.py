@@ -12,13 +12,15 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 def parse_duration(value: object) -> float:
     """Return seconds for ``value``; raise ``ValueError`` saying the accepted forms."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
+        raise ValueError(f"{value!r} is not a duration; write it like '30s' or '10m'")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            text += "s"  # plain seconds
         parts = _PART.findall(text)
         if not text or "".join(n + u for n, u in parts) != text:
             raise ValueError(

@@ -175,4 +175,6 @@ def _find_cycle(stuck: set[str], nodes: dict[str, Node]) -> list[str]:
         node = next(up for up in nodes[node].upstream if up in stuck)
     loop = path[seen[node]:]
     loop.reverse()
+    first = min(range(len(loop)), key=lambda i: list(nodes).index(loop[i]))
+    loop = loop[first:] + loop[:first]  # start at the task defined first
     return [*loop, loop[0]]

@@ -44,7 +44,7 @@ def _coerce(name: str, text: str, default: Any) -> Any:
     except ValueError as exc:
         raise ParamError(
             f"Param {name!r} takes a {kind.__name__} (its default is {default!r}), but got "
-            f"{text!r}: {exc}. Pass a value like {name}={json.dumps(default)}.",
+            f"{text!r}: {exc}. Pass a value like {name}={json.dumps(default, default=str)}.",
             param=name,
         ) from None
     return text

@@ -79,15 +79,24 @@ def _check_options(options: Mapping[str, Any], where: str, pipeline: str, task: 
             )
 
 
-def _coerce(pipeline: str, task: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate task options and turn them into TaskSpec fields."""
+def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate task options (a task's own, or the pipeline's defaults when ``task`` is None)
+    and turn them into TaskSpec fields."""
     out: dict[str, Any] = {}
+    where = f"Task {task!r}" if task is not None else f"Pipeline {pipeline!r} defaults"
 
     def bad(option: str, value: object, fix: str) -> InvalidOptionError:
         return InvalidOptionError(
-            f"Task {task!r} has an invalid {option}={value!r}: {fix}.",
+            f"{where} has an invalid {option}={value!r}: {fix}.",
             option=option, value=value, pipeline=pipeline, task=task,
         )
+
+    def names(option: str, value: object, fix: str) -> tuple[str, ...]:
+        if isinstance(value, str | Path):
+            return (str(value),)
+        if not isinstance(value, Iterable) or not all(isinstance(v, str | Path) for v in value):
+            raise bad(option, value, fix)
+        return tuple(str(v) for v in value)
 
     if "retries" in options:
         value = options["retries"]
@@ -107,22 +116,18 @@ def _coerce(pipeline: str, task: str, options: Mapping[str, Any]) -> dict[str, A
             raise bad("timeout", value, str(exc)) from None
     if "cache" in options:
         value = options["cache"]
-        if value not in (True, False, "interval"):
+        if not (value is True or value is False or value == "interval"):
             raise bad("cache", value, "give True, False or 'interval'")
         out["cache"] = value
     if "version" in options and options["version"] is not None:
         out["version"] = str(options["version"])
     if "trigger_rule" in options:
         value = options["trigger_rule"]
-        if value not in TRIGGER_RULES:
+        if not isinstance(value, str) or value not in TRIGGER_RULES:
             raise bad("trigger_rule", value, "choose one of " + ", ".join(sorted(TRIGGER_RULES)))
         out["trigger_rule"] = value
     if "after" in options:
-        value = options["after"]
-        names = (value,) if isinstance(value, str) else tuple(value)
-        if not all(isinstance(n, str) for n in names):
-            raise bad("after", value, "give a list of task names")
-        out["after"] = names
+        out["after"] = names("after", options["after"], "give a list of task names")
     if "outputs" in options:
         value = options["outputs"]
         if not isinstance(value, Mapping) or not all(
@@ -132,11 +137,7 @@ def _coerce(pipeline: str, task: str, options: Mapping[str, Any]) -> dict[str, A
             raise bad("outputs", value, "give a dict of {name: file path}")
         out["outputs"] = {k: str(v) for k, v in value.items()}
     if "inputs" in options:
-        value = options["inputs"]
-        paths = (value,) if isinstance(value, str | Path) else tuple(value)
-        if not all(isinstance(p, str | Path) for p in paths):
-            raise bad("inputs", value, "give a list of file paths")
-        out["input_files"] = tuple(str(p) for p in paths)
+        out["input_files"] = names("inputs", options["inputs"], "give a list of file paths")
     if "map_over" in options and options["map_over"] is not None:
         out["map_over"] = options["map_over"]
     return out
@@ -187,10 +188,11 @@ class Pipeline:
         self.name = name
         self.params: dict[str, Any] = dict(params or {})
         for key in self.params:
-            if not isinstance(key, str) or not NAME.match(key):
+            if not isinstance(key, str) or not NAME.match(key) or key == CONTEXT_ARG:
                 raise InvalidOptionError(
                     f"Pipeline {name!r} has a param named {key!r}; a param name must be a "
-                    "Python identifier.", option="params", value=key, pipeline=name,
+                    f"Python identifier other than {CONTEXT_ARG!r} (which gives a task its "
+                    "context).", option="params", value=key, pipeline=name,
                 )
         self.defaults = dict(defaults or {})
         _check_options(self.defaults, f"Pipeline {name!r} defaults", name, None)
@@ -200,7 +202,7 @@ class Pipeline:
                     f"Pipeline {name!r} defaults cannot set {key!r}: it belongs to one task.",
                     option=key, value=self.defaults[key], pipeline=name,
                 )
-        self._default_fields = _coerce(name, "<defaults>", self.defaults)
+        self._default_fields = _coerce(name, None, self.defaults)
         self.description = description
         self.tasks: dict[str, TaskSpec] = {}
         self._graph: Graph | None = None
@@ -253,11 +255,6 @@ class Pipeline:
         an input file given by its position as ``{inputs[0]}``), ``{outputs.NAME}`` (a
         declared output file), ``{params.NAME}`` and ``{run_id}``; every value is shell-quoted.
         """
-        if "inputs" in options:
-            raise InvalidOptionError(
-                f"Shell task {name!r}: pass inputs once.", option="inputs", value=inputs,
-                pipeline=self.name, task=name,
-            )
         if not isinstance(command, str) or not command.strip():
             raise InvalidOptionError(
                 f"Shell task {name!r} needs a command, got {command!r}.",

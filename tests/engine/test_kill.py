@@ -86,7 +86,9 @@ def test_sigkill_mid_run_loses_no_finished_work(tmp_path: Path, again: str) -> N
     assert {f"fast{i}" for i in range(6)} <= committed
     store.close()
 
-    args = ["run", "--resume", run.run_id] if again == "resume" else ["run", str(tmp_path / "pipe.py")]
+    args = ["run", str(tmp_path / "pipe.py")]
+    if again == "resume":
+        args = ["run", "--resume", run.run_id]
     second = _cadenza(home, out, *args, "-e", "threads", "-w", "4", "-q")
     assert second.wait(timeout=60) == 0, out.read_text()
 

@@ -46,9 +46,21 @@ def _json_dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_PARQUET_SAFE = frozenset({"string", "bytes", "empty"})
+
+
 def _is_dataframe(value: Any) -> bool:
+    """A pandas DataFrame that parquet stores faithfully: its object columns hold only
+    strings or bytes (pyarrow would turn dicts into structs and change the values)."""
     kind = type(value)
-    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")
+    if kind.__name__ != "DataFrame" or not kind.__module__.startswith("pandas"):
+        return False
+    from pandas.api.types import infer_dtype, is_object_dtype  # type: ignore[import-untyped]
+
+    return all(
+        infer_dtype(value[column], skipna=True) in _PARQUET_SAFE
+        for column, dtype in value.dtypes.items() if is_object_dtype(dtype)
+    )
 
 
 def _parquet_dumps(frame: Any) -> bytes:

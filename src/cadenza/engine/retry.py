@@ -66,11 +66,9 @@ class Retry:
             wait = math.inf
         if self.max_delay is not None:
             wait = min(wait, self.max_delay)
-        elif math.isinf(wait):
-            wait = sys.float_info.max
         if self.jitter:
             wait += wait * self.jitter * (rng or random).random()
-        return wait
+        return min(wait, sys.float_info.max)
 
     def allows(self, error: BaseException, attempt: int) -> bool:
         """True if ``error`` on attempt number ``attempt`` (1-based) earns another attempt."""

@@ -58,45 +58,45 @@ class MemoryStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._lock:
-            return copy.copy(self._get(run_id))
+            return copy.deepcopy(self._get(run_id))
 
     def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
         with self._lock:
             runs = [r for r in self._runs.values() if pipeline in (None, r.pipeline)]
         runs.sort(key=lambda r: r.created_at, reverse=True)
-        return [copy.copy(r) for r in runs[:limit]]
+        return [copy.deepcopy(r) for r in runs[:limit]]
 
     def task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
         with self._lock:
-            return [copy.copy(ti) for k, ti in self._tis.items() if k[0] == run_id]
+            return [copy.deepcopy(ti) for k, ti in self._tis.items() if k[0] == run_id]
 
     def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
         with self._lock:
             found = [
-                copy.copy(a) for k, a in self._attempts.items()
+                copy.deepcopy(a) for k, a in self._attempts.items()
                 if k[0] == run_id and task in (None, k[1])
             ]
         return sorted(found, key=lambda a: (a.started_at, a.task, a.map_index, a.attempt))
 
     def artifact(self, hash: str) -> ArtifactRecord | None:
         with self._lock:
-            return self._artifacts.get(hash)
+            return copy.deepcopy(self._artifacts.get(hash))
 
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
         with self._lock:
             found = [a for a in self._artifacts.values() if pipeline in (None, a.pipeline)]
-        return sorted(found, key=lambda a: a.created_at, reverse=True)[:limit]
+        return copy.deepcopy(sorted(found, key=lambda a: a.created_at, reverse=True)[:limit])
 
     def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]:
         with self._lock:
             found = [
                 e for k, e in self._cache.items() if k[0] == pipeline and task in (None, k[1])
             ]
-        return sorted(found, key=lambda e: e.created_at, reverse=True)
+        return copy.deepcopy(sorted(found, key=lambda e: e.created_at, reverse=True))
 
     def events(self, run_id: str | None = None, after: int = 0) -> list[Event]:
         with self._lock:
-            return [e for e in self._events[after:] if run_id in (None, e.run_id)]
+            return copy.deepcopy([e for e in self._events[after:] if run_id in (None, e.run_id)])
 
     def close(self) -> None:
         pass

@@ -178,9 +178,13 @@ class SqliteStore:
                         for a in batch.artifacts
                     ],
                 )
+                # Lineage belongs to the record that was kept: the first one for its hash.
                 db.executemany(
-                    "INSERT OR IGNORE INTO lineage (child, parent) VALUES (?, ?)",
-                    [(a.hash, p) for a in batch.artifacts for p in a.parents],
+                    "INSERT OR IGNORE INTO lineage (child, parent) SELECT ?, ? WHERE EXISTS "
+                    "(SELECT 1 FROM artifacts WHERE hash = ? AND run_id = ? AND task = ? "
+                    "AND created_at = ?)",
+                    [(a.hash, p, a.hash, a.run_id, a.task, a.created_at)
+                     for a in batch.artifacts for p in a.parents],
                 )
             if batch.cache:
                 db.executemany(

@@ -1,0 +1,151 @@
+"""The MetadataStore contract against MemoryStore and SqliteStore, plus SQLite's own checks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cadenza.store.base import Batch, MetadataStore
+from cadenza.store.memory import MemoryStore
+from cadenza.store.sqlite import SCHEMA_VERSION, SqliteStore
+from cadenza.testing.contracts import (
+    T0,
+    MetadataStoreContract,
+    artifact_record,
+    attempt_record,
+    cache_entry,
+    event,
+    run_record,
+    task_instance,
+)
+
+
+class TestMemoryStore(MetadataStoreContract):
+    def make_store(self) -> MetadataStore:
+        return MemoryStore()
+
+    def test_records_read_back_are_copies(self, store: MetadataStore) -> None:
+        super().test_records_read_back_are_copies(store)
+
+
+class TestSqliteStore(MetadataStoreContract):
+    def make_store(self) -> MetadataStore:
+        return SqliteStore(self.tmp_path / "cadenza.db")
+
+    def test_artifact_insert_is_ignored_with_its_parents(self, store: MetadataStore) -> None:
+        super().test_artifact_insert_is_ignored_with_its_parents(store)
+
+
+# -- SQLite only -----------------------------------------------------------------------------
+
+
+def _full_batch() -> Batch:
+    return Batch(
+        runs=[run_record(params={"threshold": 0.7}, started_at=T0 + 1)],
+        task_instances=[task_instance(state="success", output="ab" * 32,
+                                      files={"model": "cd" * 32})],
+        attempts=[attempt_record(state="success", ended_at=T0 + 2)],
+        artifacts=[artifact_record("ab" * 32, data=b"[1]", size=3, parents=("ef" * 32,))],
+        cache=[cache_entry(meta={"code": "c1"})],
+        events=[event("run_started"), event("task_finished", task="clean")],
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "cadenza.db"
+
+
+def test_wal_journal_mode(db: Path) -> None:
+    store = SqliteStore(db)
+    try:
+        mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+        assert store._read("PRAGMA journal_mode")[0][0] == "wal"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("durable", "level"), [(False, 1), (True, 2)])  # NORMAL, FULL
+def test_synchronous_level(db: Path, durable: bool, level: int) -> None:
+    store = SqliteStore(db, durable=durable)
+    try:
+        assert store._read("PRAGMA synchronous")[0][0] == level
+    finally:
+        store.close()
+
+
+def test_creates_the_folder_and_records_the_schema_version(db: Path) -> None:
+    store = SqliteStore(db)
+    try:
+        assert db.is_file()
+        assert store._read("SELECT value FROM meta WHERE key = 'schema_version'") == [
+            (str(SCHEMA_VERSION),)
+        ]
+        assert repr(store) == f"SqliteStore({str(db)!r})"
+    finally:
+        store.close()
+
+
+def test_integrity_check(db: Path) -> None:
+    store = SqliteStore(db)
+    try:
+        store.apply(_full_batch())
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+
+
+def test_data_survives_closing_and_reopening(db: Path) -> None:
+    store = SqliteStore(db)
+    store.apply(_full_batch())
+    store.request_cancel("p-1")
+    before = (
+        store.get_run("p-1"), store.task_instances("p-1"), store.attempts("p-1"),
+        store.artifact("ab" * 32), store.cache_entries("p"), store.events(),
+    )
+    store.close()
+
+    reopened = SqliteStore(db)
+    try:
+        after = (
+            reopened.get_run("p-1"), reopened.task_instances("p-1"), reopened.attempts("p-1"),
+            reopened.artifact("ab" * 32), reopened.cache_entries("p"), reopened.events(),
+        )
+        assert after == before
+        assert after[0].cancel_requested is True
+        assert reopened.integrity_check() == "ok"
+        # event ids go on from where they were, never reused
+        reopened.apply(Batch(events=[event("later")]))
+        assert reopened.events()[-1].id > before[5][-1].id
+    finally:
+        reopened.close()
+
+
+def test_a_second_connection_sees_committed_writes(db: Path) -> None:
+    writer, reader = SqliteStore(db), SqliteStore(db)
+    try:
+        writer.apply(_full_batch())
+        assert reader.get_run("p-1").params == {"threshold": 0.7}
+        writer.request_cancel("p-1")
+        assert reader.get_run("p-1").cancel_requested is True
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_a_failing_batch_is_rolled_back(db: Path) -> None:
+    store = SqliteStore(db)
+    try:
+        bad = _full_batch()
+        bad.events.append(event(data={"not json": object()}))
+        with pytest.raises(TypeError):
+            store.apply(bad)
+        assert store.list_runs() == []
+        assert store.events() == []
+        store.apply(_full_batch())  # the store is still usable
+        assert store.get_run("p-1").run_id == "p-1"
+    finally:
+        store.close()
