@@ -106,7 +106,7 @@ def run_attempt(call: Call) -> AttemptResult:
     params = RecordingParams(call.params)
     context = TaskContext(
         run_id=call.run_id, pipeline=call.pipeline, task=call.task, map_index=call.map_index,
-        attempt=call.attempt, params=params, log=logs.task_logger(call.task), home=call.home,
+        attempt=call.attempt, params=params, home=call.home,
         root=call.root, outputs=call.outputs, logical_date=call.interval[0],
         interval_start=call.interval[1], interval_end=call.interval[2],
     )

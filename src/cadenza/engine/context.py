@@ -11,6 +11,8 @@ from typing import Any
 
 from cadenza.exceptions import CadenzaError
 
+TASK_LOGGER = "cadenza.task"
+
 
 class RecordingParams(Mapping[str, Any]):
     """Run params that remember which ones the task read, so the cache keys only on those."""
@@ -43,7 +45,6 @@ class TaskContext:
     map_index: int
     attempt: int
     params: RecordingParams
-    log: logging.Logger
     home: Path
     root: Path
     """The project directory: relative paths in ``outputs=`` and ``inputs=`` start here."""
@@ -51,6 +52,11 @@ class TaskContext:
     logical_date: str | None = None
     interval_start: str | None = None
     interval_end: str | None = None
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger writing to this attempt's log file."""
+        return logging.getLogger(f"{TASK_LOGGER}.{self.task}")
 
 
 _current: ContextVar[TaskContext] = ContextVar("cadenza_task_context")

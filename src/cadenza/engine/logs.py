@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from cadenza.engine.context import TASK_LOGGER
+
 _local = threading.local()
 _install_lock = threading.Lock()
 _installed = 0
 _saved: tuple[Any, Any] | None = None
-TASK_LOGGER = "cadenza.task"
 
 
 class AttemptLog:
@@ -118,10 +119,6 @@ class _Handler(logging.Handler):
 
 _task_handler = _Handler(always=True)
 _root_handler = _Handler(always=False)
-
-
-def task_logger(task: str) -> logging.Logger:
-    return logging.getLogger(f"{TASK_LOGGER}.{task}")
 
 
 def install() -> None:

@@ -16,6 +16,7 @@ Executors report back through ``future.add_done_callback(queue.put)``.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import os
 import queue
@@ -58,6 +59,7 @@ from cadenza.workspace import Workspace
 S = TaskState
 Key = tuple[str, int]
 CANCEL_POLL = 0.5
+GC_THRESHOLD = 50_000
 HEARTBEAT = 5.0
 
 
@@ -77,6 +79,7 @@ class _TI:
     token: int = 0
     future: Future[AttemptResult] | None = None
     item: Any = None
+    log_path: Path | None = None
 
     def record(self, run_id: str) -> TaskInstanceRecord:
         return TaskInstanceRecord(
@@ -125,6 +128,9 @@ class Runner:
         self.fresh: dict[str, StoredValue] = {}
         """Values stored since the last commit, by hash: readable before the store has them."""
         self._intact_memo: dict[str, bool] = {}
+        self._recorded: set[str] = set()
+        """Artifact hashes this run has recorded already: a repeat adds no row."""
+        self._log_root = f"{workspace.logs}/{pipe.name}/{run.run_id}"
         entries = workspace.store.cache_entries(pipe.name)
         self.cache = {(e.task, e.key): e for e in entries}
         self.latest: dict[str, CacheEntry] = {}
@@ -144,6 +150,10 @@ class Runner:
 
     def execute(self) -> RunResult:
         logs.install()
+        thresholds = gc.get_threshold()
+        # The loop allocates many small records that live until the next commit; collecting
+        # young objects every 700 allocations would scan them again and again.
+        gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
         try:
             self._start()
             next_poll = time.monotonic() + CANCEL_POLL
@@ -165,6 +175,7 @@ class Runner:
             self._finish()
             raise
         finally:
+            gc.set_threshold(*thresholds)
             logs.uninstall()
         return self._finish()
 
@@ -198,6 +209,13 @@ class Runner:
             self.batch.runs.append(self.run)
         if self.batch:
             batch, self.batch = self.batch, Batch()
+            # A later record of the same task instance or attempt replaces an earlier one.
+            batch.task_instances = list(
+                {(t.task, t.map_index): t for t in batch.task_instances}.values()
+            )
+            batch.attempts = list(
+                {(a.task, a.map_index, a.attempt): a for a in batch.attempts}.values()
+            )
             self.ws.store.apply(batch)
             self.fresh.clear()
 
@@ -403,8 +421,7 @@ class Runner:
             kwargs[p] = self.run.params[p]
         if spec.map_over is not None:
             kwargs[spec.map_over] = ti.item
-        suffix = f"{ti.attempt}.log" if ti.index < 0 else f"{ti.index}.{ti.attempt}.log"
-        log_path = self.ws.logs / self.pipe.name / self.run.run_id / ti.task / suffix
+        ti.log_path = log_path = self._log_path(ti)
         return Call(
             pipeline=self.pipe.name, run_id=self.run.run_id, task=ti.task, map_index=ti.index,
             attempt=ti.attempt, kind=spec.kind, kwargs=kwargs,
@@ -459,8 +476,7 @@ class Runner:
 
     def _record(self, ti: _TI, result: AttemptResult) -> None:
         ti.started, ti.ended, ti.error = result.started, result.ended, result.error
-        log_path = self._log_path(ti)
-        attempt = self._attempt_record(ti, result.kind, log_path if result.logged else None)
+        attempt = self._attempt_record(ti, result.kind, ti.log_path if result.logged else None)
         attempt.ended_at, attempt.error, attempt.traceback = (
             result.ended, result.error, result.traceback
         )
@@ -519,6 +535,9 @@ class Runner:
     def _artifact(
         self, task: str, name: str, stored: StoredValue, parents: tuple[str, ...]
     ) -> None:
+        if stored.hash in self._recorded:
+            return
+        self._recorded.add(stored.hash)
         self.batch.artifacts.append(ArtifactRecord(
             stored.hash, stored.serializer, stored.size, self.pipe.name, task,
             self.run.run_id, time.time(), name, stored.uri, stored.data, parents,
@@ -643,8 +662,9 @@ class Runner:
     # -- records ----------------------------------------------------------------------------
 
     def _log_path(self, ti: _TI) -> Path:
-        suffix = f"{ti.attempt}.log" if ti.index < 0 else f"{ti.index}.{ti.attempt}.log"
-        return self.ws.logs / self.pipe.name / self.run.run_id / ti.task / suffix
+        if ti.index < 0:
+            return Path(f"{self._log_root}/{ti.task}/{ti.attempt}.log")
+        return Path(f"{self._log_root}/{ti.task}/{ti.index}.{ti.attempt}.log")
 
     def _attempt_record(self, ti: _TI, state: str, log_path: Path | None) -> AttemptRecord:
         return AttemptRecord(

@@ -62,8 +62,10 @@ CREATE TABLE IF NOT EXISTS cache (
     PRIMARY KEY (pipeline, task, key)
 );
 CREATE INDEX IF NOT EXISTS cache_by_time ON cache (pipeline, task, created_at);
+-- Events are never deleted, so a plain INTEGER PRIMARY KEY only grows (AUTOINCREMENT would
+-- cost a second write per event).
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
     ts REAL NOT NULL, task TEXT, map_index INTEGER NOT NULL, data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
@@ -149,9 +151,13 @@ class SqliteStore:
                     ],
                 )
             if batch.task_instances:
-                db.executemany(
-                    f"INSERT OR REPLACE INTO task_instances ({_TI_COLS}) "
-                    f"VALUES ({', '.join('?' * 11)})",
+                db.executemany(  # an upsert updates in place; REPLACE would delete + insert
+                    f"INSERT INTO task_instances ({_TI_COLS}) VALUES ({', '.join('?' * 11)}) "
+                    "ON CONFLICT (run_id, task, map_index) DO UPDATE SET state=excluded.state, "
+                    "attempt=excluded.attempt, cache_key=excluded.cache_key, "
+                    "output=excluded.output, files=excluded.files, "
+                    "started_at=excluded.started_at, ended_at=excluded.ended_at, "
+                    "error=excluded.error",
                     [
                         (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
                          t.output, _dumps(t.files), t.started_at, t.ended_at, t.error)
@@ -160,8 +166,10 @@ class SqliteStore:
                 )
             if batch.attempts:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO attempts ({_ATTEMPT_COLS}) "
-                    f"VALUES ({', '.join('?' * 10)})",
+                    f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({', '.join('?' * 10)}) "
+                    "ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET "
+                    "state=excluded.state, ended_at=excluded.ended_at, error=excluded.error, "
+                    "traceback=excluded.traceback, log_path=excluded.log_path",
                     [
                         (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
                          a.ended_at, a.error, a.traceback, a.log_path)
