@@ -554,3 +554,39 @@ def test_every_state_change_is_in_the_event_log(home: Path) -> None:
     assert [(e.kind, e.task) for e in events] == [
         ("run_started", None), ("running", "one"), ("success", "one"), ("run_finished", None),
     ]
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
+def test_upstream_success_is_committed_before_a_dependent_starts(
+    home: Path, executor: str
+) -> None:
+    from cadenza.store.sqlite import SqliteStore
+
+    pipe = Pipeline("durable")
+
+    @pipe.task(cache=False)
+    def first() -> int:
+        return 1
+
+    @pipe.task(map_over="spread", cache=False)
+    def many(spread: int) -> int:
+        return spread
+
+    @pipe.task(cache=False)
+    def spread(first: int) -> list[int]:
+        return list(range(20))
+
+    @pipe.task(cache=False)
+    def check(many: list[int], ctx) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        store = SqliteStore(ctx.home / "cadenza.db")  # another connection, as a reader
+        try:
+            seen = {(ti.task, ti.map_index): ti.state
+                    for ti in store.task_instances(ctx.run_id)}
+        finally:
+            store.close()
+        return {"many": seen[("many", -1)], "item": seen[("many", 7)],
+                "first": seen[("first", -1)]}
+
+    result = pipe.run(home=home, executor=executor, workers=2)
+    assert result.ok, result
+    assert result.output("check") == {"many": "success", "item": "success", "first": "success"}

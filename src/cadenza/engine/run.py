@@ -8,8 +8,9 @@ Only the loop thread touches run state. It holds:
 - ``waiting``: for each task, how many upstream tasks are not done; at zero its trigger rule
   decides whether it runs, is skipped, or is upstream_failed;
 - ``ready``: instances waiting for a worker slot; ``retries`` and ``deadlines``: heaps of times;
-- ``batch``: the writes since the last commit. The loop commits before it submits, so a
-  state change is durable before any task that depends on it starts.
+- ``batch``: the writes since the last commit. Writes are committed in groups, at most
+  GROUP_COMMIT after they are made, and always before any task that depends on them starts:
+  each queued instance remembers the commit count when it became ready.
 
 Executors report back through ``future.add_done_callback(queue.put)``.
 """
@@ -59,6 +60,10 @@ from cadenza.workspace import Workspace
 S = TaskState
 Key = tuple[str, int]
 CANCEL_POLL = 0.5
+GROUP_COMMIT = 0.02
+"""Seconds a finished result may wait to be committed with others (never past the start of
+anything that depends on it)."""
+SYNC_CHUNK = 1024
 GC_THRESHOLD = 50_000
 HEARTBEAT = 5.0
 
@@ -80,6 +85,8 @@ class _TI:
     future: Future[AttemptResult] | None = None
     item: Any = None
     log_path: Path | None = None
+    generation: int = 0
+    """The commit count when it was queued: it may start once a later commit is done."""
 
     def record(self, run_id: str) -> TaskInstanceRecord:
         return TaskInstanceRecord(
@@ -118,7 +125,12 @@ class Runner:
         )
         self.batch = Batch()
         self.in_flight = 0
-        self.limit = 1 << 30 if getattr(executor, "synchronous", False) else executor.max_workers
+        # A synchronous executor has finished each call by the time submit returns: give it a
+        # chunk per loop turn, so results are committed in chunks rather than all at the end.
+        self.limit = SYNC_CHUNK if getattr(executor, "synchronous", False) else executor.max_workers
+        self.generation = 0
+        self.last_commit = time.monotonic()
+        self.next_poll = time.monotonic() + CANCEL_POLL
         self.killable = isinstance(executor, Killable)
         self.keep_values = not _is_process_executor(executor)
         self.cancelled = False
@@ -156,20 +168,18 @@ class Runner:
         gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
         try:
             self._start()
-            next_poll = time.monotonic() + CANCEL_POLL
             while len(self.done) < len(self.graph):
                 self._commit()
-                if self._cancel_requested(next_poll):
+                if self._cancel_requested():
                     self._cancel_all()
                     break
-                next_poll = max(next_poll, time.monotonic())
                 self._submit_ready()
                 if not (self.ready or self.in_flight or self.retries):
                     raise CadenzaError(  # a bug in cadenza, never a user's mistake
                         f"Run {self.run.run_id} is stuck: nothing runs, nothing waits, and "
                         f"tasks {sorted(set(self.graph.nodes) - set(self.done))} are not done."
                     )
-                self._wait(next_poll)
+                self._wait()
         except KeyboardInterrupt:
             self._cancel_all()
             self._finish()
@@ -179,7 +189,7 @@ class Runner:
             logs.uninstall()
         return self._finish()
 
-    def _wait(self, next_poll: float) -> None:
+    def _wait(self) -> None:
         now = time.monotonic()
         while self.retries and self.retries[0][0] <= now:
             self._queue(self.tis[heapq.heappop(self.retries)[1]])
@@ -188,10 +198,10 @@ class Runner:
             self._time_out(self.tis[key], token)
         if self.ready and self.in_flight < self.limit:
             return
-        wake = min([next_poll, *(t for t, _ in self.retries[:1]),
+        wake = min([self.next_poll, *(t for t, _ in self.retries[:1]),
                     *(t for t, _, _ in self.deadlines[:1])])
-        if self.results.empty():
-            self._commit()  # about to block: let readers see what is running
+        if self.batch:  # wake in time to commit what is waiting
+            wake = min(wake, self.last_commit + GROUP_COMMIT)
         try:
             item = self.results.get(timeout=max(0.0, wake - time.monotonic()))
         except queue.Empty:
@@ -203,11 +213,13 @@ class Runner:
             except queue.Empty:
                 return
 
-    def _commit(self) -> None:
+    def _commit(self, force: bool = False) -> None:
+        """Commit the batch once it is GROUP_COMMIT old (``force``: now)."""
         if time.time() - (self.run.heartbeat or 0) > HEARTBEAT:
             self.run.heartbeat = time.time()
             self.batch.runs.append(self.run)
-        if self.batch:
+        now = time.monotonic()
+        if self.batch and (force or now - self.last_commit >= GROUP_COMMIT):
             batch, self.batch = self.batch, Batch()
             # A later record of the same task instance or attempt replaces an earlier one.
             batch.task_instances = list(
@@ -218,13 +230,15 @@ class Runner:
             )
             self.ws.store.apply(batch)
             self.fresh.clear()
+            self.generation += 1
+            self.last_commit = now
 
-    def _cancel_requested(self, next_poll: float) -> bool:
-        if (
-            not self.cancel.is_set() and time.monotonic() >= next_poll
-            and self.ws.store.get_run(self.run.run_id).cancel_requested
-        ):
-            self.cancel.set()
+    def _cancel_requested(self) -> bool:
+        now = time.monotonic()
+        if not self.cancel.is_set() and now >= self.next_poll:
+            self.next_poll = now + CANCEL_POLL
+            if self.ws.store.get_run(self.run.run_id).cancel_requested:
+                self.cancel.set()
         return self.cancel.is_set()
 
     # -- starting and finishing -------------------------------------------------------------
@@ -270,7 +284,7 @@ class Runner:
         self.run.state, self.run.ended_at = state, time.time()
         self.batch.runs.append(self.run)
         self._event(None, -1, "run_finished", state=state)
-        self._commit()
+        self._commit(force=True)
         result = build_result(
             self.ws, self.run.run_id, self.pipe.name, state,
             [ti.record(self.run.run_id) for ti in self.tis.values()],
@@ -382,10 +396,13 @@ class Runner:
 
     def _queue(self, ti: _TI) -> None:
         self._move(ti, S.QUEUED)
+        ti.generation = self.generation
         self.ready.append(ti)
 
     def _submit_ready(self) -> None:
         while self.ready and self.in_flight < self.limit:
+            if self.ready[0].generation == self.generation:
+                self._commit(force=True)  # it became ready through writes not yet durable
             ti = self.ready.popleft()
             node = self.graph.nodes[ti.task]
             ti.attempt += 1
