@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import signal
 import sys
@@ -36,7 +37,7 @@ from cadenza.executors import EXECUTORS
 from cadenza.params import parse_assignments, resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.show import FORMATS, render
-from cadenza.store.base import Batch, Event, RunRecord
+from cadenza.store.base import Approval, Batch, Event, RunRecord
 from cadenza.workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -149,12 +150,16 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool) -> Non
 @click.option("--workers", "-w", type=int, help="Worker slots (default: CPU count).")
 @_selection_options
 @click.option("--resume", metavar="RUN", help="Continue this run: re-run what did not succeed.")
+@click.option("--approve", multiple=True, metavar="GATE", help="Approve this gate up front.")
+@click.option("--no-wait", is_flag=True,
+              help="Do not wait for gates: end the run `waiting`; resume it after approval.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
 @_json_option
 @click.pass_context
 def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executor: str,
         workers: int | None, only: tuple[str, ...], from_: tuple[str, ...], force: bool,
-        resume: str | None, quiet: bool, as_json: bool) -> None:
+        resume: str | None, approve: tuple[str, ...], no_wait: bool, quiet: bool,
+        as_json: bool) -> None:
     """Run a pipeline: TARGET is a .py file, a folder with pipeline.py, or a module,
     optionally followed by :PIPELINE."""
     if resume is not None:
@@ -171,7 +176,7 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
     result = _execute(
         ctx, pipe, as_json, quiet, params=parse_assignments(params), executor=executor,
         workers=workers, only=only or None, from_=from_ or None, force=force, resume=resume,
-        target=target, params_from_text=True,
+        target=target, params_from_text=True, approve=approve, wait=not no_wait,
     )
     sys.exit(0 if result.ok else EXIT_FAILED)
 
@@ -186,7 +191,8 @@ def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None,
           as_json: bool) -> None:
     """Re-run what did not succeed in RUN (same as run --resume RUN)."""
     ctx.invoke(run, target=None, params=(), executor=executor, workers=workers, only=(),
-               from_=(), force=False, resume=run_id, quiet=False, as_json=as_json)
+               from_=(), force=False, resume=run_id, approve=(), no_wait=False, quiet=False,
+               as_json=as_json)
 
 
 @main.command()
@@ -402,6 +408,51 @@ def cancel(ctx: click.Context, run_id: str, wait: float) -> None:
                 return
             time.sleep(0.2)
         console.print(f"cancel requested for run {run_id}; the runner has not confirmed yet.")
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("gate", metavar="GATE")
+@click.option("--by", default=None, help="Who decides (default: your user name).")
+@click.option("--reason", default="", help="Why.")
+@click.pass_context
+def approve(ctx: click.Context, run_id: str, gate: str, by: str | None, reason: str) -> None:
+    """Approve GATE in RUN: the tasks after it may run."""
+    _decide(ctx, run_id, gate, True, by, reason)
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("gate", metavar="GATE")
+@click.option("--reason", required=True, help="Why (recorded, and shown in the run).")
+@click.option("--by", default=None, help="Who decides (default: your user name).")
+@click.pass_context
+def reject(ctx: click.Context, run_id: str, gate: str, reason: str, by: str | None) -> None:
+    """Reject GATE in RUN: it fails, and the tasks after it do not run."""
+    _decide(ctx, run_id, gate, False, by, reason)
+
+
+def _decide(ctx: click.Context, run_id: str, gate: str, approved: bool, by: str | None,
+            reason: str) -> None:
+    with _workspace(ctx) as ws:
+        record = ws.store.get_run(run_id)
+        states = {ti.task: ti.state for ti in ws.store.task_instances(run_id)
+                  if ti.map_index < 0}
+        if states.get(gate) != TaskState.AWAITING_APPROVAL:
+            waiting = sorted(t for t, s in states.items() if s == TaskState.AWAITING_APPROVAL)
+            raise CadenzaError(
+                f"Task {gate!r} in run {run_id} is not waiting for approval (it is "
+                f"{states.get(gate, 'not in this run')}). Gates waiting now: "
+                f"{', '.join(waiting) or 'none'}."
+            )
+        who = by or getpass.getuser()
+        ws.store.decide(Approval(run_id, gate, approved, who, time.time(), reason))
+        word = "approved" if approved else "rejected"
+        if effective_state(record) == "running":
+            console.print(f"{gate} {word} by {who}; the run goes on.", highlight=False)
+        else:
+            console.print(f"{gate} {word} by {who}. Continue the run with: "
+                          f"cadenza run --resume {run_id}", highlight=False)
 
 
 def _cancel_dead_run(ws: Workspace, record: RunRecord) -> None:

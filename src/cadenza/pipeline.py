@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 CachePolicy = bool | Literal["interval"]
-TaskKind = Literal["python", "shell", "branch"]
+TaskKind = Literal["python", "shell", "branch", "gate"]
 
 TRIGGER_RULES = frozenset(
     {"all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"}
@@ -61,6 +61,8 @@ class TaskSpec:
     shell_inputs: tuple[str, ...] = ()
     """For shell tasks: ``inputs=`` entries, each a task name or a file path."""
     description: str = ""
+    message: str = ""
+    """For gates: the question put to the person who approves."""
 
 
 _OPTIONS = (
@@ -225,6 +227,22 @@ class Pipeline:
     def branch(self, fn: F | None = None, /, *, name: str | None = None, **options: Any) -> Any:
         """Declare a task that returns the name (or names) of the downstream tasks to follow."""
         return self._decorate(fn, name, "branch", options)
+
+    def gate(
+        self, name: str, *, after: Iterable[str] = (), message: str = "", **options: Any
+    ) -> TaskSpec:
+        """A task that waits for a person: ``cadenza approve RUN NAME`` lets its downstream
+        run, ``cadenza reject RUN NAME --reason ...`` fails it. Other branches go on."""
+        for key in ("retries", "timeout", "cache", "outputs", "inputs", "map_over", "version"):
+            if key in options:
+                raise InvalidOptionError(
+                    f"Gate {name!r} cannot take {key!r}: a gate runs no code.",
+                    option=key, value=options[key], pipeline=self.name, task=name,
+                )
+        spec = self._spec_for(None, name, "gate", {**options, "after": after, "cache": False})
+        spec = replace(spec, message=message or f"Approve {name}?", retry=NO_RETRY, timeout=None)
+        self._add(spec)
+        return spec
 
     def _decorate(
         self, fn: F | None, name: str | None, kind: TaskKind, options: dict[str, Any]

@@ -20,7 +20,7 @@ LEGAL: dict[TaskState, set[TaskState]] = {
     S.RUNNING: {S.SUCCESS, S.FAILED, S.UP_FOR_RETRY, S.CANCELLED, S.SKIPPED, S.PENDING,
                 S.CACHED},
     S.UP_FOR_RETRY: {S.QUEUED, S.CANCELLED, S.PENDING},
-    S.AWAITING_APPROVAL: {S.SUCCESS, S.FAILED, S.CANCELLED},
+    S.AWAITING_APPROVAL: {S.SUCCESS, S.FAILED, S.CANCELLED, S.PENDING},
     S.FAILED: {S.PENDING},
     S.UPSTREAM_FAILED: {S.PENDING},
     S.CANCELLED: {S.PENDING},
@@ -100,10 +100,11 @@ def test_succeeded_states() -> None:
 
 def test_resumable_states() -> None:
     assert {
-        S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED, S.RUNNING, S.QUEUED, S.UP_FOR_RETRY
+        S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED, S.RUNNING, S.QUEUED, S.UP_FOR_RETRY,
+        S.AWAITING_APPROVAL,  # a resumed run asks the store again for the decision
     } == RESUMABLE
     assert not RESUMABLE & SUCCEEDED
-    for state in (S.PENDING, S.SKIPPED, S.AWAITING_APPROVAL):
+    for state in (S.PENDING, S.SKIPPED):
         assert state not in RESUMABLE
 
 

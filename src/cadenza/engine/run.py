@@ -47,6 +47,7 @@ from cadenza.graph import Graph, Node
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline, TaskFunction
 from cadenza.store.base import (
+    Approval,
     ArtifactRecord,
     AttemptRecord,
     Batch,
@@ -105,7 +106,8 @@ class Runner:
         self, pipe: Pipeline, workspace: Workspace, executor: Executor, run: RunRecord, *,
         hooks: Iterable[Hooks] = (), selected: set[str] | None = None, force: bool = False,
         cancel: threading.Event | None = None, prior: Iterable[TaskInstanceRecord] = (),
-        provided: Mapping[str, Any] | None = None,
+        provided: Mapping[str, Any] | None = None, approve: Iterable[str] = (),
+        wait: bool = False,
     ) -> None:
         self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
         self.run, self.hooks, self.force = run, list(hooks), force
@@ -137,6 +139,11 @@ class Runner:
         self.interval = (run.logical_date, run.interval_start, run.interval_end)
         self.prior = {(t.task, t.map_index): t for t in prior}
         self.provided = dict(provided or {})
+        self.approve = set(approve)
+        """Gates the caller approves up front (`pipe.run(approve=[...])`, `run --approve`)."""
+        self.wait = wait
+        """Keep running while gates wait for a person; else end the run `waiting`."""
+        self.awaiting: set[str] = set()
         self.fresh: dict[str, StoredValue] = {}
         """Values stored since the last commit, by hash: readable before the store has them."""
         self._intact_memo: dict[str, bool] = {}
@@ -174,7 +181,10 @@ class Runner:
                     self._cancel_all()
                     break
                 self._submit_ready()
-                if not (self.ready or self.in_flight or self.retries):
+                if not (self.ready or self.in_flight or self.retries) and self.awaiting:
+                    if not self.wait:
+                        break  # only gates are left: the run ends `waiting`
+                elif not (self.ready or self.in_flight or self.retries):
                     raise CadenzaError(  # a bug in cadenza, never a user's mistake
                         f"Run {self.run.run_id} is stuck: nothing runs, nothing waits, and "
                         f"tasks {sorted(set(self.graph.nodes) - set(self.done))} are not done."
@@ -239,6 +249,8 @@ class Runner:
             self.next_poll = now + CANCEL_POLL
             if self.ws.store.get_run(self.run.run_id).cancel_requested:
                 self.cancel.set()
+            elif self.awaiting:
+                self._check_gates()
         return self.cancel.is_set()
 
     # -- starting and finishing -------------------------------------------------------------
@@ -277,6 +289,8 @@ class Runner:
         states = set(self.done.values())
         if self.cancelled:
             state = "cancelled"
+        elif self.awaiting:
+            state = "waiting"
         elif states & {S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED}:
             state = "failed"
         else:
@@ -310,10 +324,46 @@ class Runner:
                 verdict = S.SKIPPED  # a branch upstream chose another path
         if verdict is not None:
             self._end(self.tis[(node.name, -1)], verdict)
+        elif node.spec.kind == "gate":
+            self._open_gate(self.tis[(node.name, -1)], node)
         elif node.spec.map_over is not None:
             self._expand(node)
         else:
             self._prepare(self.tis[(node.name, -1)], node)
+
+    def _open_gate(self, ti: _TI, node: Node) -> None:
+        self._move(ti, S.AWAITING_APPROVAL)
+        ti.started = time.time()
+        self.batch.task_instances.append(ti.record(self.run.run_id))
+        self._event(ti.task, -1, "gate_opened", message=node.spec.message)
+        self.awaiting.add(ti.task)
+        self._check_gates()
+
+    def _check_gates(self) -> None:
+        """Settle every waiting gate a person (or the caller) has decided on."""
+        decisions = {a.task: a for a in self.ws.store.approvals(self.run.run_id)}
+        for name in sorted(self.awaiting):
+            decision = decisions.get(name)
+            if decision is None and name in self.approve:
+                decision = Approval(self.run.run_id, name, True, "caller", time.time(),
+                                    "approved when the run was started")
+                self.ws.store.decide(decision)
+            if decision is None:
+                continue
+            self.awaiting.discard(name)
+            ti = self.tis[(name, -1)]
+            verdict = {"approved": decision.approved, "by": decision.by, "at": decision.at,
+                       "reason": decision.reason}
+            self._event(name, -1, "gate_decided", **verdict)
+            if decision.approved:
+                stored = store_bytes(self.ws.artifacts, *serialize(verdict, name))
+                self.fresh[stored.hash] = stored
+                self._artifact(name, "return", stored, ())
+                ti.output = stored.hash
+                self._end(ti, S.SUCCESS)
+            else:
+                ti.error = f"rejected by {decision.by}: {decision.reason or 'no reason given'}"
+                self._end(ti, S.FAILED)
 
     def _reuse_latest(self, node: Node) -> None:
         ti = self.tis[(node.name, -1)]
@@ -634,6 +684,7 @@ class Runner:
             if ti.index < 0:
                 self.done[ti.task] = S.CANCELLED
         self.ready.clear()
+        self.awaiting.clear()
 
     # -- values -----------------------------------------------------------------------------
 
@@ -723,6 +774,8 @@ def run_pipeline(
     target: str = "",
     params_from_text: bool = False,
     provided: Mapping[str, Any] | None = None,
+    approve: Iterable[str] = (),
+    wait: bool = False,
 ) -> RunResult:
     """Run ``pipe`` and return its result. Raises only for bad input, never for a task's failure.
 
@@ -730,6 +783,8 @@ def run_pipeline(
     (default: found from the working directory). ``resume``: a run id to continue, re-running
     only what did not succeed. ``only``/``from_``: run just these tasks (and, with ``from_``,
     everything downstream), taking other outputs from earlier runs. ``force``: ignore the cache.
+    ``approve``: gates to approve up front. ``wait``: keep running while gates wait for a
+    decision (else the run ends ``waiting``, to be resumed after a decision).
     """
     graph: Graph = pipe.graph()
     ws = workspace or Workspace.open(home)
@@ -761,7 +816,8 @@ def run_pipeline(
         runner_executor, owned = executor, False
     try:
         runner = Runner(pipe, ws, runner_executor, run, hooks=hooks, selected=selected,
-                        force=force, cancel=cancel, prior=prior, provided=provided)
+                        force=force, cancel=cancel, prior=prior, provided=provided,
+                        approve=approve, wait=wait)
         return runner.execute()
     finally:
         if owned:

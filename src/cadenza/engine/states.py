@@ -38,7 +38,7 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
         {S.SUCCESS, S.FAILED, S.UP_FOR_RETRY, S.CANCELLED, S.SKIPPED, S.PENDING, S.CACHED}
     ),
     S.UP_FOR_RETRY: frozenset({S.QUEUED, S.CANCELLED, S.PENDING}),
-    S.AWAITING_APPROVAL: frozenset({S.SUCCESS, S.FAILED, S.CANCELLED}),
+    S.AWAITING_APPROVAL: frozenset({S.SUCCESS, S.FAILED, S.CANCELLED, S.PENDING}),
     # Terminal states leave only when a resume or retry resets what did not succeed.
     S.FAILED: frozenset({S.PENDING}),
     S.UPSTREAM_FAILED: frozenset({S.PENDING}),
@@ -57,7 +57,8 @@ SUCCEEDED: frozenset[TaskState] = frozenset({S.SUCCESS, S.CACHED})
 """States whose output downstream tasks may use."""
 
 RESUMABLE: frozenset[TaskState] = frozenset(
-    {S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED, S.RUNNING, S.QUEUED, S.UP_FOR_RETRY}
+    {S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED, S.RUNNING, S.QUEUED, S.UP_FOR_RETRY,
+     S.AWAITING_APPROVAL}
 )
 """States a resume sends back to pending: what did not finish, or finished badly."""
 

@@ -104,6 +104,18 @@ class Event:
 
 
 @dataclass(slots=True)
+class Approval:
+    """A person's decision on a gate."""
+
+    run_id: str
+    task: str
+    approved: bool
+    by: str
+    at: float
+    reason: str = ""
+
+
+@dataclass(slots=True)
 class Batch:
     """Writes the run loop gathered in one step; a store applies them in one transaction."""
 
@@ -125,12 +137,14 @@ class MetadataStore(Protocol):
     # writing
     def apply(self, batch: Batch) -> None: ...
     def request_cancel(self, run_id: str, requested: bool = True) -> None: ...
+    def decide(self, approval: Approval) -> None: ...
     # runs
     def get_run(self, run_id: str) -> RunRecord: ...
     def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]: ...
     # task instances and attempts
     def task_instances(self, run_id: str) -> list[TaskInstanceRecord]: ...
     def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]: ...
+    def approvals(self, run_id: str) -> list[Approval]: ...
     # artifacts, cache, events
     def artifact(self, hash: str) -> ArtifactRecord | None: ...
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]: ...

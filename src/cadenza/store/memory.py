@@ -7,6 +7,7 @@ import threading
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
+    Approval,
     ArtifactRecord,
     AttemptRecord,
     Batch,
@@ -26,6 +27,7 @@ class MemoryStore:
         self._artifacts: dict[str, ArtifactRecord] = {}
         self._cache: dict[tuple[str, str, str], CacheEntry] = {}
         self._events: list[Event] = []
+        self._approvals: dict[tuple[str, str], Approval] = {}
 
     def apply(self, batch: Batch) -> None:
         batch = copy.deepcopy(batch)  # records stay the store's own, as a database's would
@@ -49,6 +51,15 @@ class MemoryStore:
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
         with self._lock:
             self._get(run_id).cancel_requested = requested
+
+    def decide(self, approval: Approval) -> None:
+        with self._lock:
+            self._get(approval.run_id)
+            self._approvals[(approval.run_id, approval.task)] = copy.deepcopy(approval)
+
+    def approvals(self, run_id: str) -> list[Approval]:
+        with self._lock:
+            return [copy.deepcopy(a) for k, a in self._approvals.items() if k[0] == run_id]
 
     def _get(self, run_id: str) -> RunRecord:
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
+    Approval,
     ArtifactRecord,
     AttemptRecord,
     Batch,
@@ -69,6 +70,10 @@ CREATE TABLE IF NOT EXISTS events (
     ts REAL NOT NULL, task TEXT, map_index INTEGER NOT NULL, data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, approved INTEGER NOT NULL, by TEXT NOT NULL,
+    at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run_id, task)
+);
 """
 
 _RUN_COLS = (
@@ -220,7 +225,24 @@ class SqliteStore:
             ).rowcount:
                 raise RunNotFoundError(run_id)
 
+    def decide(self, approval: Approval) -> None:
+        self.get_run(approval.run_id)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO approvals (run_id, task, approved, by, at, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (approval.run_id, approval.task, int(approval.approved), approval.by,
+                 approval.at, approval.reason),
+            )
+
     # -- reading ----------------------------------------------------------------------------
+
+    def approvals(self, run_id: str) -> list[Approval]:
+        rows = self._read(
+            "SELECT run_id, task, approved, by, at, reason FROM approvals WHERE run_id = ? "
+            "ORDER BY at", (run_id,),
+        )
+        return [Approval(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
     @staticmethod
     def _run(row: tuple[Any, ...]) -> RunRecord:

@@ -19,6 +19,7 @@ import pytest
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
+    Approval,
     ArtifactRecord,
     AttemptRecord,
     Batch,
@@ -30,6 +31,7 @@ from cadenza.store.base import (
 )
 
 T0 = 1_700_000_000.0
+RUN = "p-1"
 """A fixed clock: records are stamped T0 + n so their order never hangs on the real clock."""
 
 
@@ -497,3 +499,22 @@ class MetadataStoreContract:
             seen += [e.kind for e in new]
             last = new[-1].id if new else last
         assert seen == ["a", "b", "c"]
+
+    # -- approvals -----------------------------------------------------------------------
+
+    def test_decide_records_who_when_and_why(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        assert store.approvals(RUN) == []
+
+        store.decide(Approval(RUN, "promote", True, "ana", T0 + 5, "looks good"))
+        store.decide(Approval(RUN, "publish", False, "bo", T0 + 6, "not yet"))
+        assert store.approvals(RUN) == [
+            Approval(RUN, "promote", True, "ana", T0 + 5, "looks good"),
+            Approval(RUN, "publish", False, "bo", T0 + 6, "not yet"),
+        ]
+        store.decide(Approval(RUN, "publish", True, "cy", T0 + 7, "changed my mind"))
+        assert [a.approved for a in store.approvals(RUN)] == [True, True]
+
+    def test_decide_on_an_unknown_run(self, store: MetadataStore) -> None:
+        with pytest.raises(RunNotFoundError):
+            store.decide(Approval("nope", "promote", True, "ana", T0))
