@@ -65,9 +65,9 @@ def test_defaults_when_nothing_is_given() -> None:
 
 def test_given_values_override_defaults_without_changing_them() -> None:
     defaults = dict(DEFAULTS)
-    merged = resolve_params("p", defaults, {"threshold": 0.9, "epochs": "not coerced"})
+    merged = resolve_params("p", defaults, {"threshold": 0.9, "epochs": 3})
     assert merged["threshold"] == 0.9
-    assert merged["epochs"] == "not coerced"  # Python values pass through as given
+    assert merged["epochs"] == 3
     assert merged["name"] == "churn"
     assert defaults == DEFAULTS
 
@@ -131,12 +131,34 @@ def test_typed_coercion(name: str, text: str, expected: Any) -> None:
     assert type(value) is type(expected)
 
 
-def test_text_is_not_coerced_without_from_text() -> None:
-    assert resolve_params("p", DEFAULTS, {"epochs": "3"})["epochs"] == "3"
+def test_text_is_not_coerced_without_from_text_and_its_type_is_checked() -> None:
+    with pytest.raises(ParamError, match="Param 'epochs' takes an int, but got str '3'"):
+        resolve_params("p", DEFAULTS, {"epochs": "3"})
 
 
-def test_non_text_values_are_not_coerced() -> None:
-    assert resolve_params("p", DEFAULTS, {"epochs": 4.5}, from_text=True)["epochs"] == 4.5
+def test_python_values_of_the_wrong_type_are_rejected() -> None:
+    with pytest.raises(ParamError, match=r"takes an int, but got float 4\.5"):
+        resolve_params("p", DEFAULTS, {"epochs": 4.5}, from_text=True)
+    assert resolve_params("p", DEFAULTS, {"threshold": 1})["threshold"] == 1  # int for float
+    with pytest.raises(ParamError, match="takes a float, but got bool True"):
+        resolve_params("p", DEFAULTS, {"threshold": True})
+
+
+def test_param_rules() -> None:
+    from cadenza.params import Param
+
+    params = {"rate": Param(0.5, min=0, max=1, description="share"), "mode": Param(
+        "fast", choices=("fast", "slow")), "token": Param("x", secret=True)}
+    assert resolve_params("p", params, {"rate": "0.2"}, from_text=True)["rate"] == 0.2
+    with pytest.raises(ParamError, match=r"must be at most 1, but got 1\.5"):
+        resolve_params("p", params, {"rate": 1.5})
+    with pytest.raises(ParamError, match="must be at least 0, but got -1"):
+        resolve_params("p", params, {"rate": -1})
+    with pytest.raises(ParamError, match=r"must be one of \['fast', 'slow'\], but got 'medium'"):
+        resolve_params("p", params, {"mode": "medium"})
+    with pytest.raises(ParamError) as excinfo:
+        resolve_params("p", params, {"token": 5})
+    assert "5" not in str(excinfo.value) and "'***'" in str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +181,8 @@ def test_coercion_errors(name: str, text: str, kind: str, example: str) -> None:
     exc = excinfo.value
     assert exc.param == name
     message = str(exc)
-    assert f"Param {name!r} takes a {kind}" in message
+    article = "an" if kind[0] in "aeiou" else "a"
+    assert f"Param {name!r} takes {article} {kind}" in message
     assert f"got {text!r}" in message
     assert f"Pass a value like {example}." in message
     assert exc.__cause__ is None and exc.__suppress_context__

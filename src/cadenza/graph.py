@@ -71,6 +71,12 @@ def _resolve(pipe: Pipeline, spec: TaskSpec) -> tuple[tuple[str, ...], ...]:
     for name in spec.after:
         if name not in pipe.tasks:
             raise _unknown(pipe, spec.name, name, "runs after")
+    if spec.pool is not None and spec.pool not in pipe.pools:
+        raise InvalidOptionError(
+            f"Task {spec.name!r} uses pool {spec.pool!r}, which pipeline {pipe.name!r} does not "
+            f"define. Add it: Pipeline(..., pools={{{spec.pool!r}: 2}}).",
+            option="pool", value=spec.pool, pipeline=pipe.name, task=spec.name,
+        )
     if spec.map_over is not None and spec.map_over not in inputs:
         raise InvalidOptionError(
             f"Task {spec.name!r} maps over {spec.map_over!r}, which is not an upstream task. "

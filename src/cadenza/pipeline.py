@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cadenza._durations import parse_duration
 from cadenza.engine.retry import NO_RETRY, Retry
-from cadenza.exceptions import DuplicateTaskError, InvalidOptionError
+from cadenza.exceptions import DuplicateTaskError, InvalidOptionError, ParamError
+from cadenza.params import as_param
 
 if TYPE_CHECKING:
     from cadenza.engine.run import RunResult
@@ -63,11 +64,15 @@ class TaskSpec:
     description: str = ""
     message: str = ""
     """For gates: the question put to the person who approves."""
+    pool: str | None = None
+    """A named pool whose slots limit how many of its tasks run at once."""
+    priority: int = 0
+    """Among ready tasks, higher runs first; ties go in definition order."""
 
 
 _OPTIONS = (
     "retries", "timeout", "cache", "version", "trigger_rule", "after", "outputs", "inputs",
-    "map_over",
+    "map_over", "pool", "priority",
 )
 
 
@@ -142,6 +147,15 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
         out["input_files"] = names("inputs", options["inputs"], "give a list of file paths")
     if "map_over" in options and options["map_over"] is not None:
         out["map_over"] = options["map_over"]
+    if "pool" in options and options["pool"] is not None:
+        if not isinstance(options["pool"], str):
+            raise bad("pool", options["pool"], "give the name of a pool in Pipeline(pools=...)")
+        out["pool"] = options["pool"]
+    if "priority" in options:
+        value = options["priority"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("priority", value, "give a whole number; higher runs first")
+        out["priority"] = value
     return out
 
 
@@ -180,6 +194,8 @@ class Pipeline:
         params: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
         description: str = "",
+        pools: Mapping[str, int] | None = None,
+        max_active_tasks: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not PIPELINE_NAME.match(name):
             raise InvalidOptionError(
@@ -196,9 +212,44 @@ class Pipeline:
                     f"Python identifier other than {CONTEXT_ARG!r} (which gives a task its "
                     "context).", option="params", value=key, pipeline=name,
                 )
+        for key, value in self.params.items():
+            spec = as_param(value)
+            if spec.kind is not None and not isinstance(spec.kind, type):
+                raise InvalidOptionError(
+                    f"Param {key!r} of pipeline {name!r} has kind={spec.kind!r}; give a type "
+                    "such as int, float, str or bool.", option="params", value=spec.kind,
+                    pipeline=name,
+                )
+            try:
+                spec.check(key, spec.default)
+            except ParamError as exc:
+                raise InvalidOptionError(
+                    f"Pipeline {name!r}: the default of param {key!r} breaks its own rules: "
+                    f"{exc}", option="params", value=key, pipeline=name,
+                ) from None
+        self.pools = dict(pools or {})
+        for pool, slots in self.pools.items():
+            if not isinstance(pool, str) or isinstance(slots, bool) or not isinstance(
+                slots, int
+            ) or slots < 1:
+                raise InvalidOptionError(
+                    f"Pipeline {name!r} has pool {pool!r} with {slots!r} slots; give each pool "
+                    "a name and a whole number of slots, 1 or more.",
+                    option="pools", value={pool: slots}, pipeline=name,
+                )
+        if max_active_tasks is not None and (
+            isinstance(max_active_tasks, bool) or not isinstance(max_active_tasks, int)
+            or max_active_tasks < 1
+        ):
+            raise InvalidOptionError(
+                f"Pipeline {name!r} has max_active_tasks={max_active_tasks!r}; give 1 or more, "
+                "or None for no limit beyond the executor's workers.",
+                option="max_active_tasks", value=max_active_tasks, pipeline=name,
+            )
+        self.max_active_tasks = max_active_tasks
         self.defaults = dict(defaults or {})
         _check_options(self.defaults, f"Pipeline {name!r} defaults", name, None)
-        for key in ("after", "outputs", "inputs", "map_over", "version"):
+        for key in ("after", "outputs", "inputs", "map_over", "version", "priority"):
             if key in self.defaults:
                 raise InvalidOptionError(
                     f"Pipeline {name!r} defaults cannot set {key!r}: it belongs to one task.",

@@ -7,6 +7,7 @@ from typing import Any
 
 from cadenza.engine.retry import Retry
 from cadenza.graph import Graph, Node
+from cadenza.params import as_param
 from cadenza.pipeline import Pipeline
 
 FORMATS = ("text", "mermaid", "markdown", "json")
@@ -48,7 +49,8 @@ def describe(pipe: Pipeline) -> dict[str, Any]:
     return {
         "pipeline": pipe.name,
         "description": pipe.description,
-        "params": pipe.params,
+        "params": {k: ("***" if as_param(v).secret else as_param(v).default)
+                   for k, v in pipe.params.items()},
         "tasks": [
             {
                 "name": node.name,
@@ -108,8 +110,16 @@ def _markdown(pipe: Pipeline, graph: Graph) -> str:
         "## DAG", "", "```mermaid", _mermaid(graph), "```", "",
     ]
     if pipe.params:
-        out += ["## Params", "", "| name | default |", "|---|---|"]
-        out += [f"| {k} | `{json.dumps(v)}` |" for k, v in pipe.params.items()]
+        out += ["## Params", "", "| name | default | rules | description |", "|---|---|---|---|"]
+        for key, value in pipe.params.items():
+            param = as_param(value)
+            default = "***" if param.secret else json.dumps(param.default, default=str)
+            rules = ", ".join(
+                f"{label} {rule}" for label, rule in
+                (("min", param.min), ("max", param.max), ("one of", param.choices))
+                if rule is not None
+            ) or "-"
+            out.append(f"| {key} | `{default}` | {rules} | {param.description or '-'} |")
         out.append("")
     out += [
         "## Tasks", "",

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import os
 import queue
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -119,7 +119,14 @@ class Runner:
         self.waiting: dict[str, int] = {}
         self.follow: dict[str, set[str]] = {}
         self.remaining: dict[str, int] = {}
-        self.ready: deque[_TI] = deque()
+        self.ready: list[tuple[int, int, int, int, _TI]] = []
+        """A heap: higher priority first, then run order, then item, then arrival."""
+        self.arrivals = itertools.count()
+        self.rank = {name: i for i, name in enumerate(self.graph.order)}
+        self.pool_used: dict[str, int] = dict.fromkeys(pipe.pools, 0)
+        self.pool_of: dict[Future[AttemptResult], str] = {}
+        self.pool_blocked = False
+        """True when every ready task waits for a pool slot: nothing to submit until one frees."""
         self.retries: list[tuple[float, Key]] = []
         self.deadlines: list[tuple[float, Key, int]] = []
         self.results: queue.SimpleQueue[tuple[Key, int, Future[AttemptResult]]] = (
@@ -129,7 +136,9 @@ class Runner:
         self.in_flight = 0
         # A synchronous executor has finished each call by the time submit returns: give it a
         # chunk per loop turn, so results are committed in chunks rather than all at the end.
-        self.limit = SYNC_CHUNK if getattr(executor, "synchronous", False) else executor.max_workers
+        self.limit = SYNC_CHUNK if getattr(executor, "synchronous", False) else min(
+            executor.max_workers, pipe.max_active_tasks or executor.max_workers
+        )
         self.generation = 0
         self.last_commit = time.monotonic()
         self.next_poll = time.monotonic() + CANCEL_POLL
@@ -206,7 +215,7 @@ class Runner:
         while self.deadlines and self.deadlines[0][0] <= now:
             _, key, token = heapq.heappop(self.deadlines)
             self._time_out(self.tis[key], token)
-        if self.ready and self.in_flight < self.limit:
+        if self.ready and self.in_flight < self.limit and not self.pool_blocked:
             return
         wake = min([self.next_poll, *(t for t, _ in self.retries[:1]),
                     *(t for t, _, _ in self.deadlines[:1])])
@@ -447,14 +456,22 @@ class Runner:
     def _queue(self, ti: _TI) -> None:
         self._move(ti, S.QUEUED)
         ti.generation = self.generation
-        self.ready.append(ti)
+        priority = self.graph.nodes[ti.task].spec.priority
+        entry = (-priority, self.rank[ti.task], ti.index, next(self.arrivals), ti)
+        heapq.heappush(self.ready, entry)
 
     def _submit_ready(self) -> None:
+        blocked: list[tuple[int, int, int, int, _TI]] = []
         while self.ready and self.in_flight < self.limit:
-            if self.ready[0].generation == self.generation:
-                self._commit(force=True)  # it became ready through writes not yet durable
-            ti = self.ready.popleft()
+            entry = heapq.heappop(self.ready)
+            ti = entry[-1]
             node = self.graph.nodes[ti.task]
+            pool = node.spec.pool
+            if pool is not None and self.pool_used[pool] >= self.pipe.pools[pool]:
+                blocked.append(entry)
+                continue
+            if ti.generation == self.generation:
+                self._commit(force=True)  # it became ready through writes not yet durable
             ti.attempt += 1
             ti.token += 1
             ti.started, ti.ended, ti.error = time.time(), None, None
@@ -470,7 +487,13 @@ class Runner:
                 )
             future = self.executor.submit(run_attempt, call)
             ti.future = future
+            if pool is not None:
+                self.pool_used[pool] += 1
+                self.pool_of[future] = pool
             future.add_done_callback(self._reporter(key, token))
+        self.pool_blocked = bool(blocked) and not self.ready
+        for entry in blocked:
+            heapq.heappush(self.ready, entry)
 
     def _reporter(self, key: Key, token: int) -> Callable[[Future[AttemptResult]], None]:
         return lambda future: self.results.put((key, token, future))
@@ -505,6 +528,10 @@ class Runner:
 
     def _collect(self, key: Key, token: int, future: Future[AttemptResult]) -> None:
         self.in_flight -= 1
+        pool = self.pool_of.pop(future, None)
+        if pool is not None:  # the slot frees when the call really ends, late or not
+            self.pool_used[pool] -= 1
+            self.pool_blocked = False
         ti = self.tis[key]
         if ti.token != token or ti.state is not S.RUNNING or future.cancelled():
             return  # a late result: its attempt already timed out or was cancelled
