@@ -13,6 +13,7 @@ import secrets
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -20,6 +21,7 @@ from cadenza._durations import parse_duration
 from cadenza.engine.retry import NO_RETRY, Retry
 from cadenza.exceptions import DuplicateTaskError, InvalidOptionError, ParamError
 from cadenza.params import as_param
+from cadenza.schedule.cron import DateLike, Schedule, parse_schedule
 
 if TYPE_CHECKING:
     from cadenza.engine.run import RunResult
@@ -196,6 +198,13 @@ class Pipeline:
         description: str = "",
         pools: Mapping[str, int] | None = None,
         max_active_tasks: int | None = None,
+        schedule: str | None = None,
+        every: str | timedelta | None = None,
+        timezone: str = "UTC",
+        start: DateLike | None = None,
+        end: DateLike | None = None,
+        catchup: bool = False,
+        max_active_runs: int = 1,
     ) -> None:
         if not isinstance(name, str) or not PIPELINE_NAME.match(name):
             raise InvalidOptionError(
@@ -247,6 +256,23 @@ class Pipeline:
                 option="max_active_tasks", value=max_active_tasks, pipeline=name,
             )
         self.max_active_tasks = max_active_tasks
+        self.schedule: Schedule | None = parse_schedule(schedule, every, timezone, start, end)
+        """When the scheduler runs it: a series of data intervals, or None (manual only)."""
+        if not isinstance(catchup, bool):
+            raise InvalidOptionError(
+                f"Pipeline {name!r} has catchup={catchup!r}; give True (run every missed "
+                "interval) or False (only the latest).", option="catchup", value=catchup,
+                pipeline=name,
+            )
+        self.catchup = catchup
+        if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or (
+            max_active_runs < 1
+        ):
+            raise InvalidOptionError(
+                f"Pipeline {name!r} has max_active_runs={max_active_runs!r}; give 1 or more.",
+                option="max_active_runs", value=max_active_runs, pipeline=name,
+            )
+        self.max_active_runs = max_active_runs
         self.defaults = dict(defaults or {})
         _check_options(self.defaults, f"Pipeline {name!r} defaults", name, None)
         for key in ("after", "outputs", "inputs", "map_over", "version", "priority"):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
@@ -28,6 +31,9 @@ class MemoryStore:
         self._cache: dict[tuple[str, str, str], CacheEntry] = {}
         self._events: list[Event] = []
         self._approvals: dict[tuple[str, str], Approval] = {}
+        self._paused: set[str] = set()
+        self._cursors: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
 
     def apply(self, batch: Batch) -> None:
         batch = copy.deepcopy(batch)  # records stay the store's own, as a database's would
@@ -108,6 +114,61 @@ class MemoryStore:
     def events(self, run_id: str | None = None, after: int = 0) -> list[Event]:
         with self._lock:
             return copy.deepcopy([e for e in self._events[after:] if run_id in (None, e.run_id)])
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> bool:
+        with self._lock:
+            if run.run_id in self._runs or (run.logical_date is not None and any(
+                r.pipeline == run.pipeline and r.logical_date == run.logical_date
+                for r in self._runs.values()
+            )):
+                return False
+            self._runs[run.run_id] = copy.deepcopy(run)
+            return True
+
+    def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
+        wanted = set(states)
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._runs.values() if r.state in wanted]
+        return sorted(found, key=lambda r: r.created_at)
+
+    def latest_intervals(self) -> dict[str, str]:
+        latest: dict[str, str] = {}
+        with self._lock:
+            for r in self._runs.values():
+                if r.logical_date is not None and r.interval_end is not None:
+                    latest[r.pipeline] = max(latest.get(r.pipeline, ""), r.interval_end)
+        return latest
+
+    def set_paused(self, pipeline: str, paused: bool) -> None:
+        with self._lock:
+            (self._paused.add if paused else self._paused.discard)(pipeline)
+
+    def paused(self) -> set[str]:
+        with self._lock:
+            return set(self._paused)
+
+    def get_cursor(self, key: str) -> Any:
+        with self._lock:
+            text = self._cursors.get(key)
+        return None if text is None else json.loads(text)
+
+    def set_cursor(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._cursors[key] = json.dumps(value)  # stored as the SQL store would: as JSON
+
+    def acquire_lease(self, name: str, holder: str, until: float, now: float) -> str | None:
+        with self._lock:
+            current = self._leases.get(name)
+            if current is None or current[0] == holder or current[1] < now:
+                self._leases[name] = (holder, until)
+            return self._leases[name][0]
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._lock:
+            if self._leases.get(name, ("", 0.0))[0] == holder:
+                del self._leases[name]
 
     def close(self) -> None:
         pass

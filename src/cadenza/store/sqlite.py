@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,18 @@ CREATE TABLE IF NOT EXISTS events (
     ts REAL NOT NULL, task TEXT, map_index INTEGER NOT NULL, data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_once_per_interval ON runs (pipeline, logical_date)
+    WHERE logical_date IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state);
+CREATE TABLE IF NOT EXISTS pipelines (
+    name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS approvals (
     run_id TEXT NOT NULL, task TEXT NOT NULL, approved INTEGER NOT NULL, by TEXT NOT NULL,
     at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run_id, task)
@@ -335,6 +348,70 @@ class SqliteStore:
                 (run_id, after),
             )
         return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5], {}), r[6]) for r in rows]
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                f"INSERT OR IGNORE INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 14)})",
+                (run.run_id, run.pipeline, run.state, json.dumps(run.params), run.created_at,
+                 run.target, run.started_at, run.ended_at, run.logical_date, run.interval_start,
+                 run.interval_end, run.runner_pid, run.heartbeat, int(run.cancel_requested)),
+            )
+            return cursor.rowcount == 1
+
+    def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
+        wanted = list(states)
+        rows = self._read(
+            f"SELECT {_RUN_COLS} FROM runs WHERE state IN ({', '.join('?' * len(wanted))}) "
+            "ORDER BY created_at", tuple(wanted),
+        )
+        return [self._run(row) for row in rows]
+
+    def latest_intervals(self) -> dict[str, str]:
+        rows = self._read(
+            "SELECT pipeline, MAX(interval_end) FROM runs WHERE logical_date IS NOT NULL "
+            "GROUP BY pipeline"
+        )
+        return {pipeline: end for pipeline, end in rows if end is not None}
+
+    def set_paused(self, pipeline: str, paused: bool) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO pipelines (name, paused, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                "updated_at = excluded.updated_at", (pipeline, int(paused), time.time()),
+            )
+
+    def paused(self) -> set[str]:
+        return {name for (name,) in self._read("SELECT name FROM pipelines WHERE paused = 1")}
+
+    def get_cursor(self, key: str) -> Any:
+        rows = self._read("SELECT value FROM cursors WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_cursor(self, key: str, value: Any) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cursors (key, value, updated_at) VALUES (?, ?, ?)",
+                (key, json.dumps(value), time.time()),
+            )
+
+    def acquire_lease(self, name: str, holder: str, until: float, now: float) -> str | None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "until = excluded.until WHERE leases.holder = excluded.holder "
+                "OR leases.until < ?", (name, holder, until, now),
+            )
+            row = db.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     def integrity_check(self) -> str:
         return str(self._read("PRAGMA integrity_check")[0][0])

@@ -518,3 +518,43 @@ class MetadataStoreContract:
     def test_decide_on_an_unknown_run(self, store: MetadataStore) -> None:
         with pytest.raises(RunNotFoundError):
             store.decide(Approval("nope", "promote", True, "ana", T0))
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def test_create_run_once_per_interval(self, store: MetadataStore) -> None:
+        day = "2026-11-01T00:00:00+00:00"
+        first = run_record("p-a", state="queued", logical_date=day, interval_start=day,
+                           interval_end="2026-11-02T00:00:00+00:00")
+        assert store.create_run(first)
+        again = run_record("p-b", state="queued", logical_date=day, interval_start=day,
+                           interval_end="2026-11-02T00:00:00+00:00")
+        assert not store.create_run(again)  # another id, same interval: refused
+        assert not store.create_run(first)  # the same id: refused
+        other = run_record("q-a", pipeline="q", state="queued", logical_date=day)
+        assert store.create_run(other)  # another pipeline, same date: fine
+        assert store.create_run(run_record("p-manual-1", created=1))  # no interval: fine
+        assert store.create_run(run_record("p-manual-2", created=2))
+        assert [r.run_id for r in store.runs_in_states(["queued"])] == ["p-a", "q-a"]
+        assert store.latest_intervals() == {"p": "2026-11-02T00:00:00+00:00"}
+
+    def test_pause_and_unpause(self, store: MetadataStore) -> None:
+        assert store.paused() == set()
+        store.set_paused("p", True)
+        store.set_paused("q", True)
+        store.set_paused("q", False)
+        assert store.paused() == {"p"}
+
+    def test_cursors_round_trip_as_json(self, store: MetadataStore) -> None:
+        assert store.get_cursor("sensor:p.files") is None
+        store.set_cursor("sensor:p.files", {"seen": ["a.csv"], "at": 1.5})
+        assert store.get_cursor("sensor:p.files") == {"seen": ["a.csv"], "at": 1.5}
+
+    def test_a_lease_has_one_live_holder(self, store: MetadataStore) -> None:
+        assert store.acquire_lease("scheduler", "A", until=T0 + 30, now=T0) == "A"
+        assert store.acquire_lease("scheduler", "B", until=T0 + 40, now=T0 + 10) == "A"
+        assert store.acquire_lease("scheduler", "A", until=T0 + 60, now=T0 + 20) == "A"
+        assert store.acquire_lease("scheduler", "B", until=T0 + 99, now=T0 + 61) == "B"
+        store.release_lease("scheduler", "A")  # not A's any more: nothing happens
+        assert store.acquire_lease("scheduler", "C", until=T0 + 99, now=T0 + 62) == "B"
+        store.release_lease("scheduler", "B")
+        assert store.acquire_lease("scheduler", "C", until=T0 + 99, now=T0 + 63) == "C"
