@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -25,28 +24,8 @@ COLORS = {
     "up_for_retry": "magenta", "cancelled": "red3", "awaiting_approval": "bright_blue",
     "interrupted": "dark_orange", "waiting": "bright_blue",
 }
-STALE_AFTER = 60.0
-"""A running run whose runner has not beaten its heart for this long is interrupted."""
-
-
 def styled(state: str) -> Text:
     return Text(state, style=COLORS.get(state, ""))
-
-
-def effective_state(run: RunRecord) -> str:
-    """``running`` only while its runner lives; a dead runner leaves it ``interrupted``."""
-    if run.state != "running":
-        return run.state
-    if run.runner_pid is not None:
-        try:
-            os.kill(run.runner_pid, 0)
-        except ProcessLookupError:
-            return "interrupted"
-        except PermissionError:
-            pass
-    if run.heartbeat is not None and time.time() - run.heartbeat > STALE_AFTER:
-        return "interrupted"
-    return "running"
 
 
 def duration(start: float | None, end: float | None) -> str:

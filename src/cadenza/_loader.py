@@ -131,3 +131,44 @@ def load_pipeline(target: str) -> Pipeline:
             f"`{location}:{found[0].name}`.", target=target,
         )
     return found[0].validate()
+
+
+def project_targets(root: Path) -> list[str]:
+    """The pipelines a project lists for the scheduler: ``pipelines = [...]`` in cadenza.toml,
+    or under ``[tool.cadenza]`` in pyproject.toml; paths are relative to ``root``."""
+    import tomllib
+
+    for name, section in (("cadenza.toml", ()), ("pyproject.toml", ("tool", "cadenza"))):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            data: object = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise PipelineLoadError(f"{str(path)!r} is not valid TOML: {exc}.",
+                                    target=str(path)) from None
+        for key in section:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        listed = data.get("pipelines") if isinstance(data, dict) else None
+        if listed is None:
+            continue
+        if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+            raise PipelineLoadError(
+                f"{str(path)!r}: pipelines must be a list of strings (files, folders or "
+                f"modules, each optionally :PIPELINE), got {listed!r}.", target=str(path),
+            )
+        return [_under(root, t) for t in listed]
+    raise PipelineLoadError(
+        f"No pipelines are listed for {str(root)!r}. Add `pipelines = [\"pipeline.py\"]` to "
+        "cadenza.toml, or under [tool.cadenza] in pyproject.toml, or name them: "
+        "cadenza scheduler FILE ...", target=str(root),
+    )
+
+
+def _under(root: Path, target: str) -> str:
+    """A listed target as the loader takes it: file paths made absolute, modules as they are."""
+    location, name = split_target(target)
+    path = root / location
+    if not path.exists():
+        return target  # a module name
+    return f"{path}:{name}" if name else str(path)

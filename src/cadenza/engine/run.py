@@ -96,9 +96,11 @@ class _TI:
         )
 
 
-def new_run_id(pipeline: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{pipeline}-{stamp}-{secrets.token_hex(3)}"
+def new_run_id(pipeline: str, moment: datetime | None = None) -> str:
+    """``<pipeline>-<YYYYmmddTHHMMSS>-<6 hex>``: the time is now, or a scheduled run's
+    logical date, so ids sort as the runs do; safe in a path and a URL."""
+    stamp = (moment or datetime.now(UTC)).astimezone(UTC)
+    return f"{pipeline}-{stamp:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 class Runner:
@@ -275,7 +277,7 @@ class Runner:
         for node in self.graph:
             prior = self.prior.get((node.name, -1))
             ti = self.tis[(node.name, -1)] = _TI(node.name, -1)
-            if prior is not None and S(prior.state) not in RESUMABLE:
+            if prior is not None and S(prior.state) in TERMINAL - RESUMABLE:
                 ti.state, ti.attempt, ti.output = S(prior.state), prior.attempt, prior.output
                 ti.files, ti.cache_key, ti.error = prior.files, prior.cache_key, prior.error
                 ti.started, ti.ended = prior.started_at, prior.ended_at
@@ -803,6 +805,7 @@ def run_pipeline(
     provided: Mapping[str, Any] | None = None,
     approve: Iterable[str] = (),
     wait: bool = False,
+    reset: bool = False,
 ) -> RunResult:
     """Run ``pipe`` and return its result. Raises only for bad input, never for a task's failure.
 
@@ -810,6 +813,7 @@ def run_pipeline(
     (default: found from the working directory). ``resume``: a run id to continue, re-running
     only what did not succeed. ``only``/``from_``: run just these tasks (and, with ``from_``,
     everything downstream), taking other outputs from earlier runs. ``force``: ignore the cache.
+    ``reset`` (with ``resume``): run every task of the run again, not only what failed.
     ``approve``: gates to approve up front. ``wait``: keep running while gates wait for a
     decision (else the run ends ``waiting``, to be resumed after a decision).
     """
@@ -828,6 +832,9 @@ def run_pipeline(
         ws.store.request_cancel(resume, False)
         run.cancel_requested = False
         prior = ws.store.task_instances(resume)
+        if reset:  # run every task again, numbering attempts on from the earlier ones
+            for ti in prior:
+                ti.state = S.PENDING.value
     else:
         resolved = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
         run = RunRecord(new_run_id(pipe.name), pipe.name, "running", resolved, time.time(),

@@ -159,7 +159,7 @@ class Schedule(ABC):
             return moment.astimezone(UTC)
         return _to_utc(moment, self.tzinfo, "moment")
 
-    def _bounds(self, start: DateLike, end: DateLike) -> tuple[datetime, datetime]:
+    def bounds(self, start: DateLike, end: DateLike) -> tuple[datetime, datetime]:
         lo, hi = _to_utc(start, self.tzinfo, "start"), _to_utc(end, self.tzinfo, "end")
         if hi < lo:
             raise InvalidOptionError(
@@ -238,7 +238,7 @@ class CronSchedule(Schedule):
         return interval
 
     def intervals_between(self, start: DateLike, end: DateLike) -> list[Interval]:
-        lo, hi = self._bounds(start, end)
+        lo, hi = self.bounds(start, end)
         out: list[Interval] = []
         fires = self._fires(lo - _TICK)
         begin = next(fires, None)
@@ -365,7 +365,7 @@ class IntervalSchedule(Schedule):
         return Interval(start, end, self.timezone)
 
     def intervals_between(self, start: DateLike, end: DateLike) -> list[Interval]:
-        lo, hi = self._bounds(start, end)
+        lo, hi = self.bounds(start, end)
         begin = self._anchor - ((self._anchor - lo) // self.every) * self.every  # first >= lo
         out: list[Interval] = []
         while begin + self.every <= hi:

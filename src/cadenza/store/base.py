@@ -7,6 +7,8 @@ so a state change is durable before any task that depends on it starts.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -134,6 +136,26 @@ class Batch:
         )
 
 
+STALE_AFTER = 60.0
+"""A running run whose runner has not beaten its heart for this long is interrupted."""
+
+
+def effective_state(run: RunRecord, now: float | None = None) -> str:
+    """``running`` only while its runner lives; a dead runner leaves it ``interrupted``."""
+    if run.state != "running":
+        return run.state
+    if run.runner_pid is not None:
+        try:
+            os.kill(run.runner_pid, 0)
+        except ProcessLookupError:
+            return "interrupted"
+        except PermissionError:
+            pass
+    if run.heartbeat is not None and (now or time.time()) - run.heartbeat > STALE_AFTER:
+        return "interrupted"
+    return "running"
+
+
 class MetadataStore(Protocol):
     # writing
     def apply(self, batch: Batch) -> None: ...
@@ -152,8 +174,9 @@ class MetadataStore(Protocol):
     def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]: ...
     def events(self, run_id: str | None = None, after: int = 0) -> list[Event]: ...
     # scheduling: one run per interval, pauses, sensor cursors, the scheduler's lease
-    def create_run(self, run: RunRecord) -> bool:
-        """Insert ``run`` unless its pipeline has a run for its logical date; True if new."""
+    def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
+        """Insert each run unless its pipeline has a run for its logical date (or its id is
+        taken), in one transaction; return the ids inserted."""
         ...
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]: ...
     def latest_intervals(self) -> dict[str, str]:

@@ -117,15 +117,21 @@ class MemoryStore:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> bool:
+    def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
+        created: list[str] = []
         with self._lock:
-            if run.run_id in self._runs or (run.logical_date is not None and any(
-                r.pipeline == run.pipeline and r.logical_date == run.logical_date
-                for r in self._runs.values()
-            )):
-                return False
-            self._runs[run.run_id] = copy.deepcopy(run)
-            return True
+            taken: set[tuple[str, str | None]] = {
+                (r.pipeline, r.logical_date) for r in self._runs.values()
+                if r.logical_date is not None
+            }
+            for run in runs:
+                key = (run.pipeline, run.logical_date)
+                if run.run_id in self._runs or (run.logical_date is not None and key in taken):
+                    continue
+                self._runs[run.run_id] = copy.deepcopy(run)
+                taken.add(key)
+                created.append(run.run_id)
+        return created
 
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
         wanted = set(states)

@@ -351,15 +351,19 @@ class SqliteStore:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> bool:
+    def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
+        created: list[str] = []
+        sql = f"INSERT OR IGNORE INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 14)})"
         with self._write() as db:
-            cursor = db.execute(
-                f"INSERT OR IGNORE INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 14)})",
-                (run.run_id, run.pipeline, run.state, json.dumps(run.params), run.created_at,
-                 run.target, run.started_at, run.ended_at, run.logical_date, run.interval_start,
-                 run.interval_end, run.runner_pid, run.heartbeat, int(run.cancel_requested)),
-            )
-            return cursor.rowcount == 1
+            for run in runs:
+                if db.execute(sql, (
+                    run.run_id, run.pipeline, run.state, json.dumps(run.params),
+                    run.created_at, run.target, run.started_at, run.ended_at, run.logical_date,
+                    run.interval_start, run.interval_end, run.runner_pid, run.heartbeat,
+                    int(run.cancel_requested),
+                )).rowcount:
+                    created.append(run.run_id)
+        return created
 
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
         wanted = list(states)

@@ -525,15 +525,15 @@ class MetadataStoreContract:
         day = "2026-11-01T00:00:00+00:00"
         first = run_record("p-a", state="queued", logical_date=day, interval_start=day,
                            interval_end="2026-11-02T00:00:00+00:00")
-        assert store.create_run(first)
+        assert store.create_runs([first]) == ["p-a"]
         again = run_record("p-b", state="queued", logical_date=day, interval_start=day,
                            interval_end="2026-11-02T00:00:00+00:00")
-        assert not store.create_run(again)  # another id, same interval: refused
-        assert not store.create_run(first)  # the same id: refused
+        assert store.create_runs([again]) == []  # another id, same interval: refused
+        assert store.create_runs([first]) == []  # the same id: refused
         other = run_record("q-a", pipeline="q", state="queued", logical_date=day)
-        assert store.create_run(other)  # another pipeline, same date: fine
-        assert store.create_run(run_record("p-manual-1", created=1))  # no interval: fine
-        assert store.create_run(run_record("p-manual-2", created=2))
+        assert store.create_runs([other, again]) == ["q-a"]  # another pipeline: fine
+        manual = [run_record("p-manual-1", created=1), run_record("p-manual-2", created=2)]
+        assert store.create_runs(manual) == ["p-manual-1", "p-manual-2"]  # no interval
         assert [r.run_id for r in store.runs_in_states(["queued"])] == ["p-a", "q-a"]
         assert store.latest_intervals() == {"p": "2026-11-02T00:00:00+00:00"}
 

@@ -1,0 +1,257 @@
+"""The scheduler: create each due run once, start runs with bounded concurrency, resume what was
+interrupted, and stop cleanly.
+
+Exactly once per interval is the store's job, not timing's: a unique index on (pipeline,
+logical date) refuses a second run for an interval. A tick that runs twice, a clock stepped
+backwards, or a scheduler restarted after a kill -9 between creating a run and starting it all
+find the run already there. One scheduler serves a store at a time (a lease in the store): a
+second one refuses to start, because two would race to launch the same queued run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cadenza.engine.run import new_run_id, run_pipeline
+from cadenza.exceptions import CadenzaError
+from cadenza.params import resolve_params
+from cadenza.pipeline import Pipeline
+from cadenza.schedule.cron import Interval
+from cadenza.store.base import Batch, Event, RunRecord, effective_state
+from cadenza.workspace import Workspace
+
+LEASE = "scheduler"
+LEASE_SECONDS = 30.0
+MAX_CATCHUP = 10_000
+"""Intervals one pipeline may create in one tick; the rest come on the next ticks."""
+
+
+class SchedulerBusyError(CadenzaError):
+    def __init__(self, holder: str):
+        super().__init__(
+            f"Another scheduler ({holder}) is serving this store. Stop it first, or wait "
+            f"{LEASE_SECONDS:g}s after it died for its lease to run out."
+        )
+        self.holder = holder
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A pipeline the scheduler serves, and the target it was loaded from (for resumes)."""
+
+    pipeline: Pipeline
+    target: str
+
+
+def iso(moment: datetime) -> str:
+    """Run records keep interval bounds as ISO text in UTC: equal instants, equal text."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def _dead_here(holder: str) -> bool:
+    """True if ``holder`` names a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def due_intervals(pipe: Pipeline, latest_end: str | None, now: datetime) -> list[Interval]:
+    """The intervals of ``pipe`` that have ended by ``now`` and have no run yet.
+
+    After the latest scheduled run, every interval that ended since then (with catchup), or
+    only the newest (without). With no run yet: every interval from the schedule's start
+    (catchup and a start date), else only the newest finished interval.
+    """
+    schedule = pipe.schedule
+    if schedule is None:
+        return []
+    if latest_end is None:
+        if pipe.catchup and schedule.start is not None:
+            found = schedule.intervals_between(schedule.start, now)[:MAX_CATCHUP]
+        else:
+            current = schedule.next_after(now)
+            edge = current.start if current is not None else now
+            previous = schedule.next_after(edge - timedelta(microseconds=1))
+            found = [previous] if previous is not None and previous.end <= now else []
+        return found if pipe.catchup else found[-1:]
+    found = []
+    moment = datetime.fromisoformat(latest_end)
+    while len(found) < MAX_CATCHUP:
+        interval = schedule.next_after(moment)
+        if interval is None or interval.end > now:
+            break
+        found.append(interval)
+        moment = interval.end
+    return found if pipe.catchup else found[-1:]
+
+
+class Scheduler:
+    """Serves ``entries`` from the workspace at ``home``; ``clock`` tells the time (tests fake
+    it)."""
+
+    def __init__(
+        self, entries: Iterable[Entry], home: str | Path | None = None, *,
+        max_runs: int = 4, executor: str = "threads", workers: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.entries = {e.pipeline.name: e for e in entries}
+        self.workspace = Workspace.open(home)
+        self.home = self.workspace.home
+        self.max_runs, self.executor, self.workers, self.clock = (
+            max_runs, executor, workers, clock
+        )
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.active: dict[str, tuple[str, threading.Thread]] = {}
+        """Runs this scheduler started: run id -> (pipeline, thread)."""
+        self.cancel = threading.Event()
+        self.errors: list[str] = []
+        """Messages of what went wrong while serving; each is also an event in the store."""
+
+    # -- one tick -----------------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Create the runs that are due at ``now``; return their ids."""
+        moment = datetime.fromtimestamp(self.clock() if now is None else now, UTC)
+        store = self.workspace.store
+        paused, latest = store.paused(), store.latest_intervals()
+        runs: list[RunRecord] = []
+        created_at = moment.timestamp()
+        for name, entry in self.entries.items():
+            pipe = entry.pipeline
+            if pipe.schedule is None or name in paused:
+                continue
+            try:
+                due = due_intervals(pipe, latest.get(name), moment)
+                params = resolve_params(name, pipe.params, None)
+            except Exception as exc:  # one pipeline's trouble must not stop the others
+                self._error(name, f"cannot work out its due runs: {exc}")
+                continue
+            for interval in due:
+                created_at += 1e-6  # keeps creation order = interval order
+                runs.append(RunRecord(
+                    new_run_id(name, interval.start), name, "queued", params, created_at,
+                    target=entry.target, logical_date=iso(interval.start),
+                    interval_start=iso(interval.start), interval_end=iso(interval.end),
+                ))
+        return store.create_runs(runs) if runs else []
+
+    def launch(self) -> list[str]:
+        """Start queued, interrupted and newly approved runs, within the limits; return ids."""
+        self.active = {rid: pt for rid, pt in self.active.items() if pt[1].is_alive()}
+        per_pipeline = Counter(pipeline for pipeline, _ in self.active.values())
+        started: list[str] = []
+        for run in self._startable():
+            if len(self.active) >= self.max_runs:
+                break
+            entry = self.entries[run.pipeline]
+            if per_pipeline[run.pipeline] >= entry.pipeline.max_active_runs:
+                continue
+            per_pipeline[run.pipeline] += 1
+            thread = threading.Thread(
+                target=self._execute, args=(entry, run.run_id), daemon=True,
+                name=f"cadenza-run-{run.run_id}",
+            )
+            self.active[run.run_id] = (run.pipeline, thread)
+            thread.start()
+            started.append(run.run_id)
+        return started
+
+    def _startable(self) -> list[RunRecord]:
+        store = self.workspace.store
+        found: list[RunRecord] = []
+        for run in store.runs_in_states(["queued", "interrupted", "running", "waiting"]):
+            if run.pipeline not in self.entries or run.run_id in self.active:
+                continue
+            state = effective_state(run)
+            if state in ("queued", "interrupted") or (state == "waiting" and self._decided(run)):
+                found.append(run)
+        return found
+
+    def _decided(self, run: RunRecord) -> bool:
+        store = self.workspace.store
+        decided = {a.task for a in store.approvals(run.run_id)}
+        waiting = {ti.task for ti in store.task_instances(run.run_id)
+                   if ti.state == "awaiting_approval"}
+        return bool(waiting & decided)
+
+    def _execute(self, entry: Entry, run_id: str) -> None:
+        workspace = Workspace.open(self.home)  # each run writes through its own connection
+        try:
+            run_pipeline(entry.pipeline, workspace=workspace, resume=run_id,
+                         executor=self.executor, workers=self.workers, cancel=self.cancel)
+        except Exception as exc:
+            self._error(entry.pipeline.name, f"run {run_id} could not run: {exc}")
+        finally:
+            workspace.close()
+
+    def _error(self, pipeline: str, message: str) -> None:
+        self.errors.append(f"{pipeline}: {message}")
+        self.workspace.store.apply(Batch(events=[Event(
+            "", "scheduler_error", time.time(), None, -1, {"pipeline": pipeline, "error": message}
+        )]))
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Take the store's scheduler lease, or raise SchedulerBusyError naming its holder.
+
+        A holder on this host whose process is gone (killed) gives the lease up at once."""
+        store, now = self.workspace.store, time.time()
+        holder = store.acquire_lease(LEASE, self.holder, now + LEASE_SECONDS, now)
+        if holder is not None and holder != self.holder and _dead_here(holder):
+            store.release_lease(LEASE, holder)
+            holder = store.acquire_lease(LEASE, self.holder, now + LEASE_SECONDS, now)
+        if holder != self.holder:
+            raise SchedulerBusyError(holder or "unknown")
+
+    def serve(self, stop: threading.Event, every: float = 1.0, grace: float = 30.0,
+              on_tick: Callable[[list[str], list[str]], None] | None = None) -> list[str]:
+        """Tick until ``stop`` is set, then give running runs ``grace`` seconds to finish.
+
+        Returns the ids of runs still running after the grace period; they are recorded as
+        interrupted, and the next scheduler resumes them."""
+        self.acquire()
+        try:
+            while not stop.is_set():
+                self.acquire()
+                created = self.tick()
+                started = self.launch()
+                if on_tick is not None:
+                    on_tick(created, started)
+                stop.wait(every)
+            return self._shut_down(grace)
+        finally:
+            self.workspace.store.release_lease(LEASE, self.holder)
+
+    def _shut_down(self, grace: float) -> list[str]:
+        deadline = time.monotonic() + grace
+        for _, thread in list(self.active.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [rid for rid, (_, thread) in self.active.items() if thread.is_alive()]
+        if left:
+            store = self.workspace.store
+            records = [store.get_run(rid) for rid in left]
+            for record in records:
+                record.state = "interrupted"
+            store.apply(Batch(runs=records))
+        return left
+
+    def close(self) -> None:
+        self.workspace.close()
