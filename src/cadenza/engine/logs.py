@@ -22,7 +22,6 @@ from cadenza.engine.context import TASK_LOGGER
 _local = threading.local()
 _install_lock = threading.Lock()
 _installed = 0
-_saved: tuple[Any, Any] | None = None
 
 
 class AttemptLog:
@@ -77,23 +76,23 @@ def bind(log: AttemptLog | None) -> None:
 
 class _Router(io.TextIOBase):
     def __init__(self, fallback: Any, stream: str) -> None:
-        self._fallback = fallback
+        self.fallback = fallback
         self._stream = stream
 
     def write(self, text: str) -> int:
         log = current()
         if log is None:
-            return int(self._fallback.write(text))
+            return int(self.fallback.write(text))
         if text:
             log.write(text, self._stream)
         return len(text)
 
     def flush(self) -> None:
         if current() is None:
-            self._fallback.flush()
+            self.fallback.flush()
 
     def isatty(self) -> bool:
-        return current() is None and bool(getattr(self._fallback, "isatty", lambda: False)())
+        return current() is None and bool(getattr(self.fallback, "isatty", lambda: False)())
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -122,15 +121,19 @@ _root_handler = _Handler(always=False)
 
 
 def install() -> None:
-    """Start routing output to attempt logs; nestable, undone by as many ``uninstall`` calls."""
-    global _installed, _saved
+    """Start routing output to attempt logs; nestable, undone by as many ``uninstall`` calls.
+
+    Something else may have replaced ``sys.stdout`` since an outer run installed its router
+    (a test runner, a notebook): then the router goes in again, around what is there now."""
+    global _installed
     with _install_lock:
         _installed += 1
+        if not isinstance(sys.stdout, _Router):
+            sys.stdout = _Router(sys.stdout, "stdout")
+        if not isinstance(sys.stderr, _Router):
+            sys.stderr = _Router(sys.stderr, "stderr")
         if _installed > 1:
             return
-        _saved = (sys.stdout, sys.stderr)
-        sys.stdout = _Router(sys.stdout, "stdout")
-        sys.stderr = _Router(sys.stderr, "stderr")
         parent = logging.getLogger(TASK_LOGGER)
         parent.setLevel(logging.INFO)
         parent.propagate = False
@@ -139,13 +142,15 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    global _installed, _saved
+    global _installed
     with _install_lock:
         _installed -= 1
-        if _installed > 0 or _saved is None:
+        if _installed > 0:
             return
-        sys.stdout, sys.stderr = _saved
-        _saved = None
+        for name in ("stdout", "stderr"):
+            router = getattr(sys, name)
+            if isinstance(router, _Router):  # put back what it wraps, unless replaced since
+                setattr(sys, name, router.fallback)
         logging.getLogger(TASK_LOGGER).removeHandler(_task_handler)
         logging.getLogger().removeHandler(_root_handler)
 
