@@ -5,12 +5,13 @@ from __future__ import annotations
 import cadenza
 
 PUBLIC = {
-    "CadenzaError", "Cancelled", "CycleError", "DefinitionError", "DuplicateTaskError", "Hooks",
-    "InvalidOptionError", "InvalidTransitionError", "ParamError", "Pipeline",
-    "PipelineLoadError", "Retry", "RunNotFoundError", "RunResult", "RunState",
-    "SerializationError", "Skip", "TaskError", "TaskResult", "TaskSpec", "TaskState",
+    "CadenzaError", "Cancelled", "CycleError", "DefinitionError", "DuplicateTaskError",
+    "FileSensor", "Hooks", "InvalidOptionError", "InvalidTransitionError", "Param",
+    "ParamError", "Pipeline", "PipelineLoadError", "Retry", "RunNotFoundError", "RunResult",
+    "RunState", "Sensor", "SensorResult", "SerializationError", "Skip", "TaskError",
+    "TaskResult", "TaskSpec", "TaskState",
     "TaskTimeoutError", "UnknownInputError", "WorkerCrashedError", "__version__", "ctx",
-    "register_serializer",
+    "on_new_version", "register_serializer",
 }
 
 

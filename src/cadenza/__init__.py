@@ -26,7 +26,9 @@ from cadenza.exceptions import (
     UnknownInputError,
     WorkerCrashedError,
 )
+from cadenza.params import Param
 from cadenza.pipeline import Pipeline, TaskSpec
+from cadenza.schedule.sensors import FileSensor, Sensor, SensorResult, on_new_version
 
 __version__ = "0.1.0"
 
@@ -36,9 +38,11 @@ __all__ = [
     "CycleError",
     "DefinitionError",
     "DuplicateTaskError",
+    "FileSensor",
     "Hooks",
     "InvalidOptionError",
     "InvalidTransitionError",
+    "Param",
     "ParamError",
     "Pipeline",
     "PipelineLoadError",
@@ -46,6 +50,8 @@ __all__ = [
     "RunNotFoundError",
     "RunResult",
     "RunState",
+    "Sensor",
+    "SensorResult",
     "SerializationError",
     "Skip",
     "TaskError",
@@ -57,5 +63,6 @@ __all__ = [
     "WorkerCrashedError",
     "__version__",
     "ctx",
+    "on_new_version",
     "register_serializer",
 ]

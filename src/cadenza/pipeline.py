@@ -26,6 +26,7 @@ from cadenza.schedule.cron import DateLike, Schedule, parse_schedule
 if TYPE_CHECKING:
     from cadenza.engine.run import RunResult
     from cadenza.graph import Graph
+    from cadenza.schedule.sensors import Sensor
 
 F = TypeVar("F", bound=Callable[..., Any])
 CachePolicy = bool | Literal["interval"]
@@ -205,6 +206,8 @@ class Pipeline:
         end: DateLike | None = None,
         catchup: bool = False,
         max_active_runs: int = 1,
+        sensors: Iterable[Sensor] = (),
+        triggers: Iterable[Sensor] = (),
     ) -> None:
         if not isinstance(name, str) or not PIPELINE_NAME.match(name):
             raise InvalidOptionError(
@@ -273,6 +276,10 @@ class Pipeline:
                 option="max_active_runs", value=max_active_runs, pipeline=name,
             )
         self.max_active_runs = max_active_runs
+        self.sensors: list[Sensor] = []
+        """What starts runs besides the schedule: sensors, triggers, ``@pipe.sensor``."""
+        for sensor in [*sensors, *triggers]:
+            self._add_sensor(sensor)
         self.defaults = dict(defaults or {})
         _check_options(self.defaults, f"Pipeline {name!r} defaults", name, None)
         for key in ("after", "outputs", "inputs", "map_over", "version", "priority"):
@@ -320,6 +327,37 @@ class Pipeline:
         spec = replace(spec, message=message or f"Approve {name}?", retry=NO_RETRY, timeout=None)
         self._add(spec)
         return spec
+
+    def sensor(
+        self, fn: F | None = None, /, *, every: str | float = "30s", name: str | None = None
+    ) -> Any:
+        """Check ``fn`` every ``every``; it returns None or False (no run), True, a dict of run
+        params, or a SensorResult. A parameter named ``cursor`` receives what the last
+        SensorResult(cursor=...) saved."""
+        from cadenza.schedule.sensors import FunctionSensor
+
+        def register(f: F) -> F:
+            self._add_sensor(FunctionSensor(f, every, name))
+            return f
+
+        return register if fn is None else register(fn)
+
+    def _add_sensor(self, sensor: Sensor) -> None:
+        from cadenza.schedule.sensors import Sensor as SensorBase
+
+        if not isinstance(sensor, SensorBase):
+            raise InvalidOptionError(
+                f"Pipeline {self.name!r} got {sensor!r} as a sensor or trigger; give "
+                "FileSensor(...), on_new_version(...), or use @pipe.sensor.",
+                option="sensors", value=sensor, pipeline=self.name,
+            )
+        if any(s.name == sensor.name for s in self.sensors):
+            raise InvalidOptionError(
+                f"Pipeline {self.name!r} has two sensors named {sensor.name!r}; pass name= "
+                "to tell them apart (the name keys the sensor's saved cursor).",
+                option="sensors", value=sensor.name, pipeline=self.name,
+            )
+        self.sensors.append(sensor)
 
     def _decorate(
         self, fn: F | None, name: str | None, kind: TaskKind, options: dict[str, Any]

@@ -26,6 +26,7 @@ from cadenza.exceptions import CadenzaError
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.schedule.cron import Interval
+from cadenza.schedule.sensors import cursor_key
 from cadenza.store.base import Batch, Event, RunRecord, effective_state
 from cadenza.workspace import Workspace
 
@@ -123,6 +124,8 @@ class Scheduler:
         self.cancel = threading.Event()
         self.errors: list[str] = []
         """Messages of what went wrong while serving; each is also an event in the store."""
+        self.next_check: dict[tuple[str, str], float] = {}
+        """When each (pipeline, sensor) is checked next, by the scheduler's clock."""
 
     # -- one tick -----------------------------------------------------------------------------
 
@@ -150,7 +153,40 @@ class Scheduler:
                     target=entry.target, logical_date=iso(interval.start),
                     interval_start=iso(interval.start), interval_end=iso(interval.end),
                 ))
-        return store.create_runs(runs) if runs else []
+        created = store.create_runs(runs) if runs else []
+        return created + self._check_sensors(moment.timestamp(), paused)
+
+    def _check_sensors(self, now: float, paused: set[str]) -> list[str]:
+        store = self.workspace.store
+        created: list[str] = []
+        for name, entry in self.entries.items():
+            pipe = entry.pipeline
+            if name in paused:
+                continue
+            for sensor in pipe.sensors:
+                key = (name, sensor.name)
+                if self.next_check.get(key, now) > now:
+                    continue
+                self.next_check[key] = now + sensor.every
+                try:
+                    result = sensor.check(store.get_cursor(cursor_key(name, sensor)),
+                                          self.workspace)
+                    if result is None:
+                        continue
+                    params = resolve_params(name, pipe.params, {
+                        k: v for k, v in result.params.items() if k in pipe.params})
+                except Exception as exc:  # a sensor's failure is its pipeline's alone
+                    self._error(name, f"sensor {sensor.name!r} raised {type(exc).__name__}: "
+                                      f"{exc}")
+                    continue
+                if result.run:
+                    created += store.create_runs([RunRecord(
+                        sensor.run_id(name, result), name, "queued", params, now,
+                        target=entry.target,
+                    )])
+                if result.cursor is not None:
+                    store.set_cursor(cursor_key(name, sensor), result.cursor)
+        return created
 
     def launch(self) -> list[str]:
         """Start queued, interrupted and newly approved runs, within the limits; return ids."""
