@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from cadenza.engine.run import RunResult
     from cadenza.graph import Graph
     from cadenza.schedule.sensors import Sensor
+    from cadenza.store.base import Event
 
 F = TypeVar("F", bound=Callable[..., Any])
 CachePolicy = bool | Literal["interval"]
@@ -71,11 +72,13 @@ class TaskSpec:
     """A named pool whose slots limit how many of its tasks run at once."""
     priority: int = 0
     """Among ready tasks, higher runs first; ties go in definition order."""
+    sla: float | None = None
+    """Seconds after the run's interval end (or its creation) by which the task should be done."""
 
 
 _OPTIONS = (
     "retries", "timeout", "cache", "version", "trigger_rule", "after", "outputs", "inputs",
-    "map_over", "pool", "priority",
+    "map_over", "pool", "priority", "sla",
 )
 
 
@@ -154,6 +157,11 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
         if not isinstance(options["pool"], str):
             raise bad("pool", options["pool"], "give the name of a pool in Pipeline(pools=...)")
         out["pool"] = options["pool"]
+    if "sla" in options and options["sla"] is not None:
+        try:
+            out["sla"] = parse_duration(options["sla"])
+        except ValueError as exc:
+            raise bad("sla", options["sla"], str(exc)) from None
     if "priority" in options:
         value = options["priority"]
         if isinstance(value, bool) or not isinstance(value, int):
@@ -208,6 +216,11 @@ class Pipeline:
         max_active_runs: int = 1,
         sensors: Iterable[Sensor] = (),
         triggers: Iterable[Sensor] = (),
+        sla: str | float | timedelta | None = None,
+        on_failure: Callable[[Event], object] | None = None,
+        on_retry: Callable[[Event], object] | None = None,
+        on_success: Callable[[Event], object] | None = None,
+        on_sla_miss: Callable[[Event], object] | None = None,
     ) -> None:
         if not isinstance(name, str) or not PIPELINE_NAME.match(name):
             raise InvalidOptionError(
@@ -276,6 +289,25 @@ class Pipeline:
                 option="max_active_runs", value=max_active_runs, pipeline=name,
             )
         self.max_active_runs = max_active_runs
+        try:
+            self.sla = None if sla is None else parse_duration(sla)
+        except ValueError as exc:
+            raise InvalidOptionError(
+                f"Pipeline {name!r} has sla={sla!r}: {exc}.", option="sla", value=sla,
+                pipeline=name,
+            ) from None
+        self.callbacks: dict[str, Callable[[Event], object]] = {}
+        """on_failure, on_retry, on_success, on_sla_miss: each gets the event."""
+        for key, callback in (("on_failure", on_failure), ("on_retry", on_retry),
+                              ("on_success", on_success), ("on_sla_miss", on_sla_miss)):
+            if callback is None:
+                continue
+            if not callable(callback):
+                raise InvalidOptionError(
+                    f"Pipeline {name!r} has {key}={callback!r}; give a function taking the "
+                    "event.", option=key, value=callback, pipeline=name,
+                )
+            self.callbacks[key] = callback
         self.sensors: list[Sensor] = []
         """What starts runs besides the schedule: sensors, triggers, ``@pipe.sensor``."""
         for sensor in [*sensors, *triggers]:

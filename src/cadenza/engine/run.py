@@ -36,7 +36,7 @@ from cadenza.artifacts.serializers import deserialize, serialize
 from cadenza.engine import logs
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
 from cadenza.engine.cache import key_meta, key_of, sha256
-from cadenza.engine.hooks import Hooks
+from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result, load_value
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
@@ -113,6 +113,10 @@ class Runner:
     ) -> None:
         self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
         self.run, self.hooks, self.force = run, list(hooks), force
+        if pipe.callbacks:
+            self.hooks.append(Callbacks(pipe.callbacks, self._callback_failed))
+        self.slas = self._sla_deadlines()
+        """A heap of (epoch deadline, task or None for the whole run) not yet checked."""
         self.selected = selected
         self.cancel = cancel or threading.Event()
         self.tis: dict[Key, _TI] = {}
@@ -201,6 +205,7 @@ class Runner:
                         f"tasks {sorted(set(self.graph.nodes) - set(self.done))} are not done."
                     )
                 self._wait()
+                self._check_slas()
         except KeyboardInterrupt:
             self._cancel_all()
             self._finish()
@@ -209,6 +214,38 @@ class Runner:
             gc.set_threshold(*thresholds)
             logs.uninstall()
         return self._finish()
+
+    def _sla_deadlines(self) -> list[tuple[float, str]]:
+        start = (datetime.fromisoformat(self.run.interval_end).timestamp()
+                 if self.run.interval_end else self.run.created_at)
+        found = [(start + n.spec.sla, n.name) for n in self.graph if n.spec.sla is not None]
+        if self.pipe.sla is not None:
+            found.append((start + self.pipe.sla, ""))
+        heapq.heapify(found)
+        return found
+
+    def _check_slas(self) -> None:
+        now = time.time()
+        while self.slas and self.slas[0][0] <= now:
+            deadline, task = heapq.heappop(self.slas)
+            late = [t for t in ([task] if task else self.graph.order)
+                    if self._late(self.tis[(t, -1)], deadline)]
+            if late:
+                limit = self.pipe.sla if not task else self.graph.nodes[task].spec.sla
+                self._event(task or None, -1, "sla_missed", deadline=deadline, sla=limit,
+                            waiting_on=late[:20])
+
+    @staticmethod
+    def _late(ti: _TI, deadline: float) -> bool:
+        """Not done by ``deadline``: still going, or done after it (an inline task blocks the
+        loop, so a deadline may be looked at only once the task is over)."""
+        if ti.state is S.SKIPPED:
+            return False
+        return ti.state not in SUCCEEDED or (ti.ended or time.time()) > deadline
+
+    def _callback_failed(self, name: str, error: BaseException) -> None:
+        self._event(None, -1, "callback_error", callback=name,
+                    error=f"{type(error).__name__}: {error}")
 
     def _wait(self) -> None:
         now = time.monotonic()
@@ -223,6 +260,8 @@ class Runner:
                     *(t for t, _, _ in self.deadlines[:1])])
         if self.batch:  # wake in time to commit what is waiting
             wake = min(wake, self.last_commit + GROUP_COMMIT)
+        if self.slas:
+            wake = min(wake, now + self.slas[0][0] - time.time())
         try:
             item = self.results.get(timeout=max(0.0, wake - time.monotonic()))
         except queue.Empty:
@@ -306,6 +345,7 @@ class Runner:
             state = "failed"
         else:
             state = "success"
+        self._check_slas()
         self.run.state, self.run.ended_at = state, time.time()
         self.batch.runs.append(self.run)
         self._event(None, -1, "run_finished", state=state)
@@ -644,7 +684,9 @@ class Runner:
     def _move(self, ti: _TI, new: TaskState) -> None:
         old = ti.state
         ti.state = transition(ti.task, self.run.run_id, old, new)
-        if new is not S.QUEUED:
+        if new in (S.FAILED, S.UP_FOR_RETRY):
+            self._event(ti.task, ti.index, new.value, attempt=ti.attempt, error=ti.error)
+        elif new is not S.QUEUED:
             self._event(ti.task, ti.index, new.value)
         for hook in self.hooks:
             hook.after_transition(ti.task, ti.index, old, new)
@@ -770,7 +812,10 @@ class Runner:
         )
 
     def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
-        self.batch.events.append(Event(self.run.run_id, kind, time.time(), task, index, data))
+        event = Event(self.run.run_id, kind, time.time(), task, index, data)
+        self.batch.events.append(event)
+        for hook in self.hooks:
+            hook.after_event(event)
 
 
 _MISSING = object()
