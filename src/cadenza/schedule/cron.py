@@ -29,6 +29,7 @@ times, so all arithmetic here is done in UTC and ``Interval.duration`` is the on
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import zoneinfo
 from abc import ABC, abstractmethod
@@ -195,6 +196,9 @@ class CronSchedule(Schedule):
         self._every_hour = self._template.hours == set(range(24))
         self._utc = self.tzinfo.key in _UTC_KEYS
         self._last: Interval | None = None  # next_after's last answer
+        self._step = _minute_step(self.cron, self.tzinfo)
+        """Seconds between fires for ``*/k * * * *`` when the zone's offsets keep it aligned
+        to real time: then fire times are arithmetic, no cron walk needed."""
 
     @property
     def description(self) -> str:
@@ -255,6 +259,9 @@ class CronSchedule(Schedule):
         """Fire instants (UTC) strictly after ``bound``, earliest first; with ``reverse``,
         strictly before it, latest first. cronsim steps through naive wall-clock times and
         each is turned into instants here, by the DST policy in the module docstring."""
+        if self._step is not None:
+            yield from _steps(bound, self._step, reverse)
+            return
         wall = self._wall(bound)
         if self._utc:  # no DST: cronsim's wall-clock times are the instants
             for same in self._walls(wall, reverse):
@@ -450,6 +457,41 @@ def describe_dst(schedule: Schedule, interval: Interval) -> str | None:
                 f"{label} at {local:%H:%M} because {skipped:%H:%M} does not exist that night"
             )
     return f"{_short(interval.duration)} long: " + "; ".join(notes) if notes else None
+
+
+def _minute_step(cron: str, zone: ZoneInfo) -> int | None:
+    """For ``* * * * *`` or ``*/k * * * *`` (k dividing 60) in a zone whose UTC offsets are all
+    multiples of k minutes, the seconds between fires; else None. Such schedules fire in every
+    hour, so by the DST policy they follow real time, and their fires are multiples of k
+    minutes since the epoch."""
+    match = re.fullmatch(r"(?:\*|\*/(\d+)) \* \* \* \*", cron)
+    if match is None:
+        return None
+    step = int(match[1] or 1)
+    if not 0 < step <= 60 or 60 % step:
+        return None
+    year = datetime.now(UTC).year
+    offsets = {
+        zone.utcoffset(datetime(y, m, 1)) for y in range(year - 1, year + 3) for m in (1, 7)
+    }
+    if any(off is None or off.total_seconds() % (step * 60) for off in offsets):
+        return None
+    return step * 60
+
+
+def _steps(bound: datetime, step: int, reverse: bool) -> Iterator[datetime]:
+    """Multiples of ``step`` seconds since the epoch, strictly after ``bound`` (or strictly
+    before it, latest first), as UTC instants."""
+    seconds = bound.timestamp()
+    if reverse:
+        at = math.ceil(seconds / step) * step - step
+        while True:
+            yield datetime.fromtimestamp(at, UTC)
+            at -= step
+    at = math.floor(seconds / step) * step + step
+    while True:
+        yield datetime.fromtimestamp(at, UTC)
+        at += step
 
 
 def get_zone(name: str) -> ZoneInfo:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cadenza.engine.run import new_run_id, run_pipeline
 from cadenza.exceptions import CadenzaError
@@ -124,7 +125,11 @@ class Scheduler:
         self.cancel = threading.Event()
         self.errors: list[str] = []
         """Messages of what went wrong while serving; each is also an event in the store."""
+        self.latest: dict[str, str] | None = None
+        """Each pipeline's latest scheduled interval end, read once, then kept up to date:
+        a run another process made meanwhile is refused by the store's unique index."""
         self.next_check: dict[tuple[str, str], float] = {}
+        self._params: dict[str, dict[str, Any]] = {}
         """When each (pipeline, sensor) is checked next, by the scheduler's clock."""
 
     # -- one tick -----------------------------------------------------------------------------
@@ -133,7 +138,10 @@ class Scheduler:
         """Create the runs that are due at ``now``; return their ids."""
         moment = datetime.fromtimestamp(self.clock() if now is None else now, UTC)
         store = self.workspace.store
-        paused, latest = store.paused(), store.latest_intervals()
+        paused = store.paused()
+        if self.latest is None:
+            self.latest = store.latest_intervals()
+        latest = self.latest
         runs: list[RunRecord] = []
         created_at = moment.timestamp()
         for name, entry in self.entries.items():
@@ -142,19 +150,29 @@ class Scheduler:
                 continue
             try:
                 due = due_intervals(pipe, latest.get(name), moment)
-                params = resolve_params(name, pipe.params, None)
+                params = self._defaults(pipe)
             except Exception as exc:  # one pipeline's trouble must not stop the others
                 self._error(name, f"cannot work out its due runs: {exc}")
                 continue
             for interval in due:
                 created_at += 1e-6  # keeps creation order = interval order
+                start, end = iso(interval.start), iso(interval.end)
                 runs.append(RunRecord(
                     new_run_id(name, interval.start), name, "queued", params, created_at,
-                    target=entry.target, logical_date=iso(interval.start),
-                    interval_start=iso(interval.start), interval_end=iso(interval.end),
+                    target=entry.target, logical_date=start, interval_start=start,
+                    interval_end=end,
                 ))
+            if due:
+                latest[name] = iso(due[-1].end)
         created = store.create_runs(runs) if runs else []
         return created + self._check_sensors(moment.timestamp(), paused)
+
+    def _defaults(self, pipe: Pipeline) -> dict[str, Any]:
+        """A scheduled run's params: the pipeline's defaults, checked once."""
+        found = self._params.get(pipe.name)
+        if found is None:
+            found = self._params[pipe.name] = resolve_params(pipe.name, pipe.params, None)
+        return found
 
     def _check_sensors(self, now: float, paused: set[str]) -> list[str]:
         store = self.workspace.store

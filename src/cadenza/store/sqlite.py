@@ -374,11 +374,13 @@ class SqliteStore:
         return [self._run(row) for row in rows]
 
     def latest_intervals(self) -> dict[str, str]:
+        # Intervals grow with their logical date, so the row with the latest logical date
+        # (found on the unique index) has the latest end; SQLite returns that row's columns.
         rows = self._read(
-            "SELECT pipeline, MAX(interval_end) FROM runs WHERE logical_date IS NOT NULL "
-            "GROUP BY pipeline"
+            "SELECT pipeline, interval_end, MAX(logical_date) FROM runs "
+            "WHERE logical_date IS NOT NULL GROUP BY pipeline"
         )
-        return {pipeline: end for pipeline, end in rows if end is not None}
+        return {pipeline: end for pipeline, end, _ in rows if end is not None}
 
     def set_paused(self, pipeline: str, paused: bool) -> None:
         with self._write() as db:
