@@ -34,7 +34,7 @@ from cadenza.engine.run import run_pipeline, select
 from cadenza.engine.states import TERMINAL, TaskState
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
-from cadenza.params import parse_assignments, resolve_params
+from cadenza.params import as_param, parse_assignments, resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.show import FORMATS, render
 from cadenza.store.base import Approval, Batch, Event, RunRecord, effective_state
@@ -261,10 +261,13 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     selected = select(pipe, pipe.graph(), only or None, from_ or None)
     with _workspace(ctx) as ws:
         steps = plan_pipeline(pipe, ws, values, force=force, selected=selected)
+    shown = {k: ("***" if as_param(pipe.params[k]).secret else v) for k, v in values.items()}
     if as_json:
-        _print_json({"pipeline": pipe.name, "params": values, "tasks": [
+        _print_json({"pipeline": pipe.name, "params": shown, "tasks": [
             {"task": s.task, "runs": s.runs, "reason": s.reason} for s in steps]})
         return
+    if values:
+        console.print(f"params: {json.dumps(shown, default=str)}", highlight=False)
     table = Table(show_edge=False, header_style="bold")
     for column in ("task", "will", "why"):
         table.add_column(column)

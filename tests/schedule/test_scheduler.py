@@ -208,3 +208,29 @@ def test_runs_left_after_the_grace_period_are_interrupted_and_resumed(home: Path
     again = Scheduler([Entry(pipe, "x")], home)
     finish(again)
     assert [r.state for r in again.workspace.store.list_runs("stuck")] == ["success"]
+
+
+def test_the_scheduler_resumes_a_run_once_its_gate_is_decided(home: Path) -> None:
+    from cadenza.store.base import Approval
+
+    pipe = Pipeline("gated", every="1h", start=START, catchup=True)
+
+    @pipe.task
+    def train() -> int:
+        return 1
+
+    pipe.gate("promote", after=["train"])
+
+    @pipe.task(after=["promote"])
+    def deploy() -> str:
+        return "live"
+
+    sched = Scheduler([Entry(pipe, "x")], home)
+    sched.tick(at(1))
+    finish(sched)
+    [run] = sched.workspace.store.list_runs("gated")
+    assert run.state == "waiting"
+    assert sched.launch() == []  # nobody decided yet: nothing to resume
+    sched.workspace.store.decide(Approval(run.run_id, "promote", True, "ana", at(2)))
+    finish(sched)
+    assert sched.workspace.store.get_run(run.run_id).state == "success"
