@@ -1,0 +1,168 @@
+"""`cadenza plan`, `show`, `runs`, `status` and `logs`: look without running."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from cadenza._display import (
+    duration,
+    styled,
+    task_table,
+)
+from cadenza._loader import load_pipeline
+from cadenza.cli._base import (
+    _json_option,
+    _params_option,
+    _print_json,
+    _selection_options,
+    _workspace,
+    console,
+    main,
+)
+from cadenza.engine.plan import plan_pipeline
+from cadenza.engine.run import select
+from cadenza.exceptions import CadenzaError
+from cadenza.params import as_param, parse_assignments, resolve_params
+from cadenza.show import FORMATS, render
+from cadenza.store.base import RunRecord, effective_state
+
+
+@main.command()
+@click.argument("target")
+@_params_option
+@_selection_options
+@_json_option
+@click.pass_context
+def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[str, ...],
+         from_: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Say what a run would do now, task by task, and why."""
+    pipe = load_pipeline(target)
+    values = resolve_params(pipe.name, pipe.params, parse_assignments(params), from_text=True)
+    selected = select(pipe, pipe.graph(), only or None, from_ or None)
+    with _workspace(ctx) as ws:
+        steps = plan_pipeline(pipe, ws, values, force=force, selected=selected)
+    shown = {k: ("***" if as_param(pipe.params[k]).secret else v) for k, v in values.items()}
+    if as_json:
+        _print_json({"pipeline": pipe.name, "params": shown, "tasks": [
+            {"task": s.task, "runs": s.runs, "reason": s.reason} for s in steps]})
+        return
+    if values:
+        console.print(f"params: {json.dumps(shown, default=str)}", highlight=False)
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("task", "will", "why"):
+        table.add_column(column)
+    for step in steps:
+        will = Text("run", style="yellow") if step.runs else Text("skip", style="cyan")
+        table.add_row(step.task, will, step.reason)
+    console.print(table)
+    count = sum(s.runs for s in steps)
+    console.print(f"{count} of {len(steps)} tasks would run.", highlight=False)
+
+@main.command()
+@click.argument("target")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="text",
+              show_default=True)
+def show(target: str, fmt: str) -> None:
+    """Print the DAG: text, Mermaid, JSON, or a Markdown orchestration plan."""
+    click.echo(render(load_pipeline(target), fmt))
+
+@main.command()
+@click.option("--pipeline", help="Only this pipeline's runs.")
+@click.option("--limit", "-n", type=int, default=20, show_default=True)
+@_json_option
+@click.pass_context
+def runs(ctx: click.Context, pipeline: str | None, limit: int, as_json: bool) -> None:
+    """List recent runs, newest first."""
+    with _workspace(ctx) as ws:
+        records = ws.store.list_runs(pipeline, limit)
+    if as_json:
+        _print_json([_run_json(r) for r in records])
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("run", "pipeline", "state", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    for r in records:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at or r.created_at))
+        table.add_row(r.run_id, r.pipeline, styled(effective_state(r)), started,
+                      duration(r.started_at, r.ended_at))
+    console.print(table if records else "no runs yet")
+
+def _run_json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id, "pipeline": r.pipeline, "state": effective_state(r),
+        "params": r.params, "created_at": r.created_at, "started_at": r.started_at,
+        "ended_at": r.ended_at, "target": r.target,
+    }
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@_json_option
+@click.pass_context
+def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show a run's tasks: state, attempts, duration, error."""
+    with _workspace(ctx) as ws:
+        record = ws.store.get_run(run_id)
+        instances = ws.store.task_instances(run_id)
+        attempts = ws.store.attempts(run_id)
+    counts = Counter(a.task for a in attempts)
+    if as_json:
+        data = _run_json(record)
+        data["tasks"] = [
+            {"task": ti.task, "map_index": ti.map_index, "state": ti.state,
+             "attempts": [
+                 {"attempt": a.attempt, "state": a.state, "started_at": a.started_at,
+                  "ended_at": a.ended_at, "error": a.error, "log": a.log_path}
+                 for a in attempts if a.task == ti.task and a.map_index == ti.map_index],
+             "started_at": ti.started_at, "ended_at": ti.ended_at, "error": ti.error,
+             "output": ti.output, "files": ti.files}
+            for ti in instances
+        ]
+        _print_json(data)
+        return
+    console.print(Text.assemble(f"run {record.run_id} ", styled(effective_state(record)),
+                                f"  params {json.dumps(record.params)}"))
+    console.print(task_table(instances, dict(counts)))
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("task_name", metavar="[TASK]", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
+@click.pass_context
+def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -> None:
+    """Print the logs of a run's task attempts (all tasks, or one)."""
+    printed: dict[str, int] = {}
+    with _workspace(ctx) as ws:
+        record = ws.store.get_run(run_id)
+        known = {ti.task for ti in ws.store.task_instances(run_id)}
+        if task_name is not None and task_name not in known:
+            raise CadenzaError(
+                f"Run {run_id} has no task {task_name!r}; its tasks are {sorted(known)}."
+            )
+        root = ws.logs / record.pipeline / run_id
+        while True:
+            files = sorted(
+                (p for p in root.glob(f"{task_name or '*'}/*.log")),
+                key=lambda p: p.stat().st_mtime,
+            ) if root.is_dir() else []
+            for path in files:
+                text = path.read_text(errors="replace")
+                seen = printed.get(str(path))
+                if seen is None:
+                    console.rule(f"{path.parent.name} · attempt {path.stem}", style="grey50")
+                    seen = 0
+                if len(text) > seen:
+                    click.echo(text[seen:], nl=False)
+                printed[str(path)] = len(text)
+            if not follow or effective_state(ws.store.get_run(run_id)) != "running":
+                break
+            time.sleep(0.5)
+        if not printed:
+            console.print(f"no output was logged for run {run_id}"
+                          + (f" task {task_name}" if task_name else ""))

@@ -1,0 +1,192 @@
+"""`cadenza schedule`, `scheduler`, `pause`, `unpause` and `backfill`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+import click
+from rich.table import Table
+
+from cadenza._display import (
+    styled,
+)
+from cadenza._loader import load_pipeline
+from cadenza.cli._base import (
+    DEFAULT_EXECUTOR,
+    EXIT_FAILED,
+    _json_option,
+    _print_json,
+    _workspace,
+    console,
+    errors,
+    main,
+)
+from cadenza.exceptions import CadenzaError
+from cadenza.executors import EXECUTORS
+
+
+@main.command(name="schedule")
+@click.argument("target")
+@click.option("--next", "count", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="How many fire times to show.")
+@click.option("--after", metavar="ISO", help="Start from this moment (default: now).")
+@_json_option
+def schedule_cmd(target: str, count: int, after: str | None, as_json: bool) -> None:
+    """Show a pipeline's next fire times with their data intervals and DST notes."""
+    from datetime import UTC, datetime
+
+    from cadenza.schedule.cron import describe_dst, next_fire_times
+
+    pipe = load_pipeline(target)
+    if pipe.schedule is None:
+        raise CadenzaError(
+            f"Pipeline {pipe.name!r} has no schedule; give it schedule='...' or every='...'."
+        )
+    try:
+        moment = datetime.fromisoformat(after) if after else datetime.now(UTC)
+    except ValueError:
+        raise CadenzaError(
+            f"--after {after!r} is not an ISO date or time, like 2026-11-01T06:00."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=pipe.schedule.tzinfo)
+    intervals = next_fire_times(pipe.schedule, moment, count)
+    rows = [{
+        "fires_at": iv.local_end.isoformat(), "interval_start": iv.local_start.isoformat(),
+        "interval_end": iv.local_end.isoformat(), "logical_date": iv.local_start.isoformat(),
+        "dst": describe_dst(pipe.schedule, iv),
+    } for iv in intervals]
+    if as_json:
+        _print_json({"pipeline": pipe.name, "schedule": pipe.schedule.description,
+                     "timezone": pipe.schedule.timezone, "next": rows})
+        return
+    console.print(f"{pipe.name}: {pipe.schedule.description}", highlight=False)
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("fires at", "data interval", "note"):
+        table.add_column(column)
+    for iv, row in zip(intervals, rows, strict=True):
+        table.add_row(f"{iv.local_end:%Y-%m-%d %H:%M %Z}", str(iv), row["dst"] or "")
+    console.print(table)
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--max-runs", type=click.IntRange(1), default=4, show_default=True,
+              help="Runs at once, over all pipelines.")
+@click.option("--executor", "-e", type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR)
+@click.option("--workers", "-w", type=int)
+@click.option("--tick", type=float, default=1.0, show_default=True, help="Seconds between ticks.")
+@click.option("--grace", type=float, default=30.0, show_default=True,
+              help="On SIGTERM, seconds running runs get to finish.")
+@click.option("--once", is_flag=True, help="Tick once, start what is due, wait for it, exit.")
+@click.pass_context
+def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, executor: str,
+              workers: int | None, tick: float, grace: float, once: bool) -> None:
+    """Run pipelines on their schedules. TARGETS default to the project's list
+    (`pipelines = [...]` in cadenza.toml, or [tool.cadenza] in pyproject.toml)."""
+    from cadenza._loader import project_targets
+    from cadenza.schedule.scheduler import Entry, Scheduler
+
+    with _workspace(ctx) as ws:
+        root = ws.root
+    entries: list[Entry] = []
+    for target in targets or project_targets(root):
+        try:
+            entries.append(Entry(load_pipeline(target), target))
+        except CadenzaError as exc:  # one broken pipeline must not stop the others
+            errors.print(f"[bold red]skipping {target}:[/] {exc}", highlight=False)
+    if not entries:
+        raise CadenzaError("No pipeline could be loaded; nothing to schedule.")
+    sched = Scheduler(entries, ctx.obj["home"], max_runs=max_runs, executor=executor,
+                      workers=workers)
+    stop = threading.Event()
+    if once:
+        stop.set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    names = ", ".join(e.pipeline.name for e in entries)
+    console.print(f"scheduler {sched.holder}: serving {names}", highlight=False)
+
+    def report(created: list[str], started: list[str]) -> None:
+        for run_id in created:
+            console.print(f"created {run_id}", highlight=False)
+        for run_id in started:
+            console.print(f"started {run_id}", highlight=False)
+
+    if once:
+        sched.acquire()
+        report(sched.tick(), sched.launch())
+    left = sched.serve(stop, every=tick, grace=grace if not once else 1e9, on_tick=report)
+    if left:
+        console.print(f"{len(left)} runs were still running after {grace:g}s; they are "
+                      "recorded as interrupted and resume at the next start.")
+        sched.close()
+        os._exit(0)  # their threads cannot be stopped from outside
+    sched.close()
+
+@main.command()
+@click.argument("pipeline")
+@click.pass_context
+def pause(ctx: click.Context, pipeline: str) -> None:
+    """Stop scheduling new runs of PIPELINE (runs under way go on)."""
+    with _workspace(ctx) as ws:
+        ws.store.set_paused(pipeline, True)
+    console.print(f"{pipeline} paused", highlight=False)
+
+@main.command()
+@click.argument("pipeline")
+@click.pass_context
+def unpause(ctx: click.Context, pipeline: str) -> None:
+    """Schedule PIPELINE again; missed intervals follow its catchup setting."""
+    with _workspace(ctx) as ws:
+        ws.store.set_paused(pipeline, False)
+    console.print(f"{pipeline} unpaused", highlight=False)
+
+@main.command()
+@click.argument("target")
+@click.option("--start", required=True, help="First day or moment (ISO), in the schedule's zone.")
+@click.option("--end", required=True, help="Last day or moment (ISO): intervals ending by it.")
+@click.option("--parallel", "-p", type=int, default=1, show_default=True,
+              help="Runs at a time.")
+@click.option("--rerun-failed", is_flag=True, help="Run failed and cancelled intervals again.")
+@click.option("--rerun-all", is_flag=True, help="Run every interval again, even successes.")
+@click.option("--executor", "-e", type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR)
+@click.option("--workers", "-w", type=int)
+@_json_option
+@click.pass_context
+def backfill(ctx: click.Context, target: str, start: str, end: str, parallel: int,
+             rerun_failed: bool, rerun_all: bool, executor: str, workers: int | None,
+             as_json: bool) -> None:
+    """One run per interval between START and END; again, it only runs what is missing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    from cadenza.schedule.backfill import BackfillItem
+    from cadenza.schedule.backfill import backfill as run_backfill
+
+    pipe = load_pipeline(target)
+    home = ctx.obj["home"]
+    with Bar(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
+             TimeElapsedColumn(), console=console, disable=as_json) as bar:
+        job = bar.add_task(pipe.name, total=None)
+
+        def done(item: BackfillItem) -> None:
+            bar.advance(job)
+
+        items = run_backfill(pipe, start, end, home=home, parallel=parallel,
+                             rerun_failed=rerun_failed, rerun_all=rerun_all, executor=executor,
+                             workers=workers, target=target, on_done=done)
+    if as_json:
+        _print_json([{"interval_start": i.interval.start.isoformat(), "run_id": i.run_id,
+                      "action": i.action, "state": i.state} for i in items])
+    else:
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("interval", "run", "action", "state"):
+            table.add_column(column)
+        for item in items:
+            table.add_row(str(item.interval), item.run_id, item.action, styled(item.state))
+        console.print(table)
+    bad = [i for i in items if i.state not in ("success",)]
+    sys.exit(EXIT_FAILED if bad else 0)
