@@ -484,6 +484,11 @@ class Pipeline:
 
     # -- use --------------------------------------------------------------------------------
 
+    @property
+    def secret_params(self) -> frozenset[str]:
+        """Params declared ``Param(..., secret=True)``: stored and shown as ``***``."""
+        return frozenset(k for k, v in self.params.items() if as_param(v).secret)
+
     def graph(self) -> Graph:
         """The checked DAG: raises ``CycleError`` or ``UnknownInputError`` when it is not one."""
         if self._graph is None:

@@ -96,7 +96,7 @@ Outputs = Mapping[str, tuple[str | None, Mapping[str, str]]]
 
 def key_meta(
     node: Node, outputs: Outputs, params: Mapping[str, Any], root: Path,
-    item: str | None = None,
+    item: str | None = None, secret: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """What a task's cache key is made of, kept beside the entry so `plan` can say what moved."""
     inputs: dict[str, str | None] = {}
@@ -111,11 +111,16 @@ def key_meta(
     }
     meta: dict[str, Any] = {
         "code": code_hash(node.spec), "inputs": inputs, "files": files,
-        "params": {p: params[p] for p in node.params},
+        "params": {p: hide(params[p]) if p in secret else params[p] for p in node.params},
     }
     if item is not None:
         meta["item"] = item
     return meta
+
+
+def hide(value: Any) -> str:
+    """A secret as cache keys and their stored parts keep it: a hash, never the value."""
+    return "sha256:" + sha256(canonical(value).encode())
 
 
 def key_of(meta: Mapping[str, Any], interval: tuple[str | None, str | None] | None) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cadenza.engine.context import TASK_LOGGER
+from cadenza.secrets import mask
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -43,6 +44,7 @@ class AttemptLog:
         if self._text is None:
             self._open()
         assert self._text is not None and self._json is not None
+        text = mask(text)
         self._text.write(text)
         pending = self._partial.pop(stream, "") + text
         *lines, rest = pending.split("\n")

@@ -40,7 +40,7 @@ def plan_pipeline(
     for node in graph:
         name, last = node.name, latest.get(node.name)
         runs, reason, key = _decide(node, last, outputs, needed, selected, force,
-                                    workspace, params, by_key)
+                                    workspace, params, by_key, pipe.secret_params)
         steps.append(PlanStep(name, runs, reason, key))
         if not runs and key is not None:
             found = by_key[(name, key)]
@@ -53,7 +53,7 @@ def plan_pipeline(
 def _decide(
     node: Node, last: CacheEntry | None, outputs: Outputs, needed: set[str],
     selected: set[str] | None, force: bool, workspace: Workspace, params: Mapping[str, Any],
-    by_key: Mapping[tuple[str, str], CacheEntry],
+    by_key: Mapping[tuple[str, str], CacheEntry], secret: frozenset[str],
 ) -> tuple[bool, str, str | None]:
     if selected is not None and node.name not in selected:
         if node.name not in needed:
@@ -74,10 +74,10 @@ def _decide(
         return True, f"upstream {moving[0]!r} runs first; its output may change", None
     if node.spec.map_over is not None:
         return True, "mapped: each item is checked against the cache when it runs", None
-    meta = key_meta(node, outputs, params, workspace.root)
+    meta = key_meta(node, outputs, params, workspace.root, secret=secret)
     key = key_of(meta, None)
     found = by_key.get((node.name, key))
-    if found is not None and fits(found, params):
+    if found is not None and fits(found, params, secret):
         if _intact(workspace, found):
             return False, "cached", key
         return True, "output missing", None

@@ -35,7 +35,7 @@ from typing import Any
 from cadenza.artifacts.serializers import deserialize, serialize
 from cadenza.engine import logs
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
-from cadenza.engine.cache import key_meta, key_of, sha256
+from cadenza.engine.cache import hide, key_meta, key_of, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result, load_value
@@ -46,6 +46,7 @@ from cadenza.executors import Executor, Killable, make_executor
 from cadenza.graph import Graph, Node
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline, TaskFunction
+from cadenza.secrets import mask, mask_data, masked_params, register
 from cadenza.store.base import (
     Approval,
     ArtifactRecord,
@@ -109,10 +110,13 @@ class Runner:
         hooks: Iterable[Hooks] = (), selected: set[str] | None = None, force: bool = False,
         cancel: threading.Event | None = None, prior: Iterable[TaskInstanceRecord] = (),
         provided: Mapping[str, Any] | None = None, approve: Iterable[str] = (),
-        wait: bool = False,
+        wait: bool = False, params: Mapping[str, Any] | None = None,
     ) -> None:
         self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
         self.run, self.hooks, self.force = run, list(hooks), force
+        self.params: Mapping[str, Any] = params if params is not None else run.params
+        """The real values; the run record keeps secret ones as ***."""
+        self.secret = pipe.secret_params
         if pipe.callbacks:
             self.hooks.append(Callbacks(pipe.callbacks, self._callback_failed))
         self.slas = self._sla_deadlines()
@@ -310,7 +314,7 @@ class Runner:
         self.run.started_at = self.run.started_at or time.time()
         self.run.heartbeat = time.time()
         self.batch.runs.append(self.run)
-        self._event(None, -1, "run_started", params=self.run.params)
+        self._event(None, -1, "run_started", params=self.run.params)  # masked already
         for hook in self.hooks:
             hook.before_run(self.run, self.graph)
         for node in self.graph:
@@ -468,7 +472,7 @@ class Runner:
             outputs = {up: (self.tis[(up, -1)].output, self.tis[(up, -1)].files)
                        for up in node.inputs}
             item = None if ti.index < 0 else sha256(serialize(ti.item, node.name)[1])
-            ti.meta = key_meta(node, outputs, self.run.params, self.ws.root, item)
+            ti.meta = key_meta(node, outputs, self.params, self.ws.root, item, self.secret)
             ti.cache_key = key = key_of(
                 ti.meta, self.interval[1:] if spec.cache == "interval" else None
             )
@@ -480,7 +484,7 @@ class Runner:
         self._queue(ti)
 
     def _fits(self, entry: CacheEntry) -> bool:
-        return fits(entry, self.run.params)
+        return fits(entry, self.params, self.secret)
 
     def _intact(self, output: str | None, files: Mapping[str, str]) -> bool:
         if output is None:
@@ -550,7 +554,7 @@ class Runner:
             else:
                 kwargs[up] = self._value(up)
         for p in node.params:
-            kwargs[p] = self.run.params[p]
+            kwargs[p] = self.params[p]
         if spec.map_over is not None:
             kwargs[spec.map_over] = ti.item
         ti.log_path = log_path = self._log_path(ti)
@@ -560,7 +564,7 @@ class Runner:
             fn=spec.fn if self.keep_values or spec.fn is None else TaskFunction(
                 self.pipe.token, ti.task
             ),
-            params=self.run.params, log_path=log_path, home=self.ws.home, root=self.ws.root,
+            params=self.params, log_path=log_path, home=self.ws.home, root=self.ws.root,
             retry=spec.retry, timeout=spec.timeout, artifacts=self.ws.artifacts,
             keep_value=self.keep_values,
             outputs={name: self.ws.root / path for name, path in spec.outputs.items()},
@@ -611,6 +615,8 @@ class Runner:
         return AttemptResult(outcome.state, outcome.kind, started, time.time(), error=str(error))
 
     def _record(self, ti: _TI, result: AttemptResult) -> None:
+        if result.error is not None:  # a task's error text may quote a secret
+            result.error, result.traceback = mask(result.error), mask_data(result.traceback)
         ti.started, ti.ended, ti.error = result.started, result.ended, result.error
         attempt = self._attempt_record(ti, result.kind, ti.log_path if result.logged else None)
         attempt.ended_at, attempt.error, attempt.traceback = (
@@ -643,7 +649,8 @@ class Runner:
             self._artifact(ti.task, name, stored, parents)
         if ti.meta is not None and ti.cache_key is not None:
             ti.meta["params_read"] = {
-                k: self.run.params[k] for k in result.params_read if k in self.run.params
+                k: hide(self.params[k]) if k in self.secret else self.params[k]
+                for k in result.params_read if k in self.params
             }
             ti.meta["cacheable"] = node.spec.cache is not False
         if ti.cache_key is None:  # cache=False: kept so --only/--from can reuse the output
@@ -812,7 +819,7 @@ class Runner:
         )
 
     def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
-        event = Event(self.run.run_id, kind, time.time(), task, index, data)
+        event = Event(self.run.run_id, kind, time.time(), task, index, mask_data(data))
         self.batch.events.append(event)
         for hook in self.hooks:
             hook.after_event(event)
@@ -821,10 +828,14 @@ class Runner:
 _MISSING = object()
 
 
-def fits(entry: CacheEntry, params: Mapping[str, Any]) -> bool:
+def fits(entry: CacheEntry, params: Mapping[str, Any], secret: frozenset[str] = frozenset()
+         ) -> bool:
     """An entry fits if the params the task read through ctx.params are unchanged."""
     read: Mapping[str, Any] = entry.meta.get("params_read", {})
-    return all(params.get(k, _MISSING) == v for k, v in read.items())
+    return all(
+        (hide(params[k]) if k in secret and k in params else params.get(k, _MISSING)) == v
+        for k, v in read.items()
+    )
 
 
 def _is_process_executor(executor: Executor) -> bool:
@@ -880,10 +891,16 @@ def run_pipeline(
         if reset:  # run every task again, numbering attempts on from the earlier ones
             for ti in prior:
                 ti.state = S.PENDING.value
+        # secret params were stored as ***: take them from the pipeline again
+        real = {**run.params, **{k: v for k, v in resolve_params(pipe.name, pipe.params, None)
+                                 .items() if k in pipe.secret_params}}
     else:
-        resolved = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
-        run = RunRecord(new_run_id(pipe.name), pipe.name, "running", resolved, time.time(),
-                        target=target)
+        real = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
+        run = RunRecord(new_run_id(pipe.name), pipe.name, "running",
+                        masked_params(real, pipe.secret_params), time.time(), target=target)
+    for name in pipe.secret_params:
+        if isinstance(real[name], str):
+            register(real[name])
     if isinstance(executor, str):
         if executor == "processes" and ws.in_memory:
             raise CadenzaError(
@@ -896,7 +913,7 @@ def run_pipeline(
     try:
         runner = Runner(pipe, ws, runner_executor, run, hooks=hooks, selected=selected,
                         force=force, cancel=cancel, prior=prior, provided=provided,
-                        approve=approve, wait=wait)
+                        approve=approve, wait=wait, params=real)
         return runner.execute()
     finally:
         if owned:
