@@ -109,7 +109,8 @@ class Progress(Hooks):
 
 
 def task_table(instances: list[TaskInstanceRecord], attempts: dict[str, int],
-               order: list[str] | None = None) -> Table:
+               order: list[str] | None = None,
+               checks: dict[str, list[dict[str, Any]]] | None = None) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for column in ("task", "state", "attempts", "duration", "note"):
         table.add_column(column)
@@ -123,6 +124,12 @@ def task_table(instances: list[TaskInstanceRecord], attempts: dict[str, int],
         note = (ti.error or "").strip().splitlines()[0][:100] if ti.error else ""
         if items.get(name):
             note = f"{items[name]} mapped items" + (f"; {note}" if note else "")
+        results = (checks or {}).get(name)
+        if results:
+            tally = Counter("passed" if c["passed"] else
+                            "failed" if c["severity"] == "error" else "warned" for c in results)
+            summary = ", ".join(f"{n} {word}" for word, n in sorted(tally.items()))
+            note = f"checks: {summary}" + (f"; {note}" if note else "")
         table.add_row(name, styled(ti.state), str(attempts.get(name, 0)),
                       duration(ti.started_at, ti.ended_at) if ti.started_at else "-", note)
     return table

@@ -13,6 +13,7 @@
     ├── RunNotFoundError           .run_id
     └── TaskError                  .task, .run_id, .attempt: a task's own failure, wrapped once
         ├── TaskTimeoutError       the attempt ran past its timeout
+        ├── CheckFailedError       .checks: an error-severity data check failed
         └── WorkerCrashedError     .exitcode: the process running the attempt died
 
 ``Cancelled`` is a ``BaseException``, like ``KeyboardInterrupt``: a task body must not swallow it.
@@ -113,6 +114,10 @@ class TaskError(CadenzaError):
 
 class TaskTimeoutError(TaskError):
     pass
+
+
+class CheckFailedError(TaskError):
+    """A data check of severity "error" failed on the task's output; retrying cannot help."""
 
 
 class WorkerCrashedError(TaskError):

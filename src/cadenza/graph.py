@@ -116,6 +116,15 @@ class Graph:
             )
             for name, (inputs, params, ctx, upstream, files) in resolved.items()
         }
+        for task in pipe.checks:
+            if task not in pipe.tasks:
+                suggestion = _suggest(task, pipe.tasks)
+                hint = f" Did you mean {suggestion!r}?" if suggestion else ""
+                raise UnknownInputError(
+                    f"A check is attached to task {task!r}, but pipeline {pipe.name!r} has no "
+                    f"task of that name.{hint}",
+                    pipeline=pipe.name, task=task, name=task, suggestion=suggestion,
+                )
         return cls(pipe.name, nodes, _toposort(pipe.name, nodes))
 
     def __len__(self) -> int:

@@ -173,6 +173,27 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
 _REGISTRY: weakref.WeakValueDictionary[str, Pipeline] = weakref.WeakValueDictionary()
 
 
+@dataclass(frozen=True)
+class CheckSpec:
+    """A data-quality check on one task's output."""
+
+    name: str
+    fn: Callable[[Any], Any]
+    severity: Literal["error", "warn"]
+    """error: a failure fails the task and blocks its downstream; warn: recorded and alerted."""
+
+
+class CheckFunction:
+    """A picklable stand-in for a check, resolved in the worker (like TaskFunction)."""
+
+    def __init__(self, token: str, task: str, index: int) -> None:
+        self.token, self.task, self.index = token, task, index
+
+    def __call__(self, value: Any) -> Any:
+        pipe = _REGISTRY[self.token]
+        return pipe.checks[self.task][self.index].fn(value)
+
+
 class TaskFunction:
     """A picklable stand-in for a task's function, resolved in the worker process.
 
@@ -308,6 +329,8 @@ class Pipeline:
                     "event.", option=key, value=callback, pipeline=name,
                 )
             self.callbacks[key] = callback
+        self.checks: dict[str, list[CheckSpec]] = {}
+        """Data-quality checks by the task whose output they look at."""
         self.sensors: list[Sensor] = []
         """What starts runs besides the schedule: sensors, triggers, ``@pipe.sensor``."""
         for sensor in [*sensors, *triggers]:
@@ -359,6 +382,40 @@ class Pipeline:
         spec = replace(spec, message=message or f"Approve {name}?", retry=NO_RETRY, timeout=None)
         self._add(spec)
         return spec
+
+    def check(
+        self, task: str, fn: Callable[[Any], Any] | None = None, /, *,
+        severity: str = "error", name: str | None = None,
+    ) -> Any:
+        """Check ``task``'s output: ``fn(value)`` returns a bool or a CheckResult.
+
+        As a decorator (``@pipe.check("clean")``) or a call with a built-in
+        (``pipe.check("clean", checks.not_null(["id"]), severity="warn")``)."""
+        if severity not in ("error", "warn"):
+            raise InvalidOptionError(
+                f"Check on task {task!r} has severity={severity!r}; choose 'error' (fails the "
+                "task) or 'warn' (records and alerts).",
+                option="severity", value=severity, pipeline=self.name, task=task,
+            )
+
+        def register(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            if not callable(f):
+                raise InvalidOptionError(
+                    f"Check on task {task!r} must be a function of the output, got {f!r}.",
+                    option="check", value=f, pipeline=self.name, task=task,
+                )
+            label = name or getattr(f, "__name__", "check")
+            existing = self.checks.setdefault(task, [])
+            if any(c.name == label for c in existing):
+                raise InvalidOptionError(
+                    f"Task {task!r} has two checks named {label!r}; pass name= to one.",
+                    option="name", value=label, pipeline=self.name, task=task,
+                )
+            existing.append(CheckSpec(label, f, severity))  # type: ignore[arg-type]
+            self._graph = None
+            return f
+
+        return register if fn is None else register(fn)
 
     def sensor(
         self, fn: F | None = None, /, *, every: str | float = "30s", name: str | None = None

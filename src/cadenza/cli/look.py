@@ -51,7 +51,9 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     shown = {k: ("***" if as_param(pipe.params[k]).secret else v) for k, v in values.items()}
     if as_json:
         _print_json({"pipeline": pipe.name, "params": shown, "tasks": [
-            {"task": s.task, "runs": s.runs, "reason": s.reason} for s in steps]})
+            {"task": s.task, "runs": s.runs, "reason": s.reason,
+             "checks": [f"{c.name} ({c.severity})" for c in pipe.checks.get(s.task, ())]}
+            for s in steps]})
         return
     if values:
         console.print(f"params: {json.dumps(shown, default=str)}", highlight=False)
@@ -118,7 +120,8 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
             {"task": ti.task, "map_index": ti.map_index, "state": ti.state,
              "attempts": [
                  {"attempt": a.attempt, "state": a.state, "started_at": a.started_at,
-                  "ended_at": a.ended_at, "error": a.error, "log": a.log_path}
+                  "ended_at": a.ended_at, "error": a.error, "log": a.log_path,
+                  "checks": a.checks}
                  for a in attempts if a.task == ti.task and a.map_index == ti.map_index],
              "started_at": ti.started_at, "ended_at": ti.ended_at, "error": ti.error,
              "output": ti.output, "files": ti.files}
@@ -128,7 +131,11 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     console.print(Text.assemble(f"run {record.run_id} ", styled(effective_state(record)),
                                 f"  params {json.dumps(record.params)}"))
-    console.print(task_table(instances, dict(counts)))
+    last_checks: dict[str, list[dict[str, Any]]] = {}
+    for attempt in attempts:  # in order: the last attempt of each task wins
+        if attempt.map_index < 0 and attempt.checks:
+            last_checks[attempt.task] = attempt.checks
+    console.print(task_table(instances, dict(counts), checks=last_checks))
 
 @main.command()
 @click.argument("run_id", metavar="RUN")

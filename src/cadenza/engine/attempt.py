@@ -26,7 +26,13 @@ from cadenza.engine.context import RecordingParams, TaskContext, reset_context, 
 from cadenza.engine.outcomes import classify
 from cadenza.engine.retry import Retry
 from cadenza.engine.states import TaskState
-from cadenza.exceptions import CadenzaError, SerializationError, TaskError, TaskTimeoutError
+from cadenza.exceptions import (
+    CadenzaError,
+    CheckFailedError,
+    SerializationError,
+    TaskError,
+    TaskTimeoutError,
+)
 
 INLINE_LIMIT = 16 * 1024
 """Values up to this many bytes live in the metadata store; larger ones are files."""
@@ -58,6 +64,8 @@ class Call:
     shell_entries: tuple[str, ...] = ()
     interval: tuple[str | None, str | None, str | None] = (None, None, None)
     wants_ctx: bool = False
+    checks: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()
+    """(name, severity, check) for the task's output."""
 
 
 @dataclass(slots=True)
@@ -83,6 +91,7 @@ class AttemptResult:
     traceback: str | None = None
     params_read: tuple[str, ...] = ()
     logged: bool = False
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def store_bytes(artifacts: ArtifactStore, serializer: str, data: bytes) -> StoredValue:
@@ -110,6 +119,7 @@ def run_attempt(call: Call) -> AttemptResult:
         root=call.root, outputs=call.outputs, logical_date=call.interval[0],
         interval_start=call.interval[1], interval_end=call.interval[2],
     )
+    checks: list[dict[str, Any]] = []
     token = set_context(context)
     logs.bind(log)
     started = time.time()
@@ -123,12 +133,21 @@ def run_attempt(call: Call) -> AttemptResult:
             if call.wants_ctx:
                 call.kwargs["ctx"] = context
             value = call.fn(**call.kwargs)
+        checks = _run_checks(call, value)
+        failed = [c for c in checks if not c["passed"] and c["severity"] == "error"]
+        if failed:
+            raise CheckFailedError(
+                "; ".join(f"Check {c['check']!r} on task {call.task!r} failed: "
+                          f"{c['description'] or 'it returned False'}" for c in failed),
+                task=call.task, run_id=call.run_id, attempt=call.attempt,
+            )
         result = _success(call, value, started)
+        result.checks = checks
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt | SystemExit) and call.keep_value:
             raise
         outcome = classify(error, call.retry, call.attempt)
-        if isinstance(error, SerializationError):
+        if isinstance(error, SerializationError | CheckFailedError):
             outcome = classify(error, Retry(), call.attempt)  # retrying cannot help
         message = str(error) if isinstance(error, CadenzaError) else (
             f"{type(error).__name__}: {error}"
@@ -137,7 +156,8 @@ def run_attempt(call: Call) -> AttemptResult:
             print(user_traceback(error), file=sys.stderr, end="")
         result = AttemptResult(
             outcome.state, outcome.kind, started, time.time(), error=message,
-            traceback=user_traceback(error),
+            traceback=None if isinstance(error, CheckFailedError) else user_traceback(error),
+            checks=checks if isinstance(error, CheckFailedError) else [],
         )
     finally:
         logs.bind(None)
@@ -146,6 +166,21 @@ def run_attempt(call: Call) -> AttemptResult:
     result.params_read = tuple(sorted(params.read))
     result.logged = log.written
     return result
+
+
+def _run_checks(call: Call, value: Any) -> list[dict[str, Any]]:
+    """Each check's result as data; a check that raises counts as failed."""
+    from cadenza.checks import CheckResult, run_check
+
+    found: list[dict[str, Any]] = []
+    for name, severity, check in call.checks:
+        try:
+            result = run_check(check, value)
+        except Exception as exc:
+            result = CheckResult(False, f"the check raised {type(exc).__name__}: {exc}")
+        found.append({"check": name, "severity": severity, "passed": result.passed,
+                      "description": result.description, "metadata": result.metadata})
+    return found
 
 
 def _success(call: Call, value: Any, started: float) -> AttemptResult:

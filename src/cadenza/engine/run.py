@@ -45,7 +45,7 @@ from cadenza.exceptions import CadenzaError, Cancelled, TaskTimeoutError
 from cadenza.executors import Executor, Killable, make_executor
 from cadenza.graph import Graph, Node
 from cadenza.params import resolve_params
-from cadenza.pipeline import Pipeline, TaskFunction
+from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction
 from cadenza.secrets import mask, mask_data, masked_params, register
 from cadenza.store.base import (
     Approval,
@@ -570,6 +570,11 @@ class Runner:
             outputs={name: self.ws.root / path for name, path in spec.outputs.items()},
             command=spec.command, shell_inputs=shell_inputs, shell_entries=spec.shell_inputs,
             interval=self.interval, wants_ctx=node.wants_ctx,
+            checks=tuple(
+                (c.name, c.severity, c.fn if self.keep_values else CheckFunction(
+                    self.pipe.token, ti.task, i))
+                for i, c in enumerate(self.pipe.checks.get(ti.task, ()))
+            ),
         )
 
     def _collect(self, key: Key, token: int, future: Future[AttemptResult]) -> None:
@@ -622,6 +627,12 @@ class Runner:
         attempt.ended_at, attempt.error, attempt.traceback = (
             result.ended, result.error, result.traceback
         )
+        attempt.checks = mask_data(result.checks)
+        for check in attempt.checks:
+            kind = ("check_passed" if check["passed"] else
+                    "check_failed" if check["severity"] == "error" else "check_warned")
+            self._event(ti.task, ti.index, kind, check=check["check"],
+                        severity=check["severity"], description=check["description"])
         self.batch.attempts.append(attempt)
         if result.state is S.SUCCESS:
             self._store_output(ti, result)

@@ -62,6 +62,8 @@ class AttemptRecord:
     error: str | None = None
     traceback: str | None = None
     log_path: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """Data-check results: check, severity, passed, description, metadata."""
 
 
 @dataclass(slots=True)

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS task_instances (
 CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, task TEXT NOT NULL, map_index INTEGER NOT NULL,
     attempt INTEGER NOT NULL, state TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL,
-    error TEXT, traceback TEXT, log_path TEXT,
+    error TEXT, traceback TEXT, log_path TEXT, checks TEXT,
     PRIMARY KEY (run_id, task, map_index, attempt)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -98,7 +98,8 @@ _TI_COLS = (
     "error"
 )
 _ATTEMPT_COLS = (
-    "run_id, task, map_index, attempt, state, started_at, ended_at, error, traceback, log_path"
+    "run_id, task, map_index, attempt, state, started_at, ended_at, error, traceback, log_path, "
+    "checks"
 )
 _ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
 _CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
@@ -184,13 +185,14 @@ class SqliteStore:
                 )
             if batch.attempts:
                 db.executemany(
-                    f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({', '.join('?' * 10)}) "
+                    f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({', '.join('?' * 11)}) "
                     "ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET "
                     "state=excluded.state, ended_at=excluded.ended_at, error=excluded.error, "
-                    "traceback=excluded.traceback, log_path=excluded.log_path",
+                    "traceback=excluded.traceback, log_path=excluded.log_path, "
+                    "checks=excluded.checks",
                     [
                         (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
-                         a.ended_at, a.error, a.traceback, a.log_path)
+                         a.ended_at, a.error, a.traceback, a.log_path, _dumps(a.checks))
                         for a in batch.attempts
                     ],
                 )
@@ -300,7 +302,11 @@ class SqliteStore:
             sql += " AND task = ?"
             args += (task,)
         rows = self._read(sql + " ORDER BY started_at, task, map_index, attempt", args)
-        return [AttemptRecord(*r) for r in rows]
+        return [
+            AttemptRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                          _loads(r[10], []))
+            for r in rows
+        ]
 
     def _artifact(self, row: tuple[Any, ...]) -> ArtifactRecord:
         parents = self._read("SELECT parent FROM lineage WHERE child = ? ORDER BY parent", row[:1])
