@@ -30,6 +30,7 @@ from cadenza.engine.plan import plan_pipeline
 from cadenza.engine.run import select
 from cadenza.exceptions import CadenzaError
 from cadenza.params import as_param, parse_assignments, resolve_params
+from cadenza.report import critical_path, dag_of
 from cadenza.show import FORMATS, render
 from cadenza.store.base import RunRecord, effective_state
 
@@ -113,9 +114,11 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         record = ws.store.get_run(run_id)
         instances = ws.store.task_instances(run_id)
         attempts = ws.store.attempts(run_id)
+        path = critical_path(instances, dag_of(ws.store.events(run_id)))
     counts = Counter(a.task for a in attempts)
     if as_json:
         data = _run_json(record)
+        data["critical_path"] = path
         data["tasks"] = [
             {"task": ti.task, "map_index": ti.map_index, "state": ti.state,
              "attempts": [
@@ -136,6 +139,11 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         if attempt.map_index < 0 and attempt.checks:
             last_checks[attempt.task] = attempt.checks
     console.print(task_table(instances, dict(counts), checks=last_checks))
+    if path:
+        times = {ti.task: ti for ti in instances if ti.map_index < 0}
+        first, last = times[path[0]], times[path[-1]]
+        console.print(f"critical path: {' → '.join(path)} "
+                      f"({duration(first.started_at, last.ended_at)})", highlight=False)
 
 @main.command()
 @click.argument("run_id", metavar="RUN")

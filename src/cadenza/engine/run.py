@@ -314,7 +314,8 @@ class Runner:
         self.run.started_at = self.run.started_at or time.time()
         self.run.heartbeat = time.time()
         self.batch.runs.append(self.run)
-        self._event(None, -1, "run_started", params=self.run.params)  # masked already
+        self._event(None, -1, "run_started", params=self.run.params,  # masked already
+                    upstream={n.name: list(n.upstream) for n in self.graph})
         for hook in self.hooks:
             hook.before_run(self.run, self.graph)
         for node in self.graph:
