@@ -11,6 +11,7 @@ import inspect
 import re
 import secrets
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -24,6 +25,7 @@ from cadenza.params import as_param
 from cadenza.schedule.cron import DateLike, Schedule, parse_schedule
 
 if TYPE_CHECKING:
+    from cadenza.alerts import AlertRouter
     from cadenza.engine.run import RunResult
     from cadenza.graph import Graph
     from cadenza.schedule.sensors import Sensor
@@ -74,11 +76,13 @@ class TaskSpec:
     """Among ready tasks, higher runs first; ties go in definition order."""
     sla: float | None = None
     """Seconds after the run's interval end (or its creation) by which the task should be done."""
+    alerts: tuple[Any, ...] = ()
+    """Notifiers (or Routes) for this task's alerts, besides the pipeline's."""
 
 
 _OPTIONS = (
     "retries", "timeout", "cache", "version", "trigger_rule", "after", "outputs", "inputs",
-    "map_over", "pool", "priority", "sla",
+    "map_over", "pool", "priority", "sla", "alerts",
 )
 
 
@@ -162,6 +166,13 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
             out["sla"] = parse_duration(options["sla"])
         except ValueError as exc:
             raise bad("sla", options["sla"], str(exc)) from None
+    if "alerts" in options and options["alerts"] is not None:
+        value = options["alerts"]
+        if not isinstance(value, list | tuple) or not all(
+            hasattr(n, "notify") or hasattr(n, "notifiers") for n in value
+        ):
+            raise bad("alerts", value, "give a list of notifiers, like [WebhookNotifier(url)]")
+        out["alerts"] = tuple(value)
     if "priority" in options:
         value = options["priority"]
         if isinstance(value, bool) or not isinstance(value, int):
@@ -242,6 +253,8 @@ class Pipeline:
         on_retry: Callable[[Event], object] | None = None,
         on_success: Callable[[Event], object] | None = None,
         on_sla_miss: Callable[[Event], object] | None = None,
+        alerts: Iterable[Any] = (),
+        alert_dedup: str | float = "10m",
     ) -> None:
         if not isinstance(name, str) or not PIPELINE_NAME.match(name):
             raise InvalidOptionError(
@@ -329,6 +342,25 @@ class Pipeline:
                     "event.", option=key, value=callback, pipeline=name,
                 )
             self.callbacks[key] = callback
+        self.alerts = list(alerts)
+        """Notifiers or Routes for the pipeline's alerts (failures, retries, SLA misses...)."""
+        for notifier in self.alerts:
+            if not (hasattr(notifier, "notify") or hasattr(notifier, "notifiers")):
+                raise InvalidOptionError(
+                    f"Pipeline {name!r} got {notifier!r} in alerts=; give notifiers such as "
+                    "WebhookNotifier(url), EmailNotifier(...), or Route(...).",
+                    option="alerts", value=notifier, pipeline=name,
+                )
+        try:
+            self.alert_dedup = parse_duration(alert_dedup)
+        except ValueError as exc:
+            raise InvalidOptionError(
+                f"Pipeline {name!r} has alert_dedup={alert_dedup!r}: {exc}.",
+                option="alert_dedup", value=alert_dedup, pipeline=name,
+            ) from None
+        self._router: AlertRouter | None = None
+        self.alert_errors: deque[tuple[str, BaseException]] = deque()
+        """Notifier failures, from delivery threads; each run records them as events."""
         self.checks: dict[str, list[CheckSpec]] = {}
         """Data-quality checks by the task whose output they look at."""
         self.sensors: list[Sensor] = []
@@ -382,6 +414,27 @@ class Pipeline:
         spec = replace(spec, message=message or f"Approve {name}?", retry=NO_RETRY, timeout=None)
         self._add(spec)
         return spec
+
+    def alert_router(self) -> AlertRouter | None:
+        """The router for this pipeline's alerts: one per pipeline object, so the dedup window
+        spans every run a process makes (the scheduler's, a notebook's); None without alerts."""
+        from cadenza.alerts import AlertRouter, Route
+
+        routes = [a if isinstance(a, Route) else None for a in self.alerts]
+        plain = [a for a in self.alerts if not isinstance(a, Route)]
+        found = [r for r in routes if r is not None] + ([Route(plain)] if plain else [])
+        for spec in self.tasks.values():
+            task_plain = [a for a in spec.alerts if not isinstance(a, Route)]
+            found += [a for a in spec.alerts if isinstance(a, Route)]
+            if task_plain:
+                found.append(Route(task_plain, tasks=[spec.name]))
+        if not found:
+            return None
+        if self._router is None:
+            self._router = AlertRouter(self.name, found, dedup_window=self.alert_dedup,
+                                       on_error=lambda name, exc: self.alert_errors.append(
+                                           (name, exc)))
+        return self._router
 
     def check(
         self, task: str, fn: Callable[[Any], Any] | None = None, /, *,

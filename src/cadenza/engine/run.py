@@ -66,6 +66,8 @@ GROUP_COMMIT = 0.02
 """Seconds a finished result may wait to be committed with others (never past the start of
 anything that depends on it)."""
 SYNC_CHUNK = 1024
+ALERT_FLUSH = 5.0
+"""Seconds a finishing run waits for its alerts to go out."""
 GC_THRESHOLD = 50_000
 HEARTBEAT = 5.0
 
@@ -119,6 +121,9 @@ class Runner:
         self.secret = pipe.secret_params
         if pipe.callbacks:
             self.hooks.append(Callbacks(pipe.callbacks, self._callback_failed))
+        self.router = pipe.alert_router()
+        if self.router is not None:
+            self.hooks.append(self.router)
         self.slas = self._sla_deadlines()
         """A heap of (epoch deadline, task or None for the whole run) not yet checked."""
         self.selected = selected
@@ -277,8 +282,16 @@ class Runner:
             except queue.Empty:
                 return
 
+    def _drain_alert_errors(self) -> None:
+        errors = self.pipe.alert_errors
+        while errors:
+            name, error = errors.popleft()
+            self._event(None, -1, "alert_error", notifier=name,
+                        error=f"{type(error).__name__}: {error}")
+
     def _commit(self, force: bool = False) -> None:
         """Commit the batch once it is GROUP_COMMIT old (``force``: now)."""
+        self._drain_alert_errors()
         if time.time() - (self.run.heartbeat or 0) > HEARTBEAT:
             self.run.heartbeat = time.time()
             self.batch.runs.append(self.run)
@@ -354,6 +367,8 @@ class Runner:
         self.run.state, self.run.ended_at = state, time.time()
         self.batch.runs.append(self.run)
         self._event(None, -1, "run_finished", state=state)
+        if self.router is not None:  # bounded: a hung notifier must not hold the run
+            self.router.flush(ALERT_FLUSH)
         self._commit(force=True)
         result = build_result(
             self.ws, self.run.run_id, self.pipe.name, state,

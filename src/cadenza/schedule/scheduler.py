@@ -28,6 +28,7 @@ from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.schedule.cron import Interval
 from cadenza.schedule.sensors import cursor_key
+from cadenza.secrets import mask
 from cadenza.store.base import Batch, Event, RunRecord, effective_state
 from cadenza.workspace import Workspace
 
@@ -195,7 +196,7 @@ class Scheduler:
                         k: v for k, v in result.params.items() if k in pipe.params})
                 except Exception as exc:  # a sensor's failure is its pipeline's alone
                     self._error(name, f"sensor {sensor.name!r} raised {type(exc).__name__}: "
-                                      f"{exc}")
+                                      f"{exc}", kind="sensor_error", sensor=sensor.name)
                     continue
                 if result.run:
                     created += store.create_runs([RunRecord(
@@ -255,11 +256,17 @@ class Scheduler:
         finally:
             workspace.close()
 
-    def _error(self, pipeline: str, message: str) -> None:
+    def _error(self, pipeline: str, message: str, kind: str = "scheduler_error",
+               **data: str) -> None:
+        message = mask(message)
         self.errors.append(f"{pipeline}: {message}")
-        self.workspace.store.apply(Batch(events=[Event(
-            "", "scheduler_error", time.time(), None, -1, {"pipeline": pipeline, "error": message}
-        )]))
+        event = Event("", kind, time.time(), None, -1,
+                      {"pipeline": pipeline, "error": message, **data})
+        self.workspace.store.apply(Batch(events=[event]))
+        entry = self.entries.get(pipeline)
+        router = entry.pipeline.alert_router() if entry is not None else None
+        if router is not None:
+            router.after_event(event)
 
     # -- serving ------------------------------------------------------------------------------
 
