@@ -359,8 +359,9 @@ class Pipeline:
                 option="alert_dedup", value=alert_dedup, pipeline=name,
             ) from None
         self._router: AlertRouter | None = None
-        self.alert_errors: deque[tuple[str, BaseException]] = deque()
-        """Notifier failures, from delivery threads; each run records them as events."""
+        self.delivery_errors: deque[tuple[str, BaseException]] = deque()
+        """Failures of notifiers and lineage transports, from their threads; the run loop
+        records each as a delivery_error event."""
         self.checks: dict[str, list[CheckSpec]] = {}
         """Data-quality checks by the task whose output they look at."""
         self.sensors: list[Sensor] = []
@@ -432,9 +433,12 @@ class Pipeline:
             return None
         if self._router is None:
             self._router = AlertRouter(self.name, found, dedup_window=self.alert_dedup,
-                                       on_error=lambda name, exc: self.alert_errors.append(
-                                           (name, exc)))
+                                       on_error=self.report_delivery_error)
         return self._router
+
+    def report_delivery_error(self, to: str, error: BaseException) -> None:
+        """For notifiers and transports: record that sending to ``to`` failed (thread-safe)."""
+        self.delivery_errors.append((to, error))
 
     def check(
         self, task: str, fn: Callable[[Any], Any] | None = None, /, *,

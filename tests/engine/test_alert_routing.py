@@ -79,7 +79,7 @@ def test_a_failing_notifier_is_recorded_and_the_run_is_not_failed_by_it(home: Pa
     result = pipe.run(home=home)
     assert result.state == "failed"  # from the task, not from the notifier
     events = Workspace.open(home).store.events(result.run_id)
-    assert any(e.kind == "alert_error" for e in events)
+    assert any(e.kind == "delivery_error" for e in events)
 
 
 def test_a_sensor_error_is_alerted(home: Path) -> None:

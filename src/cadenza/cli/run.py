@@ -32,10 +32,13 @@ from cadenza.cli._base import (
     errors,
     main,
 )
+from cadenza.engine.hooks import Hooks
 from cadenza.engine.result import RunResult
 from cadenza.engine.run import run_pipeline
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
+from cadenza.lineage import FileTransport, HttpTransport, OpenLineageHooks, Transport
+from cadenza.metrics import Metrics
 from cadenza.params import parse_assignments
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import effective_state
@@ -43,13 +46,25 @@ from cadenza.workspace import Workspace
 
 
 def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
-             show_output: str | None = None, **options: Any) -> RunResult:
+             show_output: str | None = None, metrics_file: Path | None = None,
+             lineage: Transport | None = None, **options: Any) -> RunResult:
     cancel = threading.Event()
-    hooks = [] if as_json or quiet else [Progress(console)]
+    hooks: list[Hooks] = [] if as_json or quiet else [Progress(console)]
+    metrics = Metrics() if metrics_file is not None else None
+    if metrics is not None:
+        hooks.append(metrics.hooks(pipe.name))
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:
         with _workspace(ctx) as ws:
+            if lineage is not None:
+                hooks.append(OpenLineageHooks(
+                    lineage, home=ws.home,
+                    on_error=lambda exc: pipe.report_delivery_error(repr(lineage), exc)))
             result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel, **options)
+            if metrics is not None and metrics_file is not None:
+                metrics.write_textfile(metrics_file)
+            if lineage is not None and hasattr(lineage, "close"):
+                lineage.close()
             _report(result, ws, as_json, quiet)
             if show_output and result.ok and not as_json:
                 console.print("output:", repr(result.output(show_output))[:2000],
@@ -90,11 +105,17 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool) -> Non
 @click.option("--no-wait", is_flag=True,
               help="Do not wait for gates: end the run `waiting`; resume it after approval.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write Prometheus metrics here when the run ends (textfile format).")
+@click.option("--lineage-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append OpenLineage events here, one JSON per line.")
+@click.option("--lineage-url", help="POST OpenLineage events to this URL.")
 @_json_option
 @click.pass_context
 def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executor: str,
         workers: int | None, only: tuple[str, ...], from_: tuple[str, ...], force: bool,
         resume: str | None, approve: tuple[str, ...], no_wait: bool, quiet: bool,
+        metrics_file: Path | None, lineage_file: Path | None, lineage_url: str | None,
         as_json: bool) -> None:
     """Run a pipeline: TARGET is a .py file, a folder with pipeline.py, or a module,
     optionally followed by :PIPELINE."""
@@ -113,6 +134,7 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
         ctx, pipe, as_json, quiet, params=parse_assignments(params), executor=executor,
         workers=workers, only=only or None, from_=from_ or None, force=force, resume=resume,
         target=target, params_from_text=True, approve=approve, wait=not no_wait,
+        metrics_file=metrics_file, lineage=lineage_transport(lineage_file, lineage_url),
     )
     sys.exit(0 if result.ok else EXIT_FAILED)
 
@@ -127,7 +149,7 @@ def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None,
     """Re-run what did not succeed in RUN (same as run --resume RUN)."""
     ctx.invoke(run, target=None, params=(), executor=executor, workers=workers, only=(),
                from_=(), force=False, resume=run_id, approve=(), no_wait=False, quiet=False,
-               as_json=as_json)
+               metrics_file=None, lineage_file=None, lineage_url=None, as_json=as_json)
 
 @main.command()
 @click.argument("target")
@@ -175,3 +197,12 @@ def _read_input(name: str, text: str) -> Any:
         with open(path, "rb") as handle:
             return pickle.load(handle)  # a file the user named on their own command line
     return path.read_text()
+
+
+def lineage_transport(path: Path | None, url: str | None) -> Transport | None:
+    """The OpenLineage transport the options ask for: a file, a URL, or none."""
+    if path is not None and url is not None:
+        raise CadenzaError("Give --lineage-file or --lineage-url, not both.")
+    if path is not None:
+        return FileTransport(path)
+    return HttpTransport(url) if url is not None else None

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -24,8 +25,10 @@ from cadenza.cli._base import (
     errors,
     main,
 )
+from cadenza.cli.run import lineage_transport
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
+from cadenza.metrics import Metrics
 
 
 @main.command(name="schedule")
@@ -81,9 +84,15 @@ def schedule_cmd(target: str, count: int, after: str | None, as_json: bool) -> N
 @click.option("--grace", type=float, default=30.0, show_default=True,
               help="On SIGTERM, seconds running runs get to finish.")
 @click.option("--once", is_flag=True, help="Tick once, start what is due, wait for it, exit.")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option("--lineage-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append OpenLineage events here.")
+@click.option("--lineage-url", help="POST OpenLineage events to this URL.")
 @click.pass_context
 def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, executor: str,
-              workers: int | None, tick: float, grace: float, once: bool) -> None:
+              workers: int | None, tick: float, grace: float, once: bool,
+              metrics_port: int | None, lineage_file: Path | None,
+              lineage_url: str | None) -> None:
     """Run pipelines on their schedules. TARGETS default to the project's list
     (`pipelines = [...]` in cadenza.toml, or [tool.cadenza] in pyproject.toml)."""
     from cadenza._loader import project_targets
@@ -99,8 +108,14 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
             errors.print(f"[bold red]skipping {target}:[/] {exc}", highlight=False)
     if not entries:
         raise CadenzaError("No pipeline could be loaded; nothing to schedule.")
+    metrics = Metrics() if metrics_port is not None else None
+    server = metrics.serve(metrics_port) if metrics is not None and metrics_port is not None \
+        else None
+    if server is not None:
+        console.print(f"metrics at {server.url}", highlight=False)
     sched = Scheduler(entries, ctx.obj["home"], max_runs=max_runs, executor=executor,
-                      workers=workers)
+                      workers=workers, metrics=metrics,
+                      lineage=lineage_transport(lineage_file, lineage_url))
     stop = threading.Event()
     if once:
         stop.set()
@@ -119,6 +134,8 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         sched.acquire()
         report(sched.tick(), sched.launch())
     left = sched.serve(stop, every=tick, grace=grace if not once else 1e9, on_tick=report)
+    if server is not None:
+        server.shutdown()
     if left:
         console.print(f"{len(left)} runs were still running after {grace:g}s; they are "
                       "recorded as interrupted and resume at the next start.")

@@ -283,10 +283,10 @@ class Runner:
                 return
 
     def _drain_alert_errors(self) -> None:
-        errors = self.pipe.alert_errors
+        errors = self.pipe.delivery_errors
         while errors:
             name, error = errors.popleft()
-            self._event(None, -1, "alert_error", notifier=name,
+            self._event(None, -1, "delivery_error", to=name,
                         error=f"{type(error).__name__}: {error}")
 
     def _commit(self, force: bool = False) -> None:

@@ -22,8 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cadenza.engine.hooks import Hooks
 from cadenza.engine.run import new_run_id, run_pipeline
 from cadenza.exceptions import CadenzaError
+from cadenza.lineage import OpenLineageHooks, Transport
+from cadenza.metrics import Metrics
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.schedule.cron import Interval
@@ -112,7 +115,8 @@ class Scheduler:
     def __init__(
         self, entries: Iterable[Entry], home: str | Path | None = None, *,
         max_runs: int = 4, executor: str = "threads", workers: int | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+        lineage: Transport | None = None,
     ) -> None:
         self.entries = {e.pipeline.name: e for e in entries}
         self.workspace = Workspace.open(home)
@@ -121,6 +125,8 @@ class Scheduler:
             max_runs, executor, workers, clock
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.metrics, self.lineage = metrics, lineage
+        """Prometheus metrics to update (runs, tasks, tick time) and where lineage goes."""
         self.active: dict[str, tuple[str, threading.Thread]] = {}
         """Runs this scheduler started: run id -> (pipeline, thread)."""
         self.cancel = threading.Event()
@@ -248,9 +254,18 @@ class Scheduler:
 
     def _execute(self, entry: Entry, run_id: str) -> None:
         workspace = Workspace.open(self.home)  # each run writes through its own connection
+        pipe = entry.pipeline
+        hooks: list[Hooks] = []
+        if self.metrics is not None:
+            hooks.append(self.metrics.hooks(pipe.name))
+        if self.lineage is not None:
+            transport = self.lineage
+            hooks.append(OpenLineageHooks(
+                transport, home=self.home,
+                on_error=lambda exc: pipe.report_delivery_error(repr(transport), exc)))
         try:
-            run_pipeline(entry.pipeline, workspace=workspace, resume=run_id,
-                         executor=self.executor, workers=self.workers, cancel=self.cancel)
+            run_pipeline(pipe, workspace=workspace, resume=run_id, executor=self.executor,
+                         workers=self.workers, cancel=self.cancel, hooks=hooks)
         except Exception as exc:
             self._error(entry.pipeline.name, f"run {run_id} could not run: {exc}")
         finally:
@@ -292,7 +307,10 @@ class Scheduler:
         try:
             while not stop.is_set():
                 self.acquire()
+                began = time.perf_counter()
                 created = self.tick()
+                if self.metrics is not None:
+                    self.metrics.observe_tick(time.perf_counter() - began)
                 started = self.launch()
                 if on_tick is not None:
                     on_tick(created, started)
