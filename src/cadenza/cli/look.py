@@ -59,11 +59,15 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     if values:
         console.print(f"params: {json.dumps(shown, default=str)}", highlight=False)
     table = Table(show_edge=False, header_style="bold")
-    for column in ("task", "will", "why"):
+    for column in ("task", "will", "why", "checks"):
         table.add_column(column)
     for step in steps:
         will = Text("run", style="yellow") if step.runs else Text("skip", style="cyan")
-        table.add_row(step.task, will, step.reason)
+        declared = ", ".join(
+            c.name + (" (warn)" if c.severity == "warn" else "")
+            for c in pipe.checks.get(step.task, ())
+        )
+        table.add_row(step.task, will, step.reason, declared)
     console.print(table)
     count = sum(s.runs for s in steps)
     console.print(f"{count} of {len(steps)} tasks would run.", highlight=False)
