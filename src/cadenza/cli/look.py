@@ -72,6 +72,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     count = sum(s.runs for s in steps)
     console.print(f"{count} of {len(steps)} tasks would run.", highlight=False)
 
+
 @main.command()
 @click.argument("target")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="text",
@@ -79,6 +80,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
 def show(target: str, fmt: str) -> None:
     """Print the DAG: text, Mermaid, JSON, or a Markdown orchestration plan."""
     click.echo(render(load_pipeline(target), fmt))
+
 
 @main.command()
 @click.option("--pipeline", help="Only this pipeline's runs.")
@@ -101,12 +103,14 @@ def runs(ctx: click.Context, pipeline: str | None, limit: int, as_json: bool) ->
                       duration(r.started_at, r.ended_at))
     console.print(table if records else "no runs yet")
 
+
 def _run_json(r: RunRecord) -> dict[str, Any]:
     return {
         "run_id": r.run_id, "pipeline": r.pipeline, "state": effective_state(r),
         "params": r.params, "created_at": r.created_at, "started_at": r.started_at,
         "ended_at": r.ended_at, "target": r.target,
     }
+
 
 @main.command()
 @click.argument("run_id", metavar="RUN")
@@ -148,6 +152,7 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         first, last = times[path[0]], times[path[-1]]
         console.print(f"critical path: {' → '.join(path)} "
                       f"({duration(first.started_at, last.ended_at)})", highlight=False)
+
 
 @main.command()
 @click.argument("run_id", metavar="RUN")

@@ -44,6 +44,7 @@ def cancel(ctx: click.Context, run_id: str, wait: float) -> None:
             time.sleep(0.2)
         console.print(f"cancel requested for run {run_id}; the runner has not confirmed yet.")
 
+
 @main.command()
 @click.argument("run_id", metavar="RUN")
 @click.argument("gate", metavar="GATE")
@@ -54,6 +55,7 @@ def approve(ctx: click.Context, run_id: str, gate: str, by: str | None, reason: 
     """Approve GATE in RUN: the tasks after it may run."""
     _decide(ctx, run_id, gate, True, by, reason)
 
+
 @main.command()
 @click.argument("run_id", metavar="RUN")
 @click.argument("gate", metavar="GATE")
@@ -63,6 +65,7 @@ def approve(ctx: click.Context, run_id: str, gate: str, by: str | None, reason: 
 def reject(ctx: click.Context, run_id: str, gate: str, reason: str, by: str | None) -> None:
     """Reject GATE in RUN: it fails, and the tasks after it do not run."""
     _decide(ctx, run_id, gate, False, by, reason)
+
 
 def _decide(ctx: click.Context, run_id: str, gate: str, approved: bool, by: str | None,
             reason: str) -> None:
@@ -85,6 +88,7 @@ def _decide(ctx: click.Context, run_id: str, gate: str, approved: bool, by: str 
         else:
             console.print(f"{gate} {word} by {who}. Continue the run with: "
                           f"cadenza run --resume {run_id}", highlight=False)
+
 
 def _cancel_dead_run(ws: Workspace, record: RunRecord) -> None:
     batch = Batch()

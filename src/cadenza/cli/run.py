@@ -76,6 +76,7 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
         signal.signal(signal.SIGTERM, previous)
     return result
 
+
 def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool) -> None:
     if as_json:
         _print_json(result_json(result))
@@ -92,6 +93,7 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool) -> Non
         if bad:
             console.print(f"  see why: cadenza logs {result.run_id} {bad[0]}", highlight=False)
         console.print(f"  resume:  cadenza run --resume {result.run_id}", highlight=False)
+
 
 @main.command()
 @click.argument("target", required=False)
@@ -138,6 +140,7 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
     )
     sys.exit(0 if result.ok else EXIT_FAILED)
 
+
 @main.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--executor", "-e", type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR)
@@ -150,6 +153,7 @@ def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None,
     ctx.invoke(run, target=None, params=(), executor=executor, workers=workers, only=(),
                from_=(), force=False, resume=run_id, approve=(), no_wait=False, quiet=False,
                metrics_file=None, lineage_file=None, lineage_url=None, as_json=as_json)
+
 
 @main.command()
 @click.argument("target")
@@ -179,6 +183,7 @@ def task(ctx: click.Context, target: str, task: str, inputs: tuple[str, ...],
                       params=parse_assignments(params), executor="inline", only=[task],
                       provided=provided, target=target, params_from_text=True)
     sys.exit(0 if result.ok else EXIT_FAILED)
+
 
 def _read_input(name: str, text: str) -> Any:
     path = Path(text)

@@ -74,6 +74,7 @@ def schedule_cmd(target: str, count: int, after: str | None, as_json: bool) -> N
         table.add_row(f"{iv.local_end:%Y-%m-%d %H:%M %Z}", str(iv), row["dst"] or "")
     console.print(table)
 
+
 @main.command()
 @click.argument("targets", nargs=-1)
 @click.option("--max-runs", type=click.IntRange(1), default=4, show_default=True,
@@ -143,23 +144,28 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         os._exit(0)  # their threads cannot be stopped from outside
     sched.close()
 
+
 @main.command()
 @click.argument("pipeline")
 @click.pass_context
 def pause(ctx: click.Context, pipeline: str) -> None:
     """Stop scheduling new runs of PIPELINE (runs under way go on)."""
-    with _workspace(ctx) as ws:
-        ws.store.set_paused(pipeline, True)
-    console.print(f"{pipeline} paused", highlight=False)
+    _set_paused(ctx, pipeline, True)
+
 
 @main.command()
 @click.argument("pipeline")
 @click.pass_context
 def unpause(ctx: click.Context, pipeline: str) -> None:
     """Schedule PIPELINE again; missed intervals follow its catchup setting."""
+    _set_paused(ctx, pipeline, False)
+
+
+def _set_paused(ctx: click.Context, pipeline: str, paused: bool) -> None:
     with _workspace(ctx) as ws:
-        ws.store.set_paused(pipeline, False)
-    console.print(f"{pipeline} unpaused", highlight=False)
+        ws.store.set_paused(pipeline, paused)
+    console.print(f"{pipeline} {'paused' if paused else 'unpaused'}", highlight=False)
+
 
 @main.command()
 @click.argument("target")

@@ -272,17 +272,16 @@ class SqliteStore:
             raise RunNotFoundError(run_id)
         return self._run(rows[0])
 
+    def _newest(self, cols: str, table: str, pipeline: str | None, limit: int
+                ) -> list[tuple[Any, ...]]:
+        """Rows of ``table``, newest first, of one pipeline or all."""
+        where, args = ("WHERE pipeline = ? ", (pipeline, limit)) if pipeline else ("", (limit,))
+        return self._read(
+            f"SELECT {cols} FROM {table} {where}ORDER BY created_at DESC LIMIT ?", args
+        )
+
     def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
-        if pipeline is None:
-            rows = self._read(
-                f"SELECT {_RUN_COLS} FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = self._read(
-                f"SELECT {_RUN_COLS} FROM runs WHERE pipeline = ? "
-                "ORDER BY created_at DESC LIMIT ?", (pipeline, limit),
-            )
-        return [self._run(row) for row in rows]
+        return [self._run(row) for row in self._newest(_RUN_COLS, "runs", pipeline, limit)]
 
     def task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
         rows = self._read(
@@ -321,16 +320,7 @@ class SqliteStore:
 
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
         cols = _ART_COLS.replace(", data", ", NULL")
-        if pipeline is None:
-            rows = self._read(
-                f"SELECT {cols} FROM artifacts ORDER BY created_at DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = self._read(
-                f"SELECT {cols} FROM artifacts WHERE pipeline = ? "
-                "ORDER BY created_at DESC LIMIT ?", (pipeline, limit),
-            )
-        return [self._artifact(row) for row in rows]
+        return [self._artifact(row) for row in self._newest(cols, "artifacts", pipeline, limit)]
 
     def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]:
         sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = ?"
