@@ -121,6 +121,20 @@ class Approval:
 
 
 @dataclass(slots=True)
+class AliasChange:
+    """An alias (like ``active``) of a task's output pointed at a version, by someone."""
+
+    pipeline: str
+    task: str
+    alias: str
+    hash: str
+    at: float
+    by: str = ""
+    name: str = "return"
+    """Which output: ``return``, or a declared output file's name."""
+
+
+@dataclass(slots=True)
 class Batch:
     """Writes the run loop gathered in one step; a store applies them in one transaction."""
 
@@ -193,4 +207,13 @@ class MetadataStore(Protocol):
         holder that has it now."""
         ...
     def release_lease(self, name: str, holder: str) -> None: ...
+    # versions and aliases
+    def versions(self, pipeline: str, task: str, name: str = "return") -> list[ArtifactRecord]:
+        """The distinct outputs a task has stored, newest first (without their bytes)."""
+        ...
+    def set_alias(self, change: AliasChange) -> None: ...
+    def alias_history(self, pipeline: str, task: str, alias: str, name: str = "return"
+                      ) -> list[AliasChange]:
+        """Every change of the alias, newest first: the first is where it points now."""
+        ...
     def close(self) -> None: ...

@@ -10,6 +10,7 @@ from typing import Any
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
+    AliasChange,
     Approval,
     ArtifactRecord,
     AttemptRecord,
@@ -34,6 +35,7 @@ class MemoryStore:
         self._paused: set[str] = set()
         self._cursors: dict[str, str] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._aliases: list[AliasChange] = []
 
     def apply(self, batch: Batch) -> None:
         batch = copy.deepcopy(batch)  # records stay the store's own, as a database's would
@@ -175,6 +177,28 @@ class MemoryStore:
         with self._lock:
             if self._leases.get(name, ("", 0.0))[0] == holder:
                 del self._leases[name]
+
+    # -- versions and aliases ---------------------------------------------------------------
+
+    def versions(self, pipeline: str, task: str, name: str = "return") -> list[ArtifactRecord]:
+        with self._lock:
+            found = [a for a in self._artifacts.values()
+                     if (a.pipeline, a.task, a.name) == (pipeline, task, name)]
+        found = copy.deepcopy(sorted(found, key=lambda a: a.created_at, reverse=True))
+        for record in found:
+            record.data = None
+        return found
+
+    def set_alias(self, change: AliasChange) -> None:
+        with self._lock:
+            self._aliases.append(copy.deepcopy(change))
+
+    def alias_history(self, pipeline: str, task: str, alias: str, name: str = "return"
+                      ) -> list[AliasChange]:
+        with self._lock:
+            found = [c for c in self._aliases
+                     if (c.pipeline, c.task, c.alias, c.name) == (pipeline, task, alias, name)]
+        return copy.deepcopy(sorted(found, key=lambda c: c.at, reverse=True))
 
     def close(self) -> None:
         pass

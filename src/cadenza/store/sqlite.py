@@ -17,6 +17,7 @@ from typing import Any
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
+    AliasChange,
     Approval,
     ArtifactRecord,
     AttemptRecord,
@@ -83,6 +84,12 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS aliases (
+    pipeline TEXT NOT NULL, task TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL,
+    hash TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL,
+    PRIMARY KEY (pipeline, task, name, alias, at)
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_task ON artifacts (pipeline, task, name, created_at);
 CREATE TABLE IF NOT EXISTS approvals (
     run_id TEXT NOT NULL, task TEXT NOT NULL, approved INTEGER NOT NULL, by TEXT NOT NULL,
     at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run_id, task)
@@ -414,6 +421,34 @@ class SqliteStore:
     def release_lease(self, name: str, holder: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    # -- versions and aliases ---------------------------------------------------------------
+
+    def versions(self, pipeline: str, task: str, name: str = "return") -> list[ArtifactRecord]:
+        cols = _ART_COLS.replace(", data", ", NULL")
+        rows = self._read(
+            f"SELECT {cols} FROM artifacts WHERE pipeline = ? AND task = ? AND name = ? "
+            "ORDER BY created_at DESC", (pipeline, task, name),
+        )
+        return [self._artifact(row) for row in rows]
+
+    def set_alias(self, change: AliasChange) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO aliases (pipeline, task, name, alias, hash, at, by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (change.pipeline, change.task, change.name, change.alias, change.hash,
+                 change.at, change.by),
+            )
+
+    def alias_history(self, pipeline: str, task: str, alias: str, name: str = "return"
+                      ) -> list[AliasChange]:
+        rows = self._read(
+            "SELECT pipeline, task, alias, hash, at, by, name FROM aliases WHERE pipeline = ? "
+            "AND task = ? AND alias = ? AND name = ? ORDER BY at DESC",
+            (pipeline, task, alias, name),
+        )
+        return [AliasChange(*row) for row in rows]
 
     def integrity_check(self) -> str:
         return str(self._read("PRAGMA integrity_check")[0][0])

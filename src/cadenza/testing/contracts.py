@@ -19,6 +19,7 @@ import pytest
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
+    AliasChange,
     Approval,
     ArtifactRecord,
     AttemptRecord,
@@ -558,3 +559,25 @@ class MetadataStoreContract:
         assert store.acquire_lease("scheduler", "C", until=T0 + 99, now=T0 + 62) == "B"
         store.release_lease("scheduler", "B")
         assert store.acquire_lease("scheduler", "C", until=T0 + 99, now=T0 + 63) == "C"
+
+
+    # -- versions and aliases ----------------------------------------------------------------
+
+    def test_versions_newest_first_per_task_and_output(self, store: MetadataStore) -> None:
+        store.apply(Batch(artifacts=[
+            artifact_record("a" * 64, created=1, task="train"),
+            artifact_record("b" * 64, created=2, task="train"),
+            artifact_record("c" * 64, created=3, task="clean"),
+            artifact_record("d" * 64, created=4, task="train", name="model"),
+        ]))
+        assert [v.hash[0] for v in store.versions("p", "train")] == ["b", "a"]
+        assert [v.hash[0] for v in store.versions("p", "train", "model")] == ["d"]
+        assert all(v.data is None for v in store.versions("p", "train"))
+
+    def test_alias_history_newest_first(self, store: MetadataStore) -> None:
+        assert store.alias_history("p", "train", "active") == []
+        store.set_alias(AliasChange("p", "train", "active", "a" * 64, T0 + 1, "ana"))
+        store.set_alias(AliasChange("p", "train", "active", "b" * 64, T0 + 2, "bo"))
+        store.set_alias(AliasChange("p", "train", "staging", "c" * 64, T0 + 3))
+        history = store.alias_history("p", "train", "active")
+        assert [(c.hash[0], c.by) for c in history] == [("b", "bo"), ("a", "ana")]
