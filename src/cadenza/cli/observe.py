@@ -104,7 +104,7 @@ def artifacts_ls(ctx: click.Context, pipeline: str | None, task: str | None, lim
         return
     table = Table(show_edge=False, header_style="bold")
     for column in ("hash", "pipeline.task", "output", "kind", "size", "created", "aliases"):
-        table.add_column(column, no_wrap=column in ("hash", "created"))
+        table.add_column(column, no_wrap=column in ("hash", "pipeline.task", "created"))
     for row in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
         table.add_row(row["hash"][:12], f"{row['pipeline']}.{row['task']}", row["name"],
