@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from cadenza.cli import main
 
-PIPELINES = Path(__file__).parent / "pipelines"
+PIPELINES = Path(__file__).parents[1] / "pipelines"
 
 
 @pytest.fixture
