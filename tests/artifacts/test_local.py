@@ -157,3 +157,13 @@ def test_reopening_finds_stored_artifacts(tmp_path: Path) -> None:
     data = b"durable"
     LocalArtifactStore(tmp_path / "a").put(digest(data), data)
     assert LocalArtifactStore(tmp_path / "a").get(digest(data)) == data
+
+
+def test_clean_temp_spares_a_live_writers_file(store: LocalArtifactStore) -> None:
+    import os
+
+    tmp = store.root / ".tmp"
+    (tmp / f"{os.getpid()}.abcdef.x1").write_bytes(b"being written by a run right now")
+    (tmp / f"{2**22 + 13}.abcdef.x2").write_bytes(b"left by a killed writer")
+    assert store.clean_temp() == 1
+    assert [p.name for p in _temp_files(store)] == [f"{os.getpid()}.abcdef.x1"]

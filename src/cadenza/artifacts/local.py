@@ -30,7 +30,9 @@ class LocalArtifactStore:
         target = self._file(hash)
         if target.exists():
             return str(target)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=hash[:16] + ".")
+        # The writer's pid leads the name, so clean_temp can tell a live writer's file from
+        # one a killed writer left behind.
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=f"{os.getpid()}.{hash[:16]}.")
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
@@ -72,9 +74,24 @@ class LocalArtifactStore:
         self._file(hash).unlink(missing_ok=True)
 
     def clean_temp(self) -> int:
-        """Remove temp files a killed writer left behind; return how many there were."""
+        """Remove temp files whose writer is gone (killed mid-write); return how many.
+
+        A file whose writing process still runs is another run's write in progress: kept."""
         count = 0
         for leftover in self._tmp.iterdir():
+            pid = leftover.name.partition(".")[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
             leftover.unlink(missing_ok=True)
             count += 1
         return count
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
