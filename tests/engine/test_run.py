@@ -590,3 +590,18 @@ def test_upstream_success_is_committed_before_a_dependent_starts(
     result = pipe.run(home=home, executor=executor, workers=2)
     assert result.ok, result
     assert result.output("check") == {"many": "success", "item": "success", "first": "success"}
+
+
+def test_ctx_inputs_give_the_versions_a_task_received(home: Path) -> None:
+    pipe = Pipeline("versions_in")
+
+    @pipe.task
+    def model() -> dict[str, int]:
+        return {"w": 1}
+
+    @pipe.task
+    def promote(model: dict[str, int], ctx) -> str | None:  # type: ignore[no-untyped-def]
+        return ctx.inputs["model"]
+
+    result = pipe.run(home=home)
+    assert result.output("promote") == result.tasks["model"].output

@@ -66,6 +66,7 @@ class Call:
     wants_ctx: bool = False
     checks: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()
     """(name, severity, check) for the task's output."""
+    input_hashes: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -118,6 +119,7 @@ def run_attempt(call: Call) -> AttemptResult:
         attempt=call.attempt, params=params, home=call.home,
         root=call.root, outputs=call.outputs, logical_date=call.interval[0],
         interval_start=call.interval[1], interval_end=call.interval[2],
+        inputs=call.input_hashes,
     )
     checks: list[dict[str, Any]] = []
     token = set_context(context)

@@ -52,6 +52,8 @@ class TaskContext:
     logical_date: str | None = None
     interval_start: str | None = None
     interval_end: str | None = None
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    """The content hash (the version) of each upstream output this task received."""
 
     @property
     def log(self) -> logging.Logger:

@@ -586,6 +586,7 @@ class Runner:
             outputs={name: self.ws.root / path for name, path in spec.outputs.items()},
             command=spec.command, shell_inputs=shell_inputs, shell_entries=spec.shell_inputs,
             interval=self.interval, wants_ctx=node.wants_ctx,
+            input_hashes={up: self.tis[(up, -1)].output for up in node.inputs},
             checks=tuple(
                 (c.name, c.severity, c.fn if self.keep_values else CheckFunction(
                     self.pipe.token, ti.task, i))
