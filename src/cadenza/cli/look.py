@@ -79,7 +79,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
               show_default=True)
 def show(target: str, fmt: str) -> None:
     """Print the DAG: text, Mermaid, JSON, or a Markdown orchestration plan."""
-    click.echo(render(load_pipeline(target), fmt))
+    text = render(load_pipeline(target), fmt)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command()
