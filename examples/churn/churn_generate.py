@@ -1,0 +1,154 @@
+"""Source files for the churn example: a deterministic generator, and the loader that reads them.
+
+No machine here reaches the internet, so ``write_batch`` plays the part of two upstream
+systems: a CRM that exports a CSV and a billing API whose JSON dump nests its fields. Both
+carry the dirt real exports carry (nulls, duplicates, out-of-range values, a category nobody
+told us about). ``load_landing`` does not know the generator exists: it reads every ``*.csv``
+and ``*.json`` file in the landing folder, so a user can drop in an export of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CSV_FILE = "crm_export.csv"
+JSON_FILE = "billing_api_dump.json"
+COLUMNS = [
+    "customer_id", "tenure_months", "contract", "payment_method", "monthly_charges",
+    "support_calls", "updated_at", "churned",
+]
+CONTRACTS = ["month-to-month", "one-year", "two-year"]
+PAYMENTS = ["electronic-check", "mailed-check", "bank-transfer", "credit-card"]
+JSON_FIELDS = {  # the API's nested names -> ours
+    "id": "customer_id", "tenure": "tenure_months", "plan.contract": "contract",
+    "plan.payment_method": "payment_method", "plan.monthly_charges": "monthly_charges",
+    "support.calls_90d": "support_calls", "updated_at": "updated_at", "churned": "churned",
+}
+
+
+def customers(rows: int, seed: int, start: datetime, end: datetime,
+              shift: bool = False) -> pd.DataFrame:
+    """``rows`` clean customer records updated in [start, end), with a learnable churn label.
+
+    ``shift`` moves the population (newer, pricier customers who call support more), the way a
+    pricing change or a new acquisition channel would: the drift monitor should notice.
+    """
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(np.arange(100_000, 100_000 + rows * 3), size=rows, replace=False)
+    tenure = np.clip(rng.gamma(1.6, 14.0, rows), 0, 72).round()
+    contract = rng.choice(CONTRACTS, rows, p=[0.55, 0.25, 0.20])
+    payment = rng.choice(PAYMENTS, rows, p=[0.35, 0.2, 0.2, 0.25])
+    charges = np.clip(rng.normal(70, 25, rows), 18, 120).round(2)
+    calls = rng.poisson(1.0 + 0.8 * (contract == "month-to-month"))
+    if shift:
+        tenure, charges, calls = (tenure // 3), (charges + 35).round(2), calls + 3
+    logit = (
+        -1.3 + 1.5 * (contract == "month-to-month") - 1.2 * (contract == "two-year")
+        - 0.05 * tenure + 0.55 * calls + 0.025 * (charges - 70)
+        + 0.6 * (payment == "electronic-check")
+    )
+    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    span = (end - start).total_seconds()
+    updated = [start + pd.Timedelta(seconds=float(s)) for s in rng.uniform(0, span, rows)]
+    return pd.DataFrame({
+        "customer_id": [f"C{i}" for i in ids],
+        "tenure_months": tenure.astype(int),
+        "contract": contract,
+        "payment_method": payment,
+        "monthly_charges": charges,
+        "support_calls": calls.astype(int),
+        "updated_at": [t.isoformat() for t in updated],
+        "churned": churned.astype(int),
+    })
+
+
+def write_batch(landing: Path, rows: int, seed: int, start: datetime, end: datetime,
+                shift: bool = False, corrupt: bool = False) -> list[Path]:
+    """Write one interval's CSV export and JSON dump into ``landing``; return their paths.
+
+    The files keep the same names from batch to batch (each export replaces the last), so the
+    landing folder holds the current batch plus whatever a user dropped there. ``corrupt``
+    writes the CSV the way a broken export job would: a renamed column with currency-formatted
+    text, and blank customer ids.
+    """
+    rng = np.random.default_rng(seed + 1)
+    frame = customers(rows, seed, start, end, shift).astype(object)
+    n = len(frame)
+    for column, share in (("monthly_charges", 0.02), ("tenure_months", 0.015),
+                          ("support_calls", 0.01), ("payment_method", 0.01)):
+        frame.loc[rng.random(n) < share, column] = None
+    frame.loc[rng.random(n) < 0.005, "monthly_charges"] = -10.0
+    frame.loc[rng.random(n) < 0.005, "monthly_charges"] = 9999.0
+    frame.loc[rng.random(n) < 0.005, "tenure_months"] = 999
+    in_api = rng.random(n) < 0.35
+    csv, api = frame[~in_api], frame[in_api]
+    overlap = frame[~in_api].sample(frac=0.02, random_state=seed)  # exported by both systems
+    csv = pd.concat([csv, csv.sample(frac=0.01, random_state=seed + 2)])  # a doubled page
+    api = pd.concat([api, overlap]).copy()
+    odd = rng.random(len(api)) < 0.02
+    api.loc[odd, "contract"] = "Three Year"  # a plan the CRM has never heard of
+    api.loc[~odd & (rng.random(len(api)) < 0.3), "contract"] = (
+        api["contract"].str.replace("-", " ").str.title()  # the API spells plans its own way
+    )
+
+    landing.mkdir(parents=True, exist_ok=True)
+    if corrupt:
+        csv = csv.rename(columns={"monthly_charges": "MonthlyCharges"})
+        csv["MonthlyCharges"] = [None if v is None else f"${v:,.2f}" for v in csv.MonthlyCharges]
+        csv.loc[rng.random(len(csv)) < 0.05, "customer_id"] = None
+    csv.to_csv(landing / CSV_FILE, index=False)
+    records = [
+        {
+            "id": r.customer_id, "tenure": r.tenure_months, "updated_at": r.updated_at,
+            "plan": {"contract": r.contract, "payment_method": r.payment_method,
+                     "monthly_charges": r.monthly_charges},
+            "support": {"calls_90d": r.support_calls}, "churned": bool(r.churned),
+        }
+        for r in api.itertuples()
+    ]
+    dump = {"exported_at": end.isoformat(), "source": "billing-api", "customers": records}
+    (landing / JSON_FILE).write_text(json.dumps(dump, default=_plain, indent=1))
+    return [landing / CSV_FILE, landing / JSON_FILE]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {value!r} to JSON")
+
+
+def load_landing(landing: Path) -> pd.DataFrame:
+    """Every CSV and JSON file in ``landing``, as text columns plus ``source`` (the file name).
+
+    Values stay text here: the raw layer keeps what the sources sent, and typing them is
+    validation's job, where a value that does not parse can be reported instead of guessed.
+    """
+    frames = []
+    for path in sorted(landing.glob("*.csv")) + sorted(landing.glob("*.json")):
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=True)
+        else:
+            payload = json.loads(path.read_text())
+            records = payload["customers"] if isinstance(payload, dict) else payload
+            frame = pd.json_normalize(records).rename(columns=JSON_FIELDS)
+        frame["source"] = path.name
+        frames.append(frame)
+    if not frames:
+        raise FileNotFoundError(
+            f"No *.csv or *.json files in {str(landing)!r}. Drop an export there, or run with "
+            "--param generate=true to write a synthetic batch."
+        )
+    raw = pd.concat(frames, ignore_index=True)
+    # Text with missing values left missing; object dtype holds on pandas 2 and 3 alike.
+    return raw.astype(object).apply(lambda col: col.map(_text))
+
+
+def _text(value: object) -> object:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)

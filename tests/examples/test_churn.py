@@ -1,0 +1,165 @@
+"""The churn example end to end on small data: it learns, it caches, it refuses a broken
+batch, it notices drift, and its feature store reads point-in-time."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cadenza._loader import load_pipeline
+from cadenza.artifacts import active
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
+SMALL = {"rows": 600, "cv_folds": 3, "batch_date": "2026-01-05"}
+UPSTREAM = ["ingest", "store_raw", "validate", "prepare", "transform"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One project folder, five runs in the order a user would make them."""
+    pipe = load_pipeline(str(EXAMPLE))
+    root = tmp_path_factory.mktemp("churn")
+    home = root / ".cadenza"
+
+    def run(**params: Any) -> Any:
+        return pipe.run(home=home, params={**SMALL, **params}, approve=["promote_gate"])
+
+    found: dict[str, Any] = {"root": root, "home": home}
+    found["first"] = run()
+    found["again"] = run()
+    found["shifted"] = pipe.run(home=home, only=UPSTREAM,
+                                params={**SMALL, "batch_date": "2026-01-06", "shift": True})
+    found["next_day"] = run(batch_date="2026-01-07")
+    found["corrupt"] = run(batch_date="2026-01-08", corrupt=True)
+    return found
+
+
+def check(result: Any, task: str, name: str) -> dict[str, Any]:
+    (found,) = [c for c in result.tasks[task].attempts[-1].checks if c["check"] == name]
+    return found
+
+
+def test_the_model_beats_the_majority_baseline(runs: dict[str, Any]) -> None:
+    first = runs["first"]
+    assert first.ok, first
+    assert {t.state for t in first.tasks.values()} == {"success"}
+    holdout = first.output("evaluate")["holdout"]
+    assert holdout["roc_auc"] >= 0.75
+    assert holdout["accuracy"] > holdout["baseline_accuracy"] + 0.05
+    assert 0 < holdout["brier"] < 0.25
+    bundle = first.output("train")
+    assert set(bundle["cv"]) == {"logistic_regression", "gradient_boosting"}
+    assert len(bundle["cv"]["gradient_boosting"]["roc_auc_folds"]) == 3
+
+
+def test_the_first_model_is_promoted_and_later_ones_only_when_better(
+        runs: dict[str, Any]) -> None:
+    first = runs["first"].output("promote")
+    assert first["promoted"] and first["reason"] == "first model"
+    assert first["version"] == runs["first"].tasks["train"].output
+    later = runs["next_day"].output("promote")
+    assert later["champion"] == first["version"]
+    assert later["promoted"] == (later["challenger_auc"] > later["champion_auc"])
+    expected = later["version"] if later["promoted"] else first["version"]
+    assert active("churn", "train", home=runs["home"]) == expected
+
+
+def test_the_report_embeds_its_plots(runs: dict[str, Any]) -> None:
+    page = (runs["root"] / "reports" / "churn.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 4
+    assert "gradient_boosting" in page and "logistic_regression" in page
+
+
+def test_raw_batches_land_in_an_append_only_date_partition(runs: dict[str, Any]) -> None:
+    lake = runs["root"] / "lake" / "raw"
+    assert len(list((lake / "date=2026-01-05").glob("*.parquet"))) == 1  # run twice, one file
+    assert sorted(p.name for p in lake.iterdir()) == [
+        f"date=2026-01-0{d}" for d in (5, 6, 7, 8)  # the corrupt batch is kept too
+    ]
+    landing = runs["root"] / "landing"
+    assert sorted(p.name for p in landing.iterdir()) == ["billing_api_dump.json", "crm_export.csv"]
+
+
+def test_a_second_run_reuses_every_deterministic_step(runs: dict[str, Any]) -> None:
+    again = runs["again"]
+    assert again.ok
+    states = {name: t.state for name, t in again.tasks.items()}
+    assert {states[t] for t in ("validate", "prepare", "transform", "train", "evaluate")} == {
+        "cached"}
+    # These touch the world outside cadenza (landing/, the lake, the store, the alias) and
+    # always run; their outputs are unchanged, which is what keeps the rest cached.
+    assert {states[t] for t in ("ingest", "store_raw", "feature_store", "promote")} == {
+        "success"}
+    assert again.output("promote")["reason"] == "this model is already active"
+
+
+def test_a_corrupt_batch_fails_validation_with_its_report(runs: dict[str, Any]) -> None:
+    corrupt = runs["corrupt"]
+    assert corrupt.state == "failed"
+    validate = corrupt.tasks["validate"]
+    assert validate.state == "failed"
+    assert "schema differs: extra MonthlyCharges" in validate.error
+    assert "have null customer_id" in validate.error
+    assert len(validate.attempts) == 1  # a check failure is not retried
+    assert corrupt.tasks["prepare"].state == "upstream_failed"
+    assert corrupt.tasks["train"].state == "upstream_failed"
+
+
+def test_soft_issues_warn_without_failing(runs: dict[str, Any]) -> None:
+    first = runs["first"]
+    assert check(first, "validate", "known_categories")["passed"] is False
+    assert "three-year" in check(first, "validate", "known_categories")["description"]
+    assert check(first, "validate", "unique(customer_id)")["severity"] == "warn"
+    assert check(first, "validate", "null_rate")["passed"] is True
+
+
+def test_drift_warns_on_a_shifted_batch_and_not_on_a_normal_one(runs: dict[str, Any]) -> None:
+    first = check(runs["first"], "transform", "psi_drift_vs_active_model")
+    assert first["passed"] and "no active model" in first["description"]
+    shifted = check(runs["shifted"], "transform", "psi_drift_vs_active_model")
+    assert runs["shifted"].ok and not shifted["passed"]
+    assert shifted["metadata"]["psi"]["monthly_charges"] > 0.2
+    normal = check(runs["next_day"], "transform", "psi_drift_vs_active_model")
+    assert normal["passed"], normal["description"]
+    assert max(normal["metadata"]["psi"].values()) < 0.2
+
+
+def test_get_features_reads_point_in_time(tmp_path: Path) -> None:
+    load_pipeline(str(EXAMPLE))  # puts the example's folder on sys.path
+    assert str(EXAMPLE) in sys.path
+    from churn_features import FEATURES, get_features, write_features
+
+    def batch(when: str, charges: float) -> pd.DataFrame:
+        frame = pd.DataFrame({"customer_id": ["C1", "C2"],
+                              "as_of": pd.to_datetime([when, when], utc=True)})
+        for name in FEATURES:
+            frame[name] = "month-to-month" if name in ("contract", "payment_method") else 1.0
+        frame["monthly_charges"] = charges
+        return frame
+
+    write_features(batch("2026-01-01T00:00", 50.0), tmp_path)
+    write_features(batch("2026-01-03T00:00", 80.0), tmp_path)
+    write_features(batch("2026-01-03T00:00", 80.0), tmp_path)  # the same batch again: no-op
+    assert len(list((tmp_path / "features" / "customers").iterdir())) == 2
+
+    def charges(as_of: str, ids: list[str]) -> dict[str, float]:
+        found = get_features(ids, as_of, root=tmp_path)
+        return dict(zip(found.customer_id, found.monthly_charges, strict=True))
+
+    assert charges("2025-12-31", ["C1"]) == {}
+    assert charges("2026-01-01", ["C1", "C2"]) == {"C1": 50.0, "C2": 50.0}
+    assert charges("2026-01-02T23:59", ["C1"]) == {"C1": 50.0}  # not the later value
+    assert charges("2026-01-05", ["C2", "C9"]) == {"C2": 80.0}
+
+
+def test_the_pipelines_feature_store_serves_its_batch(runs: dict[str, Any]) -> None:
+    from churn_features import get_features
+
+    transform = runs["first"].output("transform")
+    found = get_features(transform.customer_id, "2026-01-06", root=runs["root"])
+    assert len(found) == len(transform)
+    assert found["as_of"].max() < pd.Timestamp("2026-01-06", tz="UTC")
