@@ -65,7 +65,7 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
                 metrics.write_textfile(metrics_file)
             if lineage is not None and hasattr(lineage, "close"):
                 lineage.close()
-            _report(result, ws, as_json, quiet)
+            _report(result, ws, as_json, quiet, pipe)
             if show_output and result.ok and not as_json:
                 console.print("output:", repr(result.output(show_output))[:2000],
                               highlight=False)
@@ -77,7 +77,8 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
     return result
 
 
-def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool) -> None:
+def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
+            pipe: Pipeline | None = None) -> None:
     if as_json:
         _print_json(result_json(result))
         return
@@ -88,6 +89,12 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool) -> Non
         console.print(task_table(ws.store.task_instances(result.run_id), attempts, order))
     took = duration(run.started_at, run.ended_at)
     console.print(Text.assemble(f"run {result.run_id} ", styled(result.state), f" in {took}"))
+    if pipe is not None:  # where the files the tasks declared are: reports, models, plots
+        for name, task in result.tasks.items():
+            for output in task.files:
+                path = ws.root / pipe.tasks[name].outputs[output]
+                if path.exists():
+                    console.print(f"  {name}.{output}: {path}", highlight=False)
     if not result.ok:
         bad = [n for n, t in result.tasks.items() if t.state == "failed"]
         if bad:
