@@ -605,3 +605,35 @@ def test_ctx_inputs_give_the_versions_a_task_received(home: Path) -> None:
 
     result = pipe.run(home=home)
     assert result.output("promote") == result.tasks["model"].output
+
+
+def test_folder_and_glob_inputs_key_on_their_contents(home: Path) -> None:
+    landing = home.parent / "landing"
+    landing.mkdir(parents=True)
+    runs: list[str] = []
+    pipe = Pipeline("landing")
+
+    @pipe.task(inputs=["landing"])
+    def whole() -> int:
+        runs.append("whole")
+        return len(list(landing.iterdir()))
+
+    @pipe.task(inputs=["landing/*.csv"])
+    def csvs() -> int:
+        runs.append("csvs")
+        return len(list(landing.glob("*.csv")))
+
+    pipe.run(home=home)
+    (landing / "a.csv").write_text("1")
+    pipe.run(home=home)
+    assert runs == ["whole", "csvs", "whole", "csvs"]
+    runs.clear()
+    pipe.run(home=home)
+    assert runs == []  # nothing changed: both cached
+    (landing / "notes.txt").write_text("x")
+    pipe.run(home=home)
+    assert runs == ["whole"]  # the glob does not match it
+    runs.clear()
+    (landing / "a.csv").write_text("2")
+    pipe.run(home=home)
+    assert runs == ["whole", "csvs"]

@@ -66,6 +66,24 @@ def file_hash(path: Path) -> str:
     return found
 
 
+def inputs_hash(root: Path, entry: str) -> str:
+    """The content hash of an ``inputs=`` entry: a file, a folder (every file under it), or a
+    glob (every match); "missing" when nothing is there, so its appearance changes the key."""
+    path = root / entry
+    if path.is_file():
+        return file_hash(path)
+    if path.is_dir():
+        matches = sorted(p for p in path.rglob("*") if p.is_file())
+    elif any(c in entry for c in "*?["):
+        matches = sorted(p for p in root.glob(entry) if p.is_file())
+    else:
+        return "missing"
+    if not matches:
+        return "missing"
+    listing = "\n".join(f"{p.relative_to(root)}={file_hash(p)}" for p in matches)
+    return sha256(listing.encode())
+
+
 def canonical(value: Any) -> str:
     """A stable text for a param value: equal values, equal text."""
     return json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))
@@ -105,10 +123,7 @@ def key_meta(
         inputs[up] = output
         for name, digest in files.items():
             inputs[f"{up}.{name}"] = digest
-    files = {  # a missing file gets a key of its own; the task itself reports it
-        f: file_hash(path) if (path := root / f).is_file() else "missing"
-        for f in node.input_files
-    }
+    files = {f: inputs_hash(root, f) for f in node.input_files}
     meta: dict[str, Any] = {
         "code": code_hash(node.spec), "inputs": inputs, "files": files,
         "params": {p: hide(params[p]) if p in secret else params[p] for p in node.params},
