@@ -101,18 +101,25 @@ def batch_window(batch_date: str, interval: tuple[str | None, str | None]) -> tu
 # ---- 1. ingestion ----------------------------------------------------------------------------
 
 
-@step(uses=(sources,), cache=False)  # reads the landing folder, which anyone may change
-def ingest(ctx: Any, rows: int, seed: int, batch_date: str, generate: bool, shift: bool,
-           corrupt: bool) -> pd.DataFrame:
-    """Write this interval's source files into landing/ (unless generate=false), then read
-    every CSV and JSON file there."""
-    landing = ctx.root / LANDING
-    if generate:
-        start, end = batch_window(batch_date, (ctx.interval_start, ctx.interval_end))
-        mixed = int(hashlib.sha256(f"{seed}:{start.isoformat()}".encode()).hexdigest()[:8], 16)
-        written = sources.write_batch(landing, rows, mixed, start, end, shift, corrupt)
-        ctx.log.info("generated %s for [%s, %s)", [p.name for p in written], start, end)
-    raw = sources.load_landing(landing)
+@step(uses=(sources,), cache="interval")  # one batch per data interval, written once
+def land(ctx: Any, rows: int, seed: int, batch_date: str, generate: bool, shift: bool,
+         corrupt: bool) -> list[str]:
+    """Write this interval's source files into landing/ (unless generate=false): a CSV
+    export and a JSON API dump. A manual run without batch_date writes yesterday's batch the
+    first time and keeps it; pass --param batch_date=YYYY-MM-DD for another day."""
+    if not generate:
+        return []
+    start, end = batch_window(batch_date, (ctx.interval_start, ctx.interval_end))
+    mixed = int(hashlib.sha256(f"{seed}:{start.isoformat()}".encode()).hexdigest()[:8], 16)
+    written = sources.write_batch(ctx.root / LANDING, rows, mixed, start, end, shift, corrupt)
+    ctx.log.info("generated %s for [%s, %s)", [p.name for p in written], start, end)
+    return [str(p.relative_to(ctx.root)) for p in written]
+
+
+@step(uses=(sources,), after=["land"], inputs=[LANDING])  # cached until a landing file changes
+def ingest(ctx: Any) -> pd.DataFrame:
+    """Read every CSV and JSON file in landing/: this run's batch, or files a user dropped."""
+    raw = sources.load_landing(ctx.root / LANDING)
     ctx.log.info("read %d rows from %s", len(raw), sorted(raw["source"].unique()))
     return raw
 
@@ -120,7 +127,7 @@ def ingest(ctx: Any, rows: int, seed: int, batch_date: str, generate: bool, shif
 # ---- 2. raw storage --------------------------------------------------------------------------
 
 
-@step(cache=False)  # writes outside cadenza; re-running is idempotent and repairs a lost file
+@step()  # writes outside cadenza, idempotently: a lost file comes back with --force
 def store_raw(ingest: pd.DataFrame, ctx: Any) -> pd.DataFrame:
     """Append the batch to lake/raw/date=YYYY-MM-DD/ as a file named by its content, never
     rewriting one; return the batch as read back from the lake."""
@@ -192,7 +199,7 @@ def drift_vs_active(batch: pd.DataFrame) -> CheckResult:
 # ---- 6. feature store ------------------------------------------------------------------------
 
 
-@step(uses=(features,), cache=False)  # writes outside cadenza; idempotent, like store_raw
+@step(uses=(features,))  # writes outside cadenza, idempotently, like store_raw
 def feature_store(transform: pd.DataFrame, ctx: Any) -> dict[str, Any]:
     """Append the batch's features to features/customers/; read them with
     churn_features.get_features(ids, as_of)."""
@@ -241,7 +248,7 @@ def _point(metrics: dict[str, Any]) -> dict[str, float]:
 pipe.gate("promote_gate", after=["evaluate"], message="Promote this churn model?")
 
 
-@step(uses=(model,), after=["promote_gate"], cache=False)  # depends on the `active` alias
+@step(uses=(model,), after=["promote_gate"])  # once per model: a rollback sticks
 def promote(train: dict[str, Any], evaluate: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Make this run's model `active` if it beats the active one on this batch's held-out
     customers (the first model always wins); log the decision."""

@@ -138,3 +138,10 @@ def test_cli_approve_and_reject(home: Path, tmp_path: Path) -> None:
     resumed = cli("run", "--resume", run_id, "--json")
     assert resumed.exit_code == 1
     assert json.loads(resumed.output)["tasks"]["promote"]["error"].endswith(": not now")
+
+
+def test_a_gate_approved_up_front_when_everything_before_it_is_cached(home: Path) -> None:
+    assert gated().run(home=home, approve=["promote"]).ok
+    again = gated().run(home=home, approve=["promote"])  # all settles before the first commit
+    assert again.ok, again
+    assert again.tasks["train"].state == "cached"

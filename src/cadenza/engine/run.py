@@ -418,6 +418,7 @@ class Runner:
             if decision is None and name in self.approve:
                 decision = Approval(self.run.run_id, name, True, "caller", time.time(),
                                     "approved when the run was started")
+                self._commit(force=True)  # the run's own record first: a decision needs it
                 self.ws.store.decide(decision)
             if decision is None:
                 continue
