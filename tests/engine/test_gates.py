@@ -145,3 +145,20 @@ def test_a_gate_approved_up_front_when_everything_before_it_is_cached(home: Path
     again = gated().run(home=home, approve=["promote"])  # all settles before the first commit
     assert again.ok, again
     assert again.tasks["train"].state == "cached"
+
+
+def test_an_approval_stands_for_the_same_inputs_and_not_for_new_ones(home: Path) -> None:
+    first = gated().run(home=home)
+    Workspace.open(home).store.decide(
+        Approval(first.run_id, "promote", True, "ana", time.time(), "ok"))
+    assert gated().run(home=home, resume=first.run_id).ok
+    again = gated().run(home=home)  # the same model: approved before, so the gate is cached
+    assert again.ok and again.tasks["promote"].state == "cached"
+    changed = gated()
+    changed.tasks["train"] = changed.tasks["train"].__class__(
+        **{**changed.tasks["train"].__dict__, "version": "2", "fn": lambda: 0.95})
+    changed._graph = None
+    waiting = changed.run(home=home)  # a new model: a person decides again
+    assert waiting.state == "waiting"
+    forced = gated().run(home=home, force=True)
+    assert forced.tasks["promote"].state == "awaiting_approval"

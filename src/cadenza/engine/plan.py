@@ -63,6 +63,8 @@ def _decide(
         return False, "not selected: uses its latest stored output", None
     if force:
         return True, "forced", None
+    if node.spec.kind == "gate":
+        return True, "a gate: waits for a person, unless these inputs were approved before", None
     if node.spec.cache is False:
         return True, "cache=False: always runs", None
     if last is None:

@@ -396,11 +396,25 @@ class Runner:
         if verdict is not None:
             self._end(self.tis[(node.name, -1)], verdict)
         elif node.spec.kind == "gate":
-            self._open_gate(self.tis[(node.name, -1)], node)
+            self._gate(self.tis[(node.name, -1)], node)
         elif node.spec.map_over is not None:
             self._expand(node)
         else:
             self._prepare(self.tis[(node.name, -1)], node)
+
+    def _gate(self, ti: _TI, node: Node) -> None:
+        """A gate approved before for these very upstream outputs stays approved (cached);
+        anything new waits for a person."""
+        parts = "|".join(f"{up}={self.tis[(up, -1)].output}" for up in node.upstream)
+        ti.cache_key = sha256(f"gate:{parts}".encode())
+        ti.meta = {"gate": True, "cacheable": True}
+        decided_here = any(a.task == node.name for a in self.ws.store.approvals(self.run.run_id))
+        entry = None if self.force or decided_here else self.cache.get((node.name, ti.cache_key))
+        if entry is not None and self._intact(entry.output, {}):
+            ti.output = entry.output
+            self._end(ti, S.CACHED)
+            return
+        self._open_gate(ti, node)  # a decision made in this run wins over earlier ones
 
     def _open_gate(self, ti: _TI, node: Node) -> None:
         self._move(ti, S.AWAITING_APPROVAL)
@@ -432,6 +446,8 @@ class Runner:
                 self.fresh[stored.hash] = stored
                 self._artifact(name, "return", stored, ())
                 ti.output = stored.hash
+                if ti.cache_key is not None:  # the next run with these inputs needs no person
+                    self.batch.cache.append(self._cache_entry(ti))
                 self._end(ti, S.SUCCESS)
             else:
                 ti.error = f"rejected by {decision.by}: {decision.reason or 'no reason given'}"
