@@ -26,7 +26,7 @@ from cadenza.schedule.cron import DateLike, Schedule, parse_schedule
 
 if TYPE_CHECKING:
     from cadenza.alerts import AlertRouter
-    from cadenza.engine.run import RunResult
+    from cadenza.engine.result import RunResult
     from cadenza.graph import Graph
     from cadenza.schedule.sensors import Sensor
     from cadenza.store.base import Event
@@ -618,6 +618,6 @@ class Pipeline:
 
     def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """Run the pipeline now and return its result; see ``cadenza.engine.run.run_pipeline``."""
-        from cadenza.engine.run import run_pipeline
+        from cadenza.engine.launch import run_pipeline
 
         return run_pipeline(self, params=params, **options)

@@ -26,8 +26,8 @@ from cadenza.cli._base import (
     console,
     main,
 )
+from cadenza.engine.launch import select
 from cadenza.engine.plan import plan_pipeline
-from cadenza.engine.run import select
 from cadenza.exceptions import CadenzaError
 from cadenza.params import as_param, parse_assignments, resolve_params
 from cadenza.report import critical_path, dag_of

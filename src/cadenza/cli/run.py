@@ -33,8 +33,8 @@ from cadenza.cli._base import (
     main,
 )
 from cadenza.engine.hooks import Hooks
+from cadenza.engine.launch import run_pipeline
 from cadenza.engine.result import RunResult
-from cadenza.engine.run import run_pipeline
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
 from cadenza.lineage import FileTransport, HttpTransport, OpenLineageHooks, Transport

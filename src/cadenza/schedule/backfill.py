@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cadenza.engine.run import new_run_id, run_pipeline
+from cadenza.engine.launch import run_pipeline
+from cadenza.engine.run import new_run_id
 from cadenza.exceptions import CadenzaError, InvalidOptionError
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline

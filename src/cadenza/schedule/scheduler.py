@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.engine.hooks import Hooks
-from cadenza.engine.run import new_run_id, run_pipeline
+from cadenza.engine.launch import run_pipeline
+from cadenza.engine.run import new_run_id
 from cadenza.exceptions import CadenzaError
 from cadenza.lineage import OpenLineageHooks, Transport
 from cadenza.metrics import Metrics

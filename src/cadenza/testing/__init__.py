@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cadenza.engine.launch import run_pipeline
 from cadenza.engine.result import RunResult
-from cadenza.engine.run import run_pipeline
 from cadenza.executors.inline import InlineExecutor
 from cadenza.pipeline import Pipeline
 from cadenza.workspace import Workspace
