@@ -150,7 +150,8 @@ class Runner:
         self.in_flight = 0
         # A synchronous executor has finished each call by the time submit returns: give it a
         # chunk per loop turn, so results are committed in chunks rather than all at the end.
-        self.limit = SYNC_CHUNK if getattr(executor, "synchronous", False) else min(
+        self.synchronous = bool(getattr(executor, "synchronous", False))
+        self.limit = SYNC_CHUNK if self.synchronous else min(
             executor.max_workers, pipe.max_active_tasks or executor.max_workers
         )
         self.generation = 0
@@ -204,6 +205,8 @@ class Runner:
                     self._cancel_all()
                     break
                 self._submit_ready()
+                if len(self.done) == len(self.graph):
+                    break  # a synchronous executor may finish the run inside that call
                 if not (self.ready or self.in_flight or self.retries) and self.awaiting:
                     if not self.wait:
                         break  # only gates are left: the run ends `waiting`
@@ -214,6 +217,7 @@ class Runner:
                     )
                 self._wait()
                 self._check_slas()
+            return self._finish()  # still under the raised threshold: it builds many records
         except KeyboardInterrupt:
             self._cancel_all()
             self._finish()
@@ -221,7 +225,6 @@ class Runner:
         finally:
             gc.set_threshold(*thresholds)
             logs.uninstall()
-        return self._finish()
 
     def _sla_deadlines(self) -> list[tuple[float, str]]:
         start = (datetime.fromisoformat(self.run.interval_end).timestamp()
@@ -540,7 +543,9 @@ class Runner:
 
     def _submit_ready(self) -> None:
         blocked: list[tuple[int, int, int, int, _TI]] = []
-        while self.ready and self.in_flight < self.limit:
+        turn = 0
+        while self.ready and self.in_flight < self.limit and turn < SYNC_CHUNK:
+            turn += self.synchronous  # a synchronous executor's chunk ends the turn
             entry = heapq.heappop(self.ready)
             ti = entry[-1]
             node = self.graph.nodes[ti.task]
@@ -568,7 +573,10 @@ class Runner:
             if pool is not None:
                 self.pool_used[pool] += 1
                 self.pool_of[future] = pool
-            future.add_done_callback(self._reporter(key, token))
+            if self.synchronous:  # done already: no callback, no queue
+                self._collect(key, token, future)
+            else:
+                future.add_done_callback(self._reporter(key, token))
         self.pool_blocked = bool(blocked) and not self.ready
         for entry in blocked:
             heapq.heappush(self.ready, entry)
