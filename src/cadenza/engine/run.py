@@ -158,7 +158,7 @@ class Runner:
         self.last_commit = time.monotonic()
         self.next_poll = time.monotonic() + CANCEL_POLL
         self.killable = isinstance(executor, Killable)
-        self.keep_values = not _is_process_executor(executor)
+        self.keep_values = bool(getattr(executor, "in_process", True))
         self.cancelled = False
         self.interval = (run.logical_date, run.interval_start, run.interval_end)
         self.prior = {(t.task, t.map_index): t for t in prior}
@@ -176,11 +176,13 @@ class Runner:
         self._log_root = f"{workspace.logs}/{pipe.name}/{run.run_id}"
         entries = workspace.store.cache_entries(pipe.name)
         self.cache = {(e.task, e.key): e for e in entries}
-        self.latest: dict[str, CacheEntry] = {}
-        for entry in entries:  # newest first: the first intact one per task wins
-            if entry.task not in self.latest and self._intact(entry.output, entry.files):
-                self.latest[entry.task] = entry
         self.needed = needed_outputs(self.graph, self.selected)
+        self.latest: dict[str, CacheEntry] = {}
+        """For --only/--from: the newest intact output of each task the selection reads."""
+        for entry in entries:  # newest first: the first intact one per task wins
+            if (entry.task in self.needed and entry.task not in self.latest
+                    and self._intact(entry.output, entry.files)):
+                self.latest[entry.task] = entry
         missing = sorted(self.needed - set(self.latest) - set(self.provided))
         if missing:
             raise CadenzaError(
@@ -207,14 +209,15 @@ class Runner:
                 self._submit_ready()
                 if len(self.done) == len(self.graph):
                     break  # a synchronous executor may finish the run inside that call
-                if not (self.ready or self.in_flight or self.retries) and self.awaiting:
+                if not (self.ready or self.in_flight or self.retries):
+                    if not self.awaiting:
+                        raise CadenzaError(  # a bug in cadenza, never a user's mistake
+                            f"Run {self.run.run_id} is stuck: nothing runs, nothing waits, "
+                            f"and tasks {sorted(set(self.graph.nodes) - set(self.done))} are "
+                            "not done."
+                        )
                     if not self.wait:
                         break  # only gates are left: the run ends `waiting`
-                elif not (self.ready or self.in_flight or self.retries):
-                    raise CadenzaError(  # a bug in cadenza, never a user's mistake
-                        f"Run {self.run.run_id} is stuck: nothing runs, nothing waits, and "
-                        f"tasks {sorted(set(self.graph.nodes) - set(self.done))} are not done."
-                    )
                 self._wait()
                 self._check_slas()
             return self._finish()  # still under the raised threshold: it builds many records
@@ -444,10 +447,7 @@ class Runner:
                        "reason": decision.reason}
             self._event(name, -1, "gate_decided", **verdict)
             if decision.approved:
-                stored = store_bytes(self.ws.artifacts, *serialize(verdict, name))
-                self.fresh[stored.hash] = stored
-                self._artifact(name, "return", stored, ())
-                ti.output = stored.hash
+                ti.output = self._store_value(name, verdict, ())
                 if ti.cache_key is not None:  # the next run with these inputs needs no person
                     self.batch.cache.append(self._cache_entry(ti))
                 self._end(ti, S.SUCCESS)
@@ -458,13 +458,7 @@ class Runner:
     def _reuse_latest(self, node: Node) -> None:
         ti = self.tis[(node.name, -1)]
         if node.name in self.provided:  # given by the caller (`cadenza task --input`)
-            value = self.provided[node.name]
-            stored = store_bytes(self.ws.artifacts, *serialize(value, node.name))
-            self.fresh[stored.hash] = stored
-            self._artifact(node.name, "return", stored, ())
-            ti.output = stored.hash
-            if self.keep_values:
-                self.values[(node.name, -1)] = value
+            ti.output = self._store_value(node.name, self.provided[node.name], ())
             self._end(ti, S.CACHED)
             return
         entry = self.latest[node.name]
@@ -693,8 +687,8 @@ class Runner:
         self.fresh[result.stored.hash] = result.stored
         if self.keep_values:
             self.values[(ti.task, ti.index)] = result.value
-        if ti.task in self.follow or result.follow is not None:
-            self.follow[ti.task] = set(result.follow or ())
+        if result.follow is not None:  # a branch task: the downstream tasks to follow
+            self.follow[ti.task] = set(result.follow)
         parents = self._parents(node)
         self._artifact(ti.task, "return", result.stored, parents)
         for name, stored in result.files.items():
@@ -726,6 +720,16 @@ class Runner:
                 found.append(ti.output)
             found.extend(ti.files.values())
         return tuple(dict.fromkeys(found))
+
+    def _store_value(self, task: str, value: Any, parents: tuple[str, ...]) -> str:
+        """Store a value the loop itself makes for ``task`` (a gate's verdict, a provided
+        input, a mapped task's list) as its output; return its hash."""
+        stored = store_bytes(self.ws.artifacts, *serialize(value, task))
+        self.fresh[stored.hash] = stored
+        self._artifact(task, "return", stored, parents)
+        if self.keep_values:
+            self.values[(task, -1)] = value
+        return stored.hash
 
     def _artifact(
         self, task: str, name: str, stored: StoredValue, parents: tuple[str, ...]
@@ -778,13 +782,9 @@ class Runner:
         values = [
             self._item_value(ti) if ti.state in SUCCEEDED else None for ti in items
         ]
-        name, data = serialize(values, task)
-        stored = store_bytes(self.ws.artifacts, name, data)
-        self.fresh[stored.hash] = stored
-        parent.output = stored.hash
-        self._artifact(task, "return", stored, tuple(ti.output for ti in items if ti.output))
-        if self.keep_values:
-            self.values[(task, -1)] = values
+        parent.output = self._store_value(
+            task, values, tuple(ti.output for ti in items if ti.output)
+        )
         parent.cache_key = sha256("".join(ti.cache_key or "-" for ti in items).encode())
         parent.meta = {"items": len(items)}
         self.batch.cache.append(self._cache_entry(parent))
@@ -888,10 +888,6 @@ def fits(entry: CacheEntry, params: Mapping[str, Any], secret: frozenset[str] = 
         (hide(params[k]) if k in secret and k in params else params.get(k, _MISSING)) == v
         for k, v in read.items()
     )
-
-
-def _is_process_executor(executor: Executor) -> bool:
-    return type(executor).__name__ == "ProcessExecutor"
 
 
 def needed_outputs(graph: Graph, selected: set[str] | None) -> set[str]:

@@ -1,4 +1,8 @@
-"""The Executor protocol: where task attempts run. Shaped like ``concurrent.futures``."""
+"""The Executor protocol: where task attempts run. Shaped like ``concurrent.futures``.
+
+Two optional attributes tell the run loop more: ``synchronous = True`` (a call is done when
+``submit`` returns) and ``in_process = False`` (calls run in other processes, so values
+travel as bytes and the loop keeps none in memory)."""
 
 from __future__ import annotations
 

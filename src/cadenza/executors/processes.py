@@ -65,6 +65,9 @@ class ProcessExecutor:
     and cancelled outside it, since that runs the callers' callbacks.
     """
 
+    in_process = False
+    """Calls run in worker processes: the run loop sends and receives values as bytes."""
+
     def __init__(self, max_workers: int = 2) -> None:
         if max_workers < 1:
             raise InvalidOptionError(
