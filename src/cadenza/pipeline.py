@@ -86,6 +86,11 @@ _OPTIONS = (
 )
 
 
+def counts(value: object) -> bool:
+    """A whole number of 1 or more (not a bool): slots, runs or tasks at a time."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _check_options(options: Mapping[str, Any], where: str, pipeline: str, task: str | None) -> None:
     for key in options:
         if key not in _OPTIONS:
@@ -288,18 +293,13 @@ class Pipeline:
                 ) from None
         self.pools = dict(pools or {})
         for pool, slots in self.pools.items():
-            if not isinstance(pool, str) or isinstance(slots, bool) or not isinstance(
-                slots, int
-            ) or slots < 1:
+            if not isinstance(pool, str) or not counts(slots):
                 raise InvalidOptionError(
                     f"Pipeline {name!r} has pool {pool!r} with {slots!r} slots; give each pool "
                     "a name and a whole number of slots, 1 or more.",
                     option="pools", value={pool: slots}, pipeline=name,
                 )
-        if max_active_tasks is not None and (
-            isinstance(max_active_tasks, bool) or not isinstance(max_active_tasks, int)
-            or max_active_tasks < 1
-        ):
+        if max_active_tasks is not None and not counts(max_active_tasks):
             raise InvalidOptionError(
                 f"Pipeline {name!r} has max_active_tasks={max_active_tasks!r}; give 1 or more, "
                 "or None for no limit beyond the executor's workers.",
@@ -315,9 +315,7 @@ class Pipeline:
                 pipeline=name,
             )
         self.catchup = catchup
-        if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or (
-            max_active_runs < 1
-        ):
+        if not counts(max_active_runs):
             raise InvalidOptionError(
                 f"Pipeline {name!r} has max_active_runs={max_active_runs!r}; give 1 or more.",
                 option="max_active_runs", value=max_active_runs, pipeline=name,

@@ -13,7 +13,7 @@ from cadenza.engine.launch import run_pipeline
 from cadenza.engine.run import new_run_id
 from cadenza.exceptions import CadenzaError, InvalidOptionError
 from cadenza.params import resolve_params
-from cadenza.pipeline import Pipeline
+from cadenza.pipeline import Pipeline, counts
 from cadenza.schedule.cron import DateLike, Interval
 from cadenza.schedule.scheduler import iso
 from cadenza.store.base import RunRecord
@@ -93,7 +93,7 @@ def backfill(
 ) -> list[BackfillItem]:
     """Run every interval of ``pipe`` between ``start`` and ``end`` that needs it, ``parallel``
     runs at a time; return one item per interval, in order."""
-    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+    if not counts(parallel):
         raise InvalidOptionError(
             f"--parallel {parallel!r} is invalid: give 1 or more runs at a time.",
             option="parallel", value=parallel, pipeline=pipe.name,
