@@ -46,7 +46,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     """Say what a run would do now, task by task, and why."""
     pipe = load_pipeline(target)
     values = resolve_params(pipe.name, pipe.params, parse_assignments(params), from_text=True)
-    selected = select(pipe, pipe.graph(), only or None, from_ or None)
+    selected = select(pipe, only or None, from_ or None)
     with _workspace(ctx) as ws:
         steps = plan_pipeline(pipe, ws, values, force=force, selected=selected)
     shown = {k: ("***" if as_param(pipe.params[k]).secret else v) for k, v in values.items()}

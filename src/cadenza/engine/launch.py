@@ -15,7 +15,6 @@ from cadenza.engine.run import Runner, new_run_id
 from cadenza.engine.states import TaskState
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import Executor, make_executor
-from cadenza.graph import Graph
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.secrets import masked_params, register
@@ -56,9 +55,8 @@ def run_pipeline(
     ``approve``: gates to approve up front. ``wait``: keep running while gates wait for a
     decision (else the run ends ``waiting``, to be resumed after a decision).
     """
-    graph: Graph = pipe.graph()
+    selected = select(pipe, only, from_)  # builds the graph: definition errors come first
     ws = workspace or Workspace.open(home)
-    selected = select(pipe, graph, only, from_)
     prior: list[TaskInstanceRecord] = []
     if resume is not None:
         run = ws.store.get_run(resume)
@@ -104,8 +102,10 @@ def run_pipeline(
 
 
 def select(
-    pipe: Pipeline, graph: Graph, only: Iterable[str] | None, from_: Iterable[str] | None
+    pipe: Pipeline, only: Iterable[str] | None, from_: Iterable[str] | None
 ) -> set[str] | None:
+    """The tasks --only and --from pick (None: all of them), each name checked."""
+    graph = pipe.graph()
     chosen: set[str] | None = None
     for flag, names in (("--only", only), ("--from", from_)):
         if names is None:
