@@ -20,6 +20,7 @@ from typing import Any
 import cadenza
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.serializers import serialize
+from cadenza.checks import CheckResult, run_check
 from cadenza.engine import logs
 from cadenza.engine.cache import file_hash, sha256
 from cadenza.engine.context import RecordingParams, TaskContext, reset_context, set_context
@@ -29,7 +30,6 @@ from cadenza.engine.states import TaskState
 from cadenza.exceptions import (
     CadenzaError,
     CheckFailedError,
-    SerializationError,
     TaskError,
     TaskTimeoutError,
 )
@@ -149,16 +149,14 @@ def run_attempt(call: Call) -> AttemptResult:
         if isinstance(error, KeyboardInterrupt | SystemExit) and call.keep_value:
             raise
         outcome = classify(error, call.retry, call.attempt)
-        if isinstance(error, SerializationError | CheckFailedError):
-            outcome = classify(error, Retry(), call.attempt)  # retrying cannot help
         message = str(error) if isinstance(error, CadenzaError) else (
             f"{type(error).__name__}: {error}"
         )
+        trace = None if isinstance(error, CheckFailedError) else user_traceback(error)
         if not isinstance(error, CadenzaError):
-            print(user_traceback(error), file=sys.stderr, end="")
+            print(trace, file=sys.stderr, end="")  # into the attempt's log
         result = AttemptResult(
-            outcome.state, outcome.kind, started, time.time(), error=message,
-            traceback=None if isinstance(error, CheckFailedError) else user_traceback(error),
+            outcome.state, outcome.kind, started, time.time(), error=message, traceback=trace,
             checks=checks if isinstance(error, CheckFailedError) else [],
         )
     finally:
@@ -172,8 +170,6 @@ def run_attempt(call: Call) -> AttemptResult:
 
 def _run_checks(call: Call, value: Any) -> list[dict[str, Any]]:
     """Each check's result as data; a check that raises counts as failed."""
-    from cadenza.checks import CheckResult, run_check
-
     found: list[dict[str, Any]] = []
     for name, severity, check in call.checks:
         try:

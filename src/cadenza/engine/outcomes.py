@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from cadenza.engine.retry import Retry
 from cadenza.engine.states import TaskState
-from cadenza.exceptions import Cancelled, TaskTimeoutError, WorkerCrashedError
+from cadenza.exceptions import (
+    Cancelled,
+    CheckFailedError,
+    SerializationError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
 
 
 class Skip(Exception):
@@ -31,6 +37,8 @@ def classify(error: BaseException, retry: Retry, attempt: int) -> Outcome:
         else "crashed" if isinstance(error, WorkerCrashedError)
         else "failed"
     )
-    if retry.allows(error, attempt):
+    # Data that fails its checks, or a value no serializer can store, is the same next time.
+    deterministic = isinstance(error, SerializationError | CheckFailedError)
+    if not deterministic and retry.allows(error, attempt):
         return Outcome(TaskState.UP_FOR_RETRY, kind)
     return Outcome(TaskState.FAILED, kind)
