@@ -34,6 +34,7 @@ from cadenza.exceptions import CadenzaError
 if TYPE_CHECKING:
     from cadenza.engine.result import RunResult
     from cadenza.graph import Graph
+    from cadenza.pipeline import Pipeline
     from cadenza.store.base import ArtifactRecord, Event, MetadataStore, RunRecord
 
 logger = logging.getLogger("cadenza.lineage")
@@ -311,6 +312,13 @@ class OpenLineageHooks(_Reports, Hooks):
         """The run_started event's run id and time."""
 
     # hooks: each catches everything, so lineage can never fail a run
+
+    @classmethod
+    def for_run(cls, transport: Transport, pipe: Pipeline, home: str | Path) -> OpenLineageHooks:
+        """Hooks for one run of ``pipe``: a transport's failure becomes the run's
+        delivery_error event, as a notifier's does."""
+        return cls(transport, home=home,
+                   on_error=lambda exc: pipe.report_delivery_error(repr(transport), exc))
 
     def before_run(self, run: RunRecord, graph: Graph) -> None:
         try:

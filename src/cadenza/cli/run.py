@@ -57,9 +57,7 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
     try:
         with _workspace(ctx) as ws:
             if lineage is not None:
-                hooks.append(OpenLineageHooks(
-                    lineage, home=ws.home,
-                    on_error=lambda exc: pipe.report_delivery_error(repr(lineage), exc)))
+                hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
             result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel, **options)
             if metrics is not None and metrics_file is not None:
                 metrics.write_textfile(metrics_file)

@@ -260,10 +260,7 @@ class Scheduler:
         if self.metrics is not None:
             hooks.append(self.metrics.hooks(pipe.name))
         if self.lineage is not None:
-            transport = self.lineage
-            hooks.append(OpenLineageHooks(
-                transport, home=self.home,
-                on_error=lambda exc: pipe.report_delivery_error(repr(transport), exc)))
+            hooks.append(OpenLineageHooks.for_run(self.lineage, pipe, self.home))
         try:
             run_pipeline(pipe, workspace=workspace, resume=run_id, executor=self.executor,
                          workers=self.workers, cancel=self.cancel, hooks=hooks)
