@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from cadenza._process import alive
+
 _CHUNK = 1 << 20
 
 
@@ -80,18 +82,9 @@ class LocalArtifactStore:
         count = 0
         for leftover in self._tmp.iterdir():
             pid = leftover.name.partition(".")[0]
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and alive(int(pid)):
                 continue
             leftover.unlink(missing_ok=True)
             count += 1
         return count
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

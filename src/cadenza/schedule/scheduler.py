@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cadenza._process import alive
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import run_pipeline
 from cadenza.engine.run import new_run_id
@@ -68,15 +69,7 @@ def _dead_here(holder: str) -> bool:
     """True if ``holder`` names a process on this host that no longer exists."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
 
 
 def due_intervals(pipe: Pipeline, latest_end: str | None, now: datetime) -> list[Interval]:

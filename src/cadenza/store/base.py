@@ -7,11 +7,12 @@ so a state change is durable before any task that depends on it starts.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from cadenza._process import alive
 
 
 @dataclass(slots=True)
@@ -160,13 +161,8 @@ def effective_state(run: RunRecord, now: float | None = None) -> str:
     """``running`` only while its runner lives; a dead runner leaves it ``interrupted``."""
     if run.state != "running":
         return run.state
-    if run.runner_pid is not None:
-        try:
-            os.kill(run.runner_pid, 0)
-        except ProcessLookupError:
-            return "interrupted"
-        except PermissionError:
-            pass
+    if run.runner_pid is not None and not alive(run.runner_pid):
+        return "interrupted"
     if run.heartbeat is not None and (now or time.time()) - run.heartbeat > STALE_AFTER:
         return "interrupted"
     return "running"
