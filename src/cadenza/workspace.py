@@ -65,5 +65,10 @@ class Workspace:
         base = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cadenza-"))
         return cls(base.resolve() / HOME_DIR, MemoryStore(), MemoryArtifactStore(), True)
 
+    def holds(self, output: str) -> bool:
+        """True if the artifact ``output`` is recorded and its bytes are still there."""
+        record = self.store.artifact(output)
+        return record is not None and (record.data is not None or self.artifacts.exists(output))
+
     def close(self) -> None:
         self.store.close()

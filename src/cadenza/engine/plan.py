@@ -87,12 +87,9 @@ def _decide(
 
 
 def _intact(workspace: Workspace, entry: CacheEntry) -> bool:
-    if entry.output is None:
-        return False
-    record = workspace.store.artifact(entry.output)
-    if record is None or (record.data is None and not workspace.artifacts.exists(entry.output)):
-        return False
-    return all(workspace.artifacts.exists(h) for h in entry.files.values())
+    return entry.output is not None and workspace.holds(entry.output) and all(
+        workspace.artifacts.exists(h) for h in entry.files.values()
+    )
 
 
 def _why(meta: Mapping[str, Any], last: CacheEntry, params: Mapping[str, Any]) -> str:

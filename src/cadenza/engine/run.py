@@ -520,10 +520,7 @@ class Runner:
             return False
         memo = self._intact_memo
         if output not in memo:
-            record = self.ws.store.artifact(output)
-            memo[output] = record is not None and (
-                record.data is not None or self.ws.artifacts.exists(output)
-            )
+            memo[output] = self.ws.holds(output)
         return memo[output] and all(self.ws.artifacts.exists(h) for h in files.values())
 
     # -- submitting and collecting ----------------------------------------------------------
