@@ -79,15 +79,21 @@ class MemoryStore:
         with self._lock:
             return copy.deepcopy(self._get(run_id))
 
-    def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
+    def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0
+                  ) -> list[RunRecord]:
         with self._lock:
             runs = [r for r in self._runs.values() if pipeline in (None, r.pipeline)]
         runs.sort(key=lambda r: r.created_at, reverse=True)
-        return [copy.deepcopy(r) for r in runs[:limit]]
+        return [copy.deepcopy(r) for r in runs[offset:offset + limit]]
 
-    def task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
+    def pipelines(self) -> list[str]:
         with self._lock:
-            return [copy.deepcopy(ti) for k, ti in self._tis.items() if k[0] == run_id]
+            return sorted({r.pipeline for r in self._runs.values()})
+
+    def task_instances(self, run_id: str, mapped: bool = True) -> list[TaskInstanceRecord]:
+        with self._lock:
+            return [copy.deepcopy(ti) for k, ti in self._tis.items()
+                    if k[0] == run_id and (mapped or k[2] < 0)]
 
     def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
         with self._lock:
@@ -113,9 +119,14 @@ class MemoryStore:
             ]
         return copy.deepcopy(sorted(found, key=lambda e: e.created_at, reverse=True))
 
-    def events(self, run_id: str | None = None, after: int = 0) -> list[Event]:
+    def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
+               limit: int | None = None) -> list[Event]:
         with self._lock:
-            return copy.deepcopy([e for e in self._events[after:] if run_id in (None, e.run_id)])
+            found = [e for e in self._events[after:before and max(before - 1, 0)]
+                     if run_id in (None, e.run_id)]
+        if before is not None:
+            found.reverse()
+        return copy.deepcopy(found[:limit])
 
     # -- scheduling -------------------------------------------------------------------------
 

@@ -279,20 +279,33 @@ class SqliteStore:
             raise RunNotFoundError(run_id)
         return self._run(rows[0])
 
-    def _newest(self, cols: str, table: str, pipeline: str | None, limit: int
+    def _newest(self, cols: str, table: str, pipeline: str | None, limit: int, offset: int = 0
                 ) -> list[tuple[Any, ...]]:
         """Rows of ``table``, newest first, of one pipeline or all."""
-        where, args = ("WHERE pipeline = ? ", (pipeline, limit)) if pipeline else ("", (limit,))
+        where, args = ("WHERE pipeline = ? ", (pipeline,)) if pipeline else ("", ())
         return self._read(
-            f"SELECT {cols} FROM {table} {where}ORDER BY created_at DESC LIMIT ?", args
+            f"SELECT {cols} FROM {table} {where}ORDER BY created_at DESC LIMIT ? OFFSET ?",
+            (*args, limit, offset),
         )
 
-    def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
-        return [self._run(row) for row in self._newest(_RUN_COLS, "runs", pipeline, limit)]
+    def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0
+                  ) -> list[RunRecord]:
+        rows = self._newest(_RUN_COLS, "runs", pipeline, limit, offset)
+        return [self._run(row) for row in rows]
 
-    def task_instances(self, run_id: str) -> list[TaskInstanceRecord]:
+    def pipelines(self) -> list[str]:
+        # a skip-scan over the index: one probe per pipeline, not one per run
+        found: list[str] = []
+        row = self._read("SELECT MIN(pipeline) FROM runs")
+        while row and row[0][0] is not None:
+            found.append(row[0][0])
+            row = self._read("SELECT MIN(pipeline) FROM runs WHERE pipeline > ?", (found[-1],))
+        return found
+
+    def task_instances(self, run_id: str, mapped: bool = True) -> list[TaskInstanceRecord]:
         rows = self._read(
-            f"SELECT {_TI_COLS} FROM task_instances WHERE run_id = ?", (run_id,)
+            f"SELECT {_TI_COLS} FROM task_instances WHERE run_id = ?"
+            + ("" if mapped else " AND map_index < 0"), (run_id,)
         )
         return [
             TaskInstanceRecord(
@@ -341,15 +354,18 @@ class SqliteStore:
             for r in rows
         ]
 
-    def events(self, run_id: str | None = None, after: int = 0) -> list[Event]:
-        cols = "run_id, kind, ts, task, map_index, data, id"
-        if run_id is None:
-            rows = self._read(f"SELECT {cols} FROM events WHERE id > ? ORDER BY id", (after,))
-        else:
-            rows = self._read(
-                f"SELECT {cols} FROM events WHERE run_id = ? AND id > ? ORDER BY id",
-                (run_id, after),
-            )
+    def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
+               limit: int | None = None) -> list[Event]:
+        sql = "SELECT run_id, kind, ts, task, map_index, data, id FROM events WHERE id > ?"
+        args: tuple[Any, ...] = (after,)
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args += (run_id,)
+        if before is not None:
+            sql += " AND id < ?"
+            args += (before,)
+        sql += " ORDER BY id DESC" if before is not None else " ORDER BY id"
+        rows = self._read(sql + " LIMIT ?", (*args, -1 if limit is None else limit))
         return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5], {}), r[6]) for r in rows]
 
     # -- scheduling -------------------------------------------------------------------------

@@ -239,6 +239,19 @@ class MetadataStoreContract:
         assert store.list_runs("c") == []
         assert [r.run_id for r in store.list_runs(None)] == ["b-2", "a-2", "b-1", "a-1"]
 
+    def test_list_runs_pages_with_offset(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record(f"p-{i}", created=i) for i in range(7)]))
+        pages = [[r.run_id for r in store.list_runs(limit=3, offset=o)] for o in (0, 3, 6, 9)]
+        assert pages == [["p-6", "p-5", "p-4"], ["p-3", "p-2", "p-1"], ["p-0"], []]
+
+    def test_pipelines_are_the_names_with_runs(self, store: MetadataStore) -> None:
+        assert store.pipelines() == []
+        store.apply(Batch(runs=[
+            run_record("b-1", "b", created=1), run_record("a-1", "a", created=2),
+            run_record("b-2", "b", created=3),
+        ]))
+        assert store.pipelines() == ["a", "b"]
+
     def test_request_cancel(self, store: MetadataStore) -> None:
         store.apply(Batch(runs=[run_record(), run_record("p-2", created=1)]))
         assert store.get_run("p-1").cancel_requested is False
@@ -311,6 +324,7 @@ class MetadataStoreContract:
         ]
         assert [t.run_id for t in store.task_instances("p-2")] == ["p-2"]
         assert store.task_instances("p-3") == []
+        assert [t.map_index for t in store.task_instances("p-1", mapped=False)] == [-1]
 
     # -- attempts ---------------------------------------------------------------------------
 
@@ -489,6 +503,18 @@ class MetadataStoreContract:
         assert [e.kind for e in store.events("p-2", after=ids["b2"])] == []
         assert store.events(after=ids["a3"]) == []
         assert store.events("p-3") == []
+
+    def test_events_page_backwards_newest_first(self, store: MetadataStore) -> None:
+        store.apply(Batch(events=[event(f"e{i}", "p-1" if i % 2 else "p-2") for i in range(7)]))
+        ids = [e.id for e in store.events()]
+        first = store.events(before=ids[-1] + 1, limit=3)
+        assert [e.kind for e in first] == ["e6", "e5", "e4"]
+        second = store.events(before=first[-1].id, limit=3)
+        assert [e.kind for e in second] == ["e3", "e2", "e1"]
+        assert [e.kind for e in store.events(before=second[-1].id, limit=3)] == ["e0"]
+        assert store.events(before=ids[0]) == []
+        assert [e.kind for e in store.events("p-1", before=ids[-1] + 1)] == ["e5", "e3", "e1"]
+        assert [e.kind for e in store.events(limit=2)] == ["e0", "e1"]
 
     def test_events_can_be_followed(self, store: MetadataStore) -> None:
         """The way a UI tails a run: ask again for what came after the last id it saw."""
