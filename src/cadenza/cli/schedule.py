@@ -29,6 +29,7 @@ from cadenza.cli.run import lineage_transport
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
 from cadenza.metrics import Metrics
+from cadenza.schedule.scheduler import Entry
 
 
 @main.command(name="schedule")
@@ -75,6 +76,24 @@ def schedule_cmd(target: str, count: int, after: str | None, as_json: bool) -> N
     console.print(table)
 
 
+def load_entries(ctx: click.Context, targets: tuple[str, ...]
+                 ) -> tuple[list[Entry], dict[str, str]]:
+    """The pipelines of ``targets`` (default: the project's list), and why any failed to load:
+    one broken pipeline must not stop the others."""
+    from cadenza._loader import project_targets
+
+    with _workspace(ctx) as ws:
+        root = ws.root
+    entries: list[Entry] = []
+    failed: dict[str, str] = {}
+    for target in targets or project_targets(root):
+        try:
+            entries.append(Entry(load_pipeline(target), target))
+        except CadenzaError as exc:
+            failed[target] = str(exc)
+    return entries, failed
+
+
 @main.command()
 @click.argument("targets", nargs=-1)
 @click.option("--max-runs", type=click.IntRange(1), default=4, show_default=True,
@@ -96,17 +115,11 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
               lineage_url: str | None) -> None:
     """Run pipelines on their schedules. TARGETS default to the project's list
     (`pipelines = [...]` in cadenza.toml, or [tool.cadenza] in pyproject.toml)."""
-    from cadenza._loader import project_targets
-    from cadenza.schedule.scheduler import Entry, Scheduler
+    from cadenza.schedule.scheduler import Scheduler
 
-    with _workspace(ctx) as ws:
-        root = ws.root
-    entries: list[Entry] = []
-    for target in targets or project_targets(root):
-        try:
-            entries.append(Entry(load_pipeline(target), target))
-        except CadenzaError as exc:  # one broken pipeline must not stop the others
-            errors.print(f"[bold red]skipping {target}:[/] {exc}", highlight=False)
+    entries, failed = load_entries(ctx, targets)
+    for target, why in failed.items():
+        errors.print(f"[bold red]skipping {target}:[/] {why}", highlight=False)
     if not entries:
         raise CadenzaError("No pipeline could be loaded; nothing to schedule.")
     metrics = Metrics() if metrics_port is not None else None

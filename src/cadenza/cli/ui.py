@@ -1,0 +1,102 @@
+"""`cadenza ui`: the web UI and JSON API in one process, with a scheduler inside it so that
+runs triggered, retried or approved in the browser start (as with `dagster dev`)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from cadenza.cli._base import _workspace, console, errors, main
+from cadenza.cli.schedule import load_entries
+from cadenza.exceptions import CadenzaError
+from cadenza.executors import EXECUTORS
+from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError
+from cadenza.workspace import Workspace
+
+RETRY_LEASE = 5.0
+"""Seconds between tries to take the scheduler lease while another scheduler holds it."""
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Any but a loopback one needs --token or --user.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--token", envvar="CADENZA_UI_TOKEN",
+              help="The login and API token (default: a new random one per start, printed).")
+@click.option("--user", envvar="CADENZA_UI_USER", help="A user who logs in with a password.")
+@click.option("--password-hash", envvar="CADENZA_UI_PASSWORD_HASH",
+              help="The --user's password hash, made by `cadenza ui --hash-password`.")
+@click.option("--hash-password", is_flag=True,
+              help="Ask for a password, print its hash for CADENZA_UI_PASSWORD_HASH, exit.")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Also start queued, scheduled and approved runs (unless another "
+                   "scheduler holds the store's lease).")
+@click.option("--executor", "-e", type=click.Choice(EXECUTORS), default="threads",
+              show_default=True, help="Executor of the runs the scheduler starts.")
+@click.pass_context
+def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token: str | None,
+       user: str | None, password_hash: str | None, hash_password: bool, scheduler: bool,
+       executor: str) -> None:
+    """Serve the web UI and the JSON API (/api/v1) for the pipelines of TARGETS (default: the
+    project's list in cadenza.toml or [tool.cadenza]) and every run in the store."""
+    try:
+        import uvicorn
+
+        from cadenza.web.app import create_app
+        from cadenza.web.read import Site
+        from cadenza.web.security import Auth, check_bind
+        from cadenza.web.security import hash_password as make_hash
+    except ImportError as exc:
+        raise CadenzaError(
+            f"The web UI needs its extra dependencies ({exc.name} is missing): "
+            "pip install 'cadenza[ui]'."
+        ) from None
+    if hash_password:
+        click.echo(make_hash(click.prompt("password", hide_input=True,
+                                          confirmation_prompt=True)))
+        return
+    entries, failed = load_entries(ctx, targets)
+    for target, why in failed.items():
+        errors.print(f"[bold red]cannot load {target}:[/] {why}", highlight=False)
+    with _workspace(ctx) as ws:
+        home = ws.home
+    auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash)
+    check_bind(host, auth)
+    site_ws = Workspace.open(home)
+    app = create_app(Site(site_ws, {e.pipeline.name: e for e in entries}, failed), auth)
+    stop = threading.Event()
+    worker = None
+    if scheduler and entries:
+        worker = threading.Thread(target=_schedule, args=(entries, home, executor, stop),
+                                  name="cadenza-ui-scheduler", daemon=True)
+        worker.start()
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    where = f"http://{shown}:{port}/"
+    console.print(f"cadenza ui: {where}  ({len(entries)} pipelines; store {home})",
+                  highlight=False)
+    if not auth.configured:
+        console.print(f"log in at {where}?token={auth.token}", highlight=False)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=30)
+        site_ws.close()
+
+
+def _schedule(entries: list[Entry], home: Path, executor: str, stop: threading.Event) -> None:
+    sched = Scheduler(entries, home, executor=executor)
+    try:
+        while not stop.is_set():
+            try:
+                sched.serve(stop, every=0.5)
+            except SchedulerBusyError:  # another scheduler serves this store; be its stand-in
+                stop.wait(RETRY_LEASE)
+    except Exception as exc:  # the UI stays up; say why runs no longer start
+        errors.print(f"[bold red]the UI's scheduler stopped:[/] {exc}", highlight=False)
+    finally:
+        sched.close()

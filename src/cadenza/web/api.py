@@ -1,0 +1,239 @@
+"""The JSON API under ``/api/v1``: every page's data, and the actions as POSTs.
+
+An action answers JSON, or, when a page's form posted it, a 303 back to the page (so the pages
+need no JavaScript to act). Bodies are JSON or form fields, never pickles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from cadenza import actions
+from cadenza import artifacts as versions
+from cadenza.exceptions import CadenzaError
+from cadenza.web import read
+from cadenza.web.read import Site, check_id
+from cadenza.web.security import safe_next
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+def site(request: Request) -> Site:
+    found: Site = request.app.state.site
+    return found
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+@router.get("/pipelines")
+def list_pipelines(request: Request) -> dict[str, Any]:
+    """Every pipeline: schedule, next run, paused, last runs and success rate."""
+    return read.pipelines(site(request))
+
+
+@router.get("/pipelines/{name}")
+def get_pipeline(request: Request, name: str, offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """A pipeline's tasks (the DAG with their latest states) and its grid of recent runs."""
+    return read.pipeline(site(request), name, offset)
+
+
+@router.get("/pipelines/{name}/plan")
+def get_plan(request: Request, name: str) -> dict[str, Any]:
+    """What a run with the default params would run now, and why."""
+    return read.plan(site(request), name)
+
+
+@router.get("/pipelines/{name}/schedule")
+def get_schedule(request: Request, name: str, count: int = Query(10, ge=1, le=200)
+                 ) -> dict[str, Any]:
+    """The next fire times with their data intervals and DST notes."""
+    return read.schedule(site(request), name, count)
+
+
+@router.get("/pipelines/{name}/markdown")
+def get_markdown(request: Request, name: str) -> dict[str, Any]:
+    """The orchestration plan document (`cadenza show --format markdown`)."""
+    return read.markdown(site(request), name)
+
+
+@router.get("/runs")
+def list_runs(request: Request, pipeline: str | None = None, offset: int = Query(0, ge=0)
+              ) -> dict[str, Any]:
+    """Runs, newest first, a page at a time."""
+    return read.runs(site(request), pipeline, offset)
+
+
+@router.get("/runs/{run_id}")
+def get_run(request: Request, run_id: str) -> dict[str, Any]:
+    """A run: params, interval, tasks, attempts, the critical path and waiting gates."""
+    return read.run(site(request), run_id)
+
+
+@router.get("/runs/{run_id}/tasks/{task}")
+def get_task(request: Request, run_id: str, task: str) -> dict[str, Any]:
+    """A task instance: attempts with errors, tracebacks and checks; its artifacts."""
+    return read.task(site(request), run_id, task)
+
+
+@router.get("/runs/{run_id}/tasks/{task}/attempts/{attempt}/log")
+def get_log(request: Request, run_id: str, task: str, attempt: int,
+            offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """An attempt's log from byte ``offset`` (a live tail asks again from the offset sent)."""
+    return read.log(site(request), run_id, task, attempt, offset)
+
+
+@router.get("/artifacts")
+def list_artifacts(request: Request, pipeline: str | None = None) -> dict[str, Any]:
+    """The newest artifacts."""
+    return read.artifacts(site(request), pipeline)
+
+
+@router.get("/artifacts/{digest}")
+def get_artifact(request: Request, digest: str) -> dict[str, Any]:
+    """An artifact: its versions, the ``active`` alias and its history, its lineage."""
+    return read.artifact(site(request), digest)
+
+
+@router.get("/events")
+def list_events(request: Request, before: int | None = Query(None, ge=1),
+                run_id: str | None = None) -> dict[str, Any]:
+    """The event log, newest first; ``older`` is the ``before`` of the next page."""
+    return read.events(site(request), before, run_id)
+
+
+# -- acting -------------------------------------------------------------------------------------
+
+async def _body(request: Request) -> tuple[dict[str, Any], bool]:
+    """The request's fields and whether a form sent them."""
+    raw = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(raw.decode("utf-8", errors="replace"))), True
+    if not raw:
+        return {}, False
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise CadenzaError("The request body is not JSON; send a JSON object.") from None
+    if not isinstance(data, dict):
+        raise CadenzaError(f"The request body must be a JSON object, not {type(data).__name__}.")
+    return data, False
+
+
+def _answer(form: bool, fields: dict[str, Any], back: str, data: dict[str, Any]) -> Response:
+    if form:
+        return RedirectResponse(safe_next(fields.get("next") or back), status_code=303)
+    return JSONResponse(data)
+
+
+def _who(request: Request) -> str:
+    return str(getattr(request.state, "who", "") or "web")
+
+
+@router.post("/pipelines/{name}/runs")
+async def trigger(request: Request, name: str) -> Response:
+    """Queue a run with params (JSON ``{"params": {...}}`` or form fields ``param.NAME``);
+    params are checked against the pipeline's. The scheduler starts it."""
+    the = site(request)
+    pipe = the.pipeline(name)
+    fields, form = await _body(request)
+    if form:
+        params = {k[6:]: v for k, v in fields.items() if k.startswith("param.") and v != ""}
+    else:
+        params = fields.get("params") or {}
+        if not isinstance(params, dict):
+            raise CadenzaError(f"params must be a JSON object, not {params!r}.")
+    run_id = actions.trigger(the.workspace.store, pipe, params, target=the.entries[name].target,
+                             from_text=form)
+    return _answer(form, {}, f"/runs/{quote(run_id)}", {"run_id": run_id, "state": "queued"})
+
+
+@router.post("/pipelines/{name}/pause")
+async def pause(request: Request, name: str) -> Response:
+    """Pause a pipeline's schedule: no new scheduled runs until it is unpaused."""
+    return await _set_paused(request, name, True)
+
+
+@router.post("/pipelines/{name}/unpause")
+async def unpause(request: Request, name: str) -> Response:
+    """Unpause a pipeline's schedule."""
+    return await _set_paused(request, name, False)
+
+
+async def _set_paused(request: Request, name: str, paused: bool) -> Response:
+    the = site(request)
+    check_id("pipeline", name)
+    if name not in the.entries and name not in the.workspace.store.pipelines():
+        raise read.NotFound(f"There is no pipeline {name!r}.")
+    fields, form = await _body(request)
+    the.workspace.store.set_paused(name, paused)
+    return _answer(form, fields, "/", {"name": name, "paused": paused})
+
+
+@router.post("/runs/{run_id}/retry")
+async def retry(request: Request, run_id: str) -> Response:
+    """Queue an ended run again: only what did not succeed runs."""
+    the = site(request)
+    the.run(run_id)
+    fields, form = await _body(request)
+    actions.retry(the.workspace.store, run_id)
+    return _answer(form, fields, f"/runs/{quote(run_id)}", {"run_id": run_id, "state": "queued"})
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(request: Request, run_id: str) -> Response:
+    """Cancel a run: a live runner stops its tasks; a run nobody runs is cancelled at once."""
+    the = site(request)
+    the.run(run_id)
+    fields, form = await _body(request)
+    outcome = actions.cancel(the.workspace.store, run_id)
+    return _answer(form, fields, f"/runs/{quote(run_id)}", {"run_id": run_id, "cancel": outcome})
+
+
+@router.post("/runs/{run_id}/gates/{task}/approve")
+async def approve(request: Request, run_id: str, task: str) -> Response:
+    """Approve a waiting gate: the tasks after it may run."""
+    return await _decide(request, run_id, task, True)
+
+
+@router.post("/runs/{run_id}/gates/{task}/reject")
+async def reject(request: Request, run_id: str, task: str) -> Response:
+    """Reject a waiting gate (a ``reason`` is required): the tasks after it do not run."""
+    return await _decide(request, run_id, task, False)
+
+
+async def _decide(request: Request, run_id: str, task: str, approved: bool) -> Response:
+    the = site(request)
+    the.run(run_id)
+    check_id("task", task)
+    fields, form = await _body(request)
+    reason = str(fields.get("reason") or "")
+    actions.decide(the.workspace.store, run_id, task, approved, _who(request), reason)
+    return _answer(form, fields, f"/runs/{quote(run_id)}",
+                   {"run_id": run_id, "gate": task, "approved": approved})
+
+
+@router.post("/artifacts/{digest}/promote")
+async def promote(request: Request, digest: str) -> Response:
+    """Point the ``active`` alias of this artifact's task at this version."""
+    the = site(request)
+    record = read.artifact(the, digest)
+    fields, form = await _body(request)
+    versions.promote(record["pipeline"], record["task"], record["hash"], name=record["name"],
+                     by=_who(request), home=the.workspace.home)
+    return _answer(form, fields, f"/artifacts/{digest}", {"active": record["hash"]})
+
+
+@router.post("/artifacts/{digest}/rollback")
+async def rollback(request: Request, digest: str) -> Response:
+    """Point the ``active`` alias of this artifact's task back at its previous version."""
+    the = site(request)
+    record = read.artifact(the, digest)
+    fields, form = await _body(request)
+    now = versions.rollback(record["pipeline"], record["task"], name=record["name"],
+                            by=_who(request), home=the.workspace.home)
+    return _answer(form, fields, f"/artifacts/{now}", {"active": now})

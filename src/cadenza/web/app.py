@@ -1,0 +1,85 @@
+"""The web app, built in one visible function: the JSON API, the pages, the login, static
+files, and the guard in front of all of them (auth, CSRF, security headers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from cadenza.exceptions import CadenzaError
+from cadenza.web import api, pages
+from cadenza.web.read import NotFound, Site
+from cadenza.web.security import Auth, Guard, login_response, logout_response, safe_next
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(site: Site, auth: Auth) -> FastAPI:
+    """The UI for ``site``: every route but /health, /login and /static/ needs ``auth``."""
+    # No Swagger page: it loads its scripts from a CDN. The schema is served as JSON.
+    app = FastAPI(title="cadenza", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/api/v1/openapi.json")
+    app.state.site = site
+    app.state.auth = auth
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/login", include_in_schema=False, response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/", failed: bool = False) -> Response:
+        return pages.TEMPLATES.TemplateResponse(request, "login.html", {
+            "next": safe_next(next), "failed": failed, "user_login": auth.user is not None,
+            "csrf": "", "who": ""})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        fields, _ = await api._body(request)
+        next_url = safe_next(str(fields.get("next") or "/"))
+        who = auth.check(fields.get("user") or None, str(fields.get("secret") or ""))
+        if who is None:
+            return pages.TEMPLATES.TemplateResponse(request, "login.html", {
+                "next": next_url, "failed": True, "user_login": auth.user is not None,
+                "csrf": "", "who": ""}, status_code=401)
+        return login_response(auth, who, next_url, secure=request.url.scheme == "https")
+
+    @app.post("/logout", include_in_schema=False)
+    def logout() -> Response:
+        return logout_response()
+
+    def error(request: Request, status: int, message: str) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            return pages.TEMPLATES.TemplateResponse(request, "error.html", {
+                "status": status, "message": message,
+                "csrf": getattr(request.state, "csrf", ""),
+                "who": getattr(request.state, "who", "")}, status_code=status)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return error(request, 404, str(exc))
+
+    @app.exception_handler(CadenzaError)
+    async def bad_request(request: Request, exc: CadenzaError) -> Response:
+        return error(request, 400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return error(request, 400, f"Bad request: {problems}.")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return error(request, exc.status_code, str(exc.detail))
+
+    app.add_middleware(Guard, auth=auth)
+    return app

@@ -1,0 +1,127 @@
+"""The HTML pages: each reads what the JSON API returns (web/read.py) and renders a template.
+
+Templates autoescape everything; SVG comes from web/draw.py, which escapes its own text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+
+from cadenza.web import read
+from cadenza.web.api import site
+from cadenza.web.draw import Bar, Node, dag_svg, duration_text, gantt_svg
+
+TEMPLATES = Jinja2Templates(env=Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
+TEMPLATES.env.filters["duration"] = duration_text
+TEMPLATES.env.filters["short"] = lambda text, n=12: (text or "")[:n]
+
+router = APIRouter(include_in_schema=False)
+
+
+def page(request: Request, template: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, template, {
+        "data": data, "csrf": getattr(request.state, "csrf", ""),
+        "who": getattr(request.state, "who", ""), **extra,
+    })
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+@router.get("/", response_class=HTMLResponse)
+def pipelines_page(request: Request) -> Response:
+    return page(request, "pipelines.html", read.pipelines(site(request)))
+
+
+@router.get("/pipelines/{name}", response_class=HTMLResponse)
+def pipeline_page(request: Request, name: str, offset: int = Query(0, ge=0)) -> Response:
+    data = read.pipeline(site(request), name, offset)
+    nodes = [Node(t["name"], t["name"], t["state"],
+                  f"/runs/{_quote(data['runs'][0]['run_id'])}/tasks/{_quote(t['name'])}"
+                  if data["runs"] and t["state"] else None) for t in data["tasks"]]
+    edges = [(u, t["name"]) for t in data["tasks"] for u in t["upstream"]]
+    return page(request, "pipeline.html", data, dag=dag_svg(nodes, edges), tab="graph")
+
+
+@router.get("/pipelines/{name}/plan", response_class=HTMLResponse)
+def plan_page(request: Request, name: str) -> Response:
+    the = site(request)
+    return page(request, "pipeline_plan.html", read.pipeline(the, name),
+                plan=read.plan(the, name), tab="plan")
+
+
+@router.get("/pipelines/{name}/schedule", response_class=HTMLResponse)
+def schedule_page(request: Request, name: str) -> Response:
+    the = site(request)
+    return page(request, "pipeline_schedule.html", read.pipeline(the, name),
+                schedule=read.schedule(the, name), tab="schedule")
+
+
+@router.get("/pipelines/{name}/markdown", response_class=HTMLResponse)
+def markdown_page(request: Request, name: str) -> Response:
+    the = site(request)
+    return page(request, "pipeline_markdown.html", read.pipeline(the, name),
+                markdown=read.markdown(the, name)["markdown"], tab="markdown")
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(request: Request, pipeline: str | None = None, offset: int = Query(0, ge=0)
+              ) -> Response:
+    return page(request, "runs.html", read.runs(site(request), pipeline, offset))
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str) -> Response:
+    data = read.run(site(request), run_id)
+    critical = set(data["critical_path"])
+    base = f"/runs/{_quote(run_id)}/tasks/"
+    bars = [Bar(a["task"], a["started"], a["ended"], a["state"], base + _quote(a["task"]),
+                f"{a['task']} · attempt {a['attempt']} · {a['state']} · "
+                f"{duration_text(a['duration'])}", a["task"] in critical)
+            for a in data["attempts"]]
+    nodes = [Node(t["task"], t["task"], t["state"], base + _quote(t["task"]))
+             for t in data["tasks"]]
+    edges = [(u, t["task"]) for t in data["tasks"] for u in t["upstream"]]
+    return page(request, "run.html", data, gantt=gantt_svg(bars), dag=dag_svg(nodes, edges))
+
+
+@router.get("/runs/{run_id}/tasks/{task}", response_class=HTMLResponse)
+def task_page(request: Request, run_id: str, task: str) -> Response:
+    the = site(request)
+    data = read.task(the, run_id, task)
+    logs = {}
+    for attempt in data["attempts"]:
+        if attempt["has_log"]:
+            logs[attempt["attempt"]] = read.log(the, run_id, task, attempt["attempt"])
+    return page(request, "task.html", data, logs=logs)
+
+
+@router.get("/artifacts", response_class=HTMLResponse)
+def artifacts_page(request: Request, pipeline: str | None = None) -> Response:
+    return page(request, "artifacts.html", read.artifacts(site(request), pipeline))
+
+
+@router.get("/artifacts/{digest}", response_class=HTMLResponse)
+def artifact_page(request: Request, digest: str) -> Response:
+    data = read.artifact(site(request), digest)
+    found, edges = read.lineage_edges(data["lineage"])
+    nodes = [Node(n["hash"], f"{n['task'] or '?'} · {n['hash'][:10]}",
+                  "success" if n["hash"] == data["hash"] else ("" if n["note"] else "cached"),
+                  f"/artifacts/{n['hash']}" if n["note"] != "missing" else None,
+                  n["pipeline"] or n["note"]) for n in found]
+    return page(request, "artifact.html", data, lineage=dag_svg(nodes, edges))
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events_page(request: Request, before: int | None = Query(None, ge=1),
+                run_id: str | None = None) -> Response:
+    return page(request, "events.html", read.events(site(request), before, run_id))
