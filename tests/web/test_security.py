@@ -20,12 +20,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from cadenza.web.guard import MAX_FORM_BYTES, SECURITY_HEADERS, Guard
 from cadenza.web.security import (
     COOKIE,
-    MAX_FORM_BYTES,
-    SECURITY_HEADERS,
     Auth,
-    Guard,
     Session,
     UIConfigError,
     check_bind,

@@ -13,8 +13,9 @@ from starlette.exceptions import HTTPException
 
 from cadenza.exceptions import CadenzaError
 from cadenza.web import api, pages
+from cadenza.web.guard import Guard
 from cadenza.web.read import NotFound, Site
-from cadenza.web.security import Auth, Guard, login_response, logout_response, safe_next
+from cadenza.web.security import Auth, login_response, logout_response, safe_next
 
 STATIC = Path(__file__).parent / "static"
 
