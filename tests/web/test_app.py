@@ -340,3 +340,25 @@ def test_hostile_text_renders_inert(tmp_path_factory: pytest.TempPathFactory) ->
 def test_pages_send_a_strict_content_security_policy(client: TestClient) -> None:
     policy = client.get("/", headers=HTML).headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+# -- CSRF on the real app -----------------------------------------------------------------------
+
+def test_browser_posts_need_the_csrf_token_and_the_same_origin(world: World) -> None:
+    with TestClient(create_app(world.site, world.auth)) as browser:
+        login = browser.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert login.status_code == 303 and "cadenza_session" in login.headers["set-cookie"]
+        page = browser.get("/pipelines/web_demo", headers=HTML).text
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        url = "/api/v1/pipelines/web_demo/pause"
+        assert browser.post(url).status_code == 403
+        assert browser.post(url, data={"csrf_token": "forged"}).status_code == 403
+        foreign = browser.post(url, data={"csrf_token": token},
+                               headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        done = browser.post(url, data={"csrf_token": token, "next": "/pipelines/web_demo"},
+                            follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/pipelines/web_demo"
+        assert "access-control-allow-origin" not in done.headers
+        browser.post("/api/v1/pipelines/web_demo/unpause", data={"csrf_token": token})
+        assert "web_demo" not in world.site.workspace.store.paused()
