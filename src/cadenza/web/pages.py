@@ -4,6 +4,8 @@ Templates autoescape everything; SVG comes from web/draw.py, which escapes its o
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,23 @@ from cadenza.web.draw import Bar, Node, dag_svg, duration_text, gantt_svg
 
 TEMPLATES = Jinja2Templates(env=Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
+
+
+def when(iso: str | None, relative: bool = False) -> str:
+    """An ISO time as ``2026-11-23 06:00:00 +00:00``; ``relative`` adds "in 3 h 05 min"."""
+    if not iso:
+        return "—"
+    moment = datetime.fromisoformat(iso)
+    text = f"{moment:%Y-%m-%d %H:%M:%S} {moment.isoformat()[19:] or 'UTC'}"
+    if relative:
+        delta = moment.timestamp() - time.time()
+        text += f" (in {duration_text(delta)})" if delta >= 0 else \
+            f" ({duration_text(-delta)} ago)"
+    return text
+
+
 TEMPLATES.env.filters["duration"] = duration_text
+TEMPLATES.env.filters["when"] = when
 TEMPLATES.env.filters["short"] = lambda text, n=12: (text or "")[:n]
 
 router = APIRouter(include_in_schema=False)
