@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,21 +29,24 @@ def plan_pipeline(
     """One step per task, in run order. A task downstream of one that runs is marked to run:
     whether its input really changes is known only once the upstream task has run."""
     graph = pipe.graph()
-    entries = workspace.store.cache_entries(pipe.name)
-    by_key = {(e.task, e.key): e for e in entries}
-    latest: dict[str, CacheEntry] = {}
-    for entry in entries:
-        latest.setdefault(entry.task, entry)
+    store = workspace.store
     needed = needed_outputs(graph, selected)
     outputs: dict[str, tuple[str | None, Mapping[str, str]]] = {}
     steps: list[PlanStep] = []
     for node in graph:
-        name, last = node.name, latest.get(node.name)
-        runs, reason, key = _decide(node, last, outputs, needed, selected, force,
-                                    workspace, params, by_key, pipe.secret_params)
-        steps.append(PlanStep(name, runs, reason, key))
-        if not runs and key is not None:
-            found = by_key[(name, key)]
+        # two indexed lookups per task, not every entry the pipeline ever stored
+        name = node.name
+        newest = store.cache_entries(pipe.name, name, limit=1)
+        last = newest[0] if newest else None
+
+        def lookup(key: str, task: str = name) -> CacheEntry | None:
+            found = store.cache_entries(pipe.name, task, key=key)
+            return found[0] if found else None
+
+        runs, reason, found = _decide(node, last, outputs, needed, selected, force,
+                                      workspace, params, lookup, pipe.secret_params)
+        steps.append(PlanStep(name, runs, reason, found.key if found else None))
+        if not runs and found is not None:
             outputs[name] = (found.output, found.files)
         elif not runs and last is not None and reason != "not selected: skipped":
             outputs[name] = (last.output, last.files)
@@ -53,8 +56,8 @@ def plan_pipeline(
 def _decide(
     node: Node, last: CacheEntry | None, outputs: Outputs, needed: set[str],
     selected: set[str] | None, force: bool, workspace: Workspace, params: Mapping[str, Any],
-    by_key: Mapping[tuple[str, str], CacheEntry], secret: frozenset[str],
-) -> tuple[bool, str, str | None]:
+    lookup: Callable[[str], CacheEntry | None], secret: frozenset[str],
+) -> tuple[bool, str, CacheEntry | None]:
     if selected is not None and node.name not in selected:
         if node.name not in needed:
             return False, "not selected: skipped", None
@@ -77,11 +80,10 @@ def _decide(
     if node.spec.map_over is not None:
         return True, "mapped: each item is checked against the cache when it runs", None
     meta = key_meta(node, outputs, params, workspace.root, secret=secret)
-    key = key_of(meta, None)
-    found = by_key.get((node.name, key))
+    found = lookup(key_of(meta, None))
     if found is not None and fits(found, params, secret):
         if _intact(workspace, found):
-            return False, "cached", key
+            return False, "cached", found
         return True, "output missing", None
     return True, _why(meta, last, params), None
 

@@ -112,12 +112,14 @@ class MemoryStore:
             found = [a for a in self._artifacts.values() if pipeline in (None, a.pipeline)]
         return copy.deepcopy(sorted(found, key=lambda a: a.created_at, reverse=True)[:limit])
 
-    def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]:
+    def cache_entries(self, pipeline: str, task: str | None = None, *, key: str | None = None,
+                      limit: int | None = None) -> list[CacheEntry]:
         with self._lock:
             found = [
-                e for k, e in self._cache.items() if k[0] == pipeline and task in (None, k[1])
+                e for k, e in self._cache.items()
+                if k[0] == pipeline and task in (None, k[1]) and key in (None, k[2])
             ]
-        return copy.deepcopy(sorted(found, key=lambda e: e.created_at, reverse=True))
+        return copy.deepcopy(sorted(found, key=lambda e: e.created_at, reverse=True)[:limit])
 
     def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
                limit: int | None = None) -> list[Event]:

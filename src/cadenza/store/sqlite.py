@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS aliases (
     PRIMARY KEY (pipeline, task, name, alias, at)
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_task ON artifacts (pipeline, task, name, created_at);
+CREATE INDEX IF NOT EXISTS artifacts_by_time ON artifacts (created_at);
 CREATE TABLE IF NOT EXISTS approvals (
     run_id TEXT NOT NULL, task TEXT NOT NULL, approved INTEGER NOT NULL, by TEXT NOT NULL,
     at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run_id, task)
@@ -342,13 +343,16 @@ class SqliteStore:
         cols = _ART_COLS.replace(", data", ", NULL")
         return [self._artifact(row) for row in self._newest(cols, "artifacts", pipeline, limit)]
 
-    def cache_entries(self, pipeline: str, task: str | None = None) -> list[CacheEntry]:
+    def cache_entries(self, pipeline: str, task: str | None = None, *, key: str | None = None,
+                      limit: int | None = None) -> list[CacheEntry]:
         sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = ?"
         args: tuple[Any, ...] = (pipeline,)
-        if task is not None:
-            sql += " AND task = ?"
-            args += (task,)
-        rows = self._read(sql + " ORDER BY created_at DESC", args)
+        for column, value in (("task", task), ("key", key)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args += (value,)
+        rows = self._read(sql + " ORDER BY created_at DESC LIMIT ?",
+                          (*args, -1 if limit is None else limit))
         return [
             CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6], json.loads(r[7]))
             for r in rows

@@ -462,6 +462,17 @@ class MetadataStoreContract:
         assert [e.key for e in store.cache_entries("q")] == ["k4"]
         assert store.cache_entries("r") == []
 
+    def test_cache_entries_by_key_and_limit(self, store: MetadataStore) -> None:
+        store.apply(Batch(cache=[
+            cache_entry("clean", "k1", created=1), cache_entry("train", "k1", created=2),
+            cache_entry("clean", "k3", created=3),
+        ]))
+        assert [e.task for e in store.cache_entries("p", key="k1")] == ["train", "clean"]
+        assert [e.key for e in store.cache_entries("p", "clean", key="k1")] == ["k1"]
+        assert store.cache_entries("p", "clean", key="k9") == []
+        assert [e.key for e in store.cache_entries("p", "clean", limit=1)] == ["k3"]
+        assert [e.key for e in store.cache_entries("p", limit=2)] == ["k3", "k1"]
+
     def test_cache_entry_with_the_same_key_replaces_it(self, store: MetadataStore) -> None:
         store.apply(Batch(cache=[cache_entry(key="k1", output="aa" * 32, created=1)]))
         newer = cache_entry(key="k1", output="bb" * 32, run_id="p-2", created=5)
