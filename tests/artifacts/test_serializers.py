@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from enum import IntEnum
@@ -173,6 +174,22 @@ def test_registered_by_predicate(registered: list[str]) -> None:
     assert serialize(Point(3, 4)) == ("point", b"3,4")
     assert deserialize("point", b"3,4") == Point(3, 4)
     assert serialize([1])[0] == "json"  # other values are untouched
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -7, 2**80, 1.5, float("nan"), float("-inf"), "", 'é "quoted"\n\x00',
+])
+def test_scalars_are_the_bytes_json_dumps_gives(value: Any) -> None:
+    # scalars skip the serializer lookup (the common task result); the bytes must not change
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    assert serialize(value) == ("json", expected)
+
+
+def test_a_registered_serializer_still_wins_for_scalars(registered: list[str]) -> None:
+    register_serializer("ints", int, lambda v: b"int:%d" % v, lambda b: int(b[4:]))
+    registered.append("ints")
+    assert serialize(3) == ("ints", b"int:3")
+    assert serialize(None) == ("json", b"null")
 
 
 def test_newest_registration_wins(registered: list[str]) -> None:

@@ -12,6 +12,7 @@ import json
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _encode_str
 from typing import Any
 
 from cadenza.exceptions import SerializationError
@@ -42,8 +43,26 @@ def _is_json(value: Any, depth: int = 0) -> bool:
     return False
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""``json.dumps`` with these options, without building an encoder on every call."""
+
+
 def _json_dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode(value).encode()
+
+
+def _scalar_json(value: Any) -> bytes:
+    """``_json_dumps`` of a str, int, float, bool or None; the common ones without an encoder."""
+    if value is None:
+        return b"null"
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value).encode()
+    if kind is bool:
+        return b"true" if value else b"false"
+    if kind is str:
+        return _encode_str(value).encode()
+    return _json_dumps(value)  # a float: json's own spelling of nan and infinities
 
 
 _PARQUET_SAFE = frozenset({"string", "bytes", "empty"})
@@ -105,6 +124,8 @@ def unregister_serializer(name: str) -> None:
 
 def serialize(value: Any, task: str = "") -> tuple[str, bytes]:
     """Return ``(serializer name, bytes)`` for ``value``, or raise ``SerializationError``."""
+    if not _registered and type(value) in _SCALARS:  # what the loop below would choose
+        return JSON.name, _scalar_json(value)
     errors: list[str] = []
     for serializer in (*_registered, *_builtin):
         if serializer.match(value):

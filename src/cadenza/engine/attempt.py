@@ -6,6 +6,7 @@ process. It never raises: every outcome comes back as an ``AttemptResult``.
 
 from __future__ import annotations
 
+import os
 import shlex
 import string
 import subprocess
@@ -36,7 +37,12 @@ from cadenza.exceptions import (
 
 INLINE_LIMIT = 16 * 1024
 """Values up to this many bytes live in the metadata store; larger ones are files."""
+_SMALL = 64
+_small_hashes: dict[bytes, str] = {}
+"""Hashes of tiny values (None, a count, a flag) seen in this process: many tasks return the
+same few, and hashing them again costs more than looking them up."""
 _PACKAGE = str(Path(cadenza.__file__).parent)
+_SUCCESS = TaskState.SUCCESS  # a module constant: TaskState.X is a slow class lookup
 
 
 @dataclass(slots=True)
@@ -50,7 +56,7 @@ class Call:
     fn: Callable[..., Any] | None
     kwargs: dict[str, Any]
     params: Mapping[str, Any]
-    log_path: Path
+    log_path: str
     home: Path
     root: Path
     retry: Retry
@@ -96,6 +102,13 @@ class AttemptResult:
 
 
 def store_bytes(artifacts: ArtifactStore, serializer: str, data: bytes) -> StoredValue:
+    if len(data) <= _SMALL:
+        digest = _small_hashes.get(data)
+        if digest is None:
+            if len(_small_hashes) >= 4096:  # bounded: a run of distinct values must not grow it
+                _small_hashes.clear()
+            digest = _small_hashes[data] = sha256(data)
+        return StoredValue(serializer, digest, len(data), data, None)
     digest = sha256(data)
     if len(data) <= INLINE_LIMIT:
         return StoredValue(serializer, digest, len(data), data, None)
@@ -114,12 +127,9 @@ def run_attempt(call: Call) -> AttemptResult:
     logs.ensure_routing()
     log = logs.AttemptLog(call.log_path)
     params = RecordingParams(call.params)
-    context = TaskContext(
-        run_id=call.run_id, pipeline=call.pipeline, task=call.task, map_index=call.map_index,
-        attempt=call.attempt, params=params, home=call.home,
-        root=call.root, outputs=call.outputs, logical_date=call.interval[0],
-        interval_start=call.interval[1], interval_end=call.interval[2],
-        inputs=call.input_hashes,
+    context = TaskContext(  # positional: this runs once per attempt
+        call.run_id, call.pipeline, call.task, call.map_index, call.attempt, params, call.home,
+        call.root, call.outputs, *call.interval, call.input_hashes,
     )
     checks: list[dict[str, Any]] = []
     token = set_context(context)
@@ -135,14 +145,15 @@ def run_attempt(call: Call) -> AttemptResult:
             if call.wants_ctx:
                 call.kwargs["ctx"] = context
             value = call.fn(**call.kwargs)
-        checks = _run_checks(call, value)
-        failed = [c for c in checks if not c["passed"] and c["severity"] == "error"]
-        if failed:
-            raise CheckFailedError(
-                "; ".join(f"Check {c['check']!r} on task {call.task!r} failed: "
-                          f"{c['description'] or 'it returned False'}" for c in failed),
-                task=call.task, run_id=call.run_id, attempt=call.attempt,
-            )
+        if call.checks:
+            checks = _run_checks(call, value)
+            failed = [c for c in checks if not c["passed"] and c["severity"] == "error"]
+            if failed:
+                raise CheckFailedError(
+                    "; ".join(f"Check {c['check']!r} on task {call.task!r} failed: "
+                              f"{c['description'] or 'it returned False'}" for c in failed),
+                    task=call.task, run_id=call.run_id, attempt=call.attempt,
+                )
         result = _success(call, value, started)
         result.checks = checks
     except BaseException as error:
@@ -163,7 +174,8 @@ def run_attempt(call: Call) -> AttemptResult:
         logs.bind(None)
         reset_context(token)
         log.close()
-    result.params_read = tuple(sorted(params.read))
+    if params.read:
+        result.params_read = tuple(sorted(params.read))
     result.logged = log.written
     return result
 
@@ -198,9 +210,9 @@ def _success(call: Call, value: Any, started: float) -> AttemptResult:
     follow: tuple[str, ...] | None = None
     if call.kind == "branch":
         follow = (value,) if isinstance(value, str) else tuple(value or ())
-    return AttemptResult(
-        TaskState.SUCCESS, "success", started, time.time(),
-        value=value if call.keep_value else None, stored=stored, files=files, follow=follow,
+    return AttemptResult(  # positional, in field order: this runs once per attempt
+        _SUCCESS, "success", started, time.time(),
+        value if call.keep_value else None, stored, files, follow,
     )
 
 
@@ -238,7 +250,7 @@ def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
             f"The command is {call.command!r}.", task=call.task, run_id=call.run_id,
         ) from None
     log.write(f"$ {command}\n", "stdout")
-    call.log_path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
     try:
         with open(call.log_path, "ab") as out:
             process = subprocess.run(
@@ -251,7 +263,7 @@ def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
             task=call.task, run_id=call.run_id, attempt=call.attempt,
         ) from None
     if process.returncode != 0:
-        tail = call.log_path.read_text(errors="replace").splitlines()[-10:]
+        tail = Path(call.log_path).read_text(errors="replace").splitlines()[-10:]
         raise TaskError(
             f"Shell task {call.task!r} exited with status {process.returncode}. Last lines "
             "of its output:\n" + "\n".join(tail),

@@ -18,6 +18,7 @@ from cadenza.graph import Node
 from cadenza.pipeline import TaskSpec
 
 _code_memo: dict[CodeType, str] = {}
+_hash_memo: dict[str, str] = {}
 _file_memo: dict[tuple[str, int, int], str] = {}
 
 
@@ -34,7 +35,10 @@ def code_hash(spec: TaskSpec) -> str:
     else:
         assert spec.fn is not None
         text = _source(spec.fn)
-    return sha256(text.encode())[:16]
+    found = _hash_memo.get(text)  # a remembered source is the same str: found at once
+    if found is None:
+        found = _hash_memo[text] = sha256(text.encode())[:16]
+    return found
 
 
 def _source(fn: Callable[..., Any]) -> str:
@@ -98,7 +102,8 @@ def cache_key(
     item: str | None = None,
 ) -> str:
     parts = [code]
-    parts += [f"p:{name}={canonical(value)}" for name, value in sorted(params.items())]
+    if params:
+        parts += [f"p:{name}={canonical(value)}" for name, value in sorted(params.items())]
     parts += [f"i:{name}={digest}" for name, digest in inputs]
     parts += [f"f:{name}={digest}" for name, digest in files]
     if interval is not None:
@@ -123,9 +128,9 @@ def key_meta(
         inputs[up] = output
         for name, digest in files.items():
             inputs[f"{up}.{name}"] = digest
-    files = {f: inputs_hash(root, f) for f in node.input_files}
     meta: dict[str, Any] = {
-        "code": code_hash(node.spec), "inputs": inputs, "files": files,
+        "code": code_hash(node.spec), "inputs": inputs,
+        "files": {f: inputs_hash(root, f) for f in node.input_files} if node.input_files else {},
         "params": {p: hide(params[p]) if p in secret else params[p] for p in node.params},
     }
     if item is not None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any
 
 from cadenza.engine.context import TASK_LOGGER
@@ -28,16 +28,17 @@ _installed = 0
 class AttemptLog:
     """The log files of one attempt, opened lazily."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self._text: IO[str] | None = None
         self._json: IO[str] | None = None
         self._partial: dict[str, str] = {}
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self._text = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        self._json = open(self.path.with_suffix(".jsonl"), "a", encoding="utf-8")  # noqa: SIM115
+        json_path = os.path.splitext(self.path)[0] + ".jsonl"
+        self._json = open(json_path, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, text: str, stream: str, level: str = "INFO", logger: str = "") -> None:
         """Append ``text`` to the text log; each complete line also becomes a JSON record."""
@@ -57,6 +58,8 @@ class AttemptLog:
             self._json.write(json.dumps(entry) + "\n")
 
     def close(self) -> None:
+        if self._text is None:  # nothing was written: no file was opened
+            return
         for stream in list(self._partial):
             self.write("\n", stream)
         for handle in (self._text, self._json):

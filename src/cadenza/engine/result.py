@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +76,15 @@ def load_value(workspace: Workspace, digest: str) -> Any:
 
 def build_result(
     workspace: Workspace, run_id: str, pipeline: str, state: str,
-    instances: list[TaskInstanceRecord],
+    instances: list[TaskInstanceRecord], made: Iterable[AttemptRecord] | None = None,
 ) -> RunResult:
+    """``made``: the run's attempt records, if the caller holds them all; else they are read
+    from the store."""
     attempts: dict[str, list[AttemptRecord]] = {}
-    for attempt in workspace.store.attempts(run_id):
+    found = workspace.store.attempts(run_id) if made is None else sorted(
+        made, key=lambda a: (a.started_at, a.task, a.map_index, a.attempt)
+    )  # the store's order
+    for attempt in found:
         attempts.setdefault(attempt.task, []).append(attempt)
     tasks: dict[str, TaskResult] = {}
     items: dict[str, int] = {}

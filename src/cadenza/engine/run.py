@@ -8,11 +8,13 @@ Only the loop thread touches run state. It holds:
 - ``waiting``: for each task, how many upstream tasks are not done; at zero its trigger rule
   decides whether it runs, is skipped, or is upstream_failed;
 - ``ready``: instances waiting for a worker slot; ``retries`` and ``deadlines``: heaps of times;
-- ``batch``: the writes since the last commit. Writes are committed in groups, at most
+- ``journal``: the writes since the last commit. Writes are committed in groups, at most
   GROUP_COMMIT after they are made, and always before any task that depends on them starts:
-  each queued instance remembers the commit count when it became ready.
+  each queued instance remembers the commit count when it became ready (engine/journal.py
+  says which rows may wait longer).
 
-Executors report back through ``future.add_done_callback(queue.put)``.
+Executors report back through ``future.add_done_callback(queue.put)``; one that offers
+``call`` (inline) is called directly, and its result recorded at once.
 """
 
 from __future__ import annotations
@@ -27,20 +29,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cadenza.artifacts.serializers import deserialize, serialize
+from cadenza.artifacts.serializers import serialize
 from cadenza.engine import logs
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
 from cadenza.engine.cache import hide, key_meta, key_of, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
+from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.outcomes import classify
-from cadenza.engine.result import RunResult, build_result, load_value
+from cadenza.engine.result import RunResult, build_result
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
+from cadenza.engine.values import Values
 from cadenza.exceptions import CadenzaError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
 from cadenza.graph import Graph, Node
@@ -49,53 +52,23 @@ from cadenza.secrets import mask, mask_data
 from cadenza.store.base import (
     Approval,
     ArtifactRecord,
-    AttemptRecord,
-    Batch,
     CacheEntry,
-    Event,
     RunRecord,
     TaskInstanceRecord,
 )
 from cadenza.workspace import Workspace
 
 S = TaskState
-Key = tuple[str, int]
+# The hot path names states by these constants: each TaskState.X is a class attribute lookup
+# of about 130 ns, and a task takes a couple of dozen of them.
+PENDING, QUEUED, RUNNING = S.PENDING, S.QUEUED, S.RUNNING
+SUCCESS, FAILED, UP_FOR_RETRY = S.SUCCESS, S.FAILED, S.UP_FOR_RETRY
 CANCEL_POLL = 0.5
-GROUP_COMMIT = 0.02
-"""Seconds a finished result may wait to be committed with others (never past the start of
-anything that depends on it)."""
 SYNC_CHUNK = 1024
 ALERT_FLUSH = 5.0
 """Seconds a finishing run waits for its alerts to go out."""
 GC_THRESHOLD = 50_000
 HEARTBEAT = 5.0
-
-
-@dataclass(slots=True)
-class _TI:
-    task: str
-    index: int
-    state: TaskState = S.PENDING
-    attempt: int = 0
-    output: str | None = None
-    files: dict[str, str] = field(default_factory=dict)
-    cache_key: str | None = None
-    meta: dict[str, Any] | None = None
-    started: float | None = None
-    ended: float | None = None
-    error: str | None = None
-    token: int = 0
-    future: Future[AttemptResult] | None = None
-    item: Any = None
-    log_path: Path | None = None
-    generation: int = 0
-    """The commit count when it was queued: it may start once a later commit is done."""
-
-    def record(self, run_id: str) -> TaskInstanceRecord:
-        return TaskInstanceRecord(
-            run_id, self.task, self.index, self.state.value, self.attempt, self.cache_key,
-            self.output, self.files, self.started, self.ended, self.error,
-        )
 
 
 def new_run_id(pipeline: str, moment: datetime | None = None) -> str:
@@ -127,13 +100,12 @@ class Runner:
         """A heap of (epoch deadline, task or None for the whole run) not yet checked."""
         self.selected = selected
         self.cancel = cancel or threading.Event()
-        self.tis: dict[Key, _TI] = {}
-        self.values: dict[Key, Any] = {}
+        self.tis: dict[Key, Instance] = {}
         self.done: dict[str, TaskState] = {}
         self.waiting: dict[str, int] = {}
         self.follow: dict[str, set[str]] = {}
         self.remaining: dict[str, int] = {}
-        self.ready: list[tuple[int, int, int, int, _TI]] = []
+        self.ready: list[tuple[int, int, int, int, Instance]] = []
         """A heap: higher priority first, then run order, then item, then arrival."""
         self.arrivals = itertools.count()
         self.rank = {name: i for i, name in enumerate(self.graph.order)}
@@ -146,7 +118,6 @@ class Runner:
         self.results: queue.SimpleQueue[tuple[Key, int, Future[AttemptResult]]] = (
             queue.SimpleQueue()
         )
-        self.batch = Batch()
         self.in_flight = 0
         # A synchronous executor has finished each call by the time submit returns: give it a
         # chunk per loop turn, so results are committed in chunks rather than all at the end.
@@ -154,8 +125,10 @@ class Runner:
         self.limit = SYNC_CHUNK if self.synchronous else min(
             executor.max_workers, pipe.max_active_tasks or executor.max_workers
         )
-        self.generation = 0
-        self.last_commit = time.monotonic()
+        self.direct: Callable[..., AttemptResult] | None = getattr(executor, "call", None)
+        """The executor's ``call``, if it has one: run now, without a Future."""
+        self.journal = Journal(workspace.store, run.run_id, self.hooks)
+        self.run_id = run.run_id
         self.next_poll = time.monotonic() + CANCEL_POLL
         self.killable = isinstance(executor, Killable)
         self.keep_values = bool(getattr(executor, "in_process", True))
@@ -168,12 +141,12 @@ class Runner:
         self.wait = wait
         """Keep running while gates wait for a person; else end the run `waiting`."""
         self.awaiting: set[str] = set()
-        self.fresh: dict[str, StoredValue] = {}
-        """Values stored since the last commit, by hash: readable before the store has them."""
+        self.values = Values(workspace, self.keep_values)
         self._intact_memo: dict[str, bool] = {}
         self._recorded: set[str] = set()
         """Artifact hashes this run has recorded already: a repeat adds no row."""
         self._log_root = f"{workspace.logs}/{pipe.name}/{run.run_id}"
+        self._root, self._home = workspace.root, workspace.home
         entries = workspace.store.cache_entries(pipe.name)
         self.cache = {(e.task, e.key): e for e in entries}
         self.needed = needed_outputs(self.graph, self.selected)
@@ -250,7 +223,7 @@ class Runner:
                             waiting_on=late[:20])
 
     @staticmethod
-    def _late(ti: _TI, deadline: float) -> bool:
+    def _late(ti: Instance, deadline: float) -> bool:
         """Not done by ``deadline``: still going, or done after it (an inline task blocks the
         loop, so a deadline may be looked at only once the task is over)."""
         if ti.state is S.SKIPPED:
@@ -272,8 +245,9 @@ class Runner:
             return
         wake = min([self.next_poll, *(t for t, _ in self.retries[:1]),
                     *(t for t, _, _ in self.deadlines[:1])])
-        if self.batch:  # wake in time to commit what is waiting
-            wake = min(wake, self.last_commit + GROUP_COMMIT)
+        due = self.journal.due()
+        if due is not None:  # wake in time to commit what is waiting
+            wake = min(wake, due)
         if self.slas:
             wake = min(wake, now + self.slas[0][0] - time.time())
         try:
@@ -294,32 +268,23 @@ class Runner:
             self._event(None, -1, "delivery_error", to=name,
                         error=f"{type(error).__name__}: {error}")
 
-    def _commit(self, force: bool = False) -> None:
-        """Commit the batch once it is GROUP_COMMIT old (``force``: now)."""
+    def _commit(self, force: bool = False, *, early: bool = False) -> None:
+        """Commit the journal when it is due (``early``: now, for a task about to start;
+        ``force``: now and everything, at the end of the run)."""
         self._drain_alert_errors()
         if time.time() - (self.run.heartbeat or 0) > HEARTBEAT:
             self.run.heartbeat = time.time()
-            self.batch.runs.append(self.run)
-        now = time.monotonic()
-        if self.batch and (force or now - self.last_commit >= GROUP_COMMIT):
-            batch, self.batch = self.batch, Batch()
-            # A later record of the same task instance or attempt replaces an earlier one.
-            batch.task_instances = list(
-                {(t.task, t.map_index): t for t in batch.task_instances}.values()
-            )
-            batch.attempts = list(
-                {(a.task, a.map_index, a.attempt): a for a in batch.attempts}.values()
-            )
-            self.ws.store.apply(batch)
-            self.fresh.clear()
-            self.generation += 1
-            self.last_commit = now
+            self.journal.run(self.run)
+        due = self.journal.due()
+        if due is not None and (force or early or time.monotonic() >= due):
+            self.journal.commit(final=force)
+            self.values.committed()
 
     def _cancel_requested(self) -> bool:
         now = time.monotonic()
         if not self.cancel.is_set() and now >= self.next_poll:
             self.next_poll = now + CANCEL_POLL
-            if self.ws.store.get_run(self.run.run_id).cancel_requested:
+            if self.ws.store.get_run(self.run_id).cancel_requested:
                 self.cancel.set()
             elif self.awaiting:
                 self._check_gates()
@@ -331,14 +296,14 @@ class Runner:
         self.run.state, self.run.runner_pid = "running", os.getpid()
         self.run.started_at = self.run.started_at or time.time()
         self.run.heartbeat = time.time()
-        self.batch.runs.append(self.run)
+        self.journal.run(self.run)
         self._event(None, -1, "run_started", params=self.run.params,  # masked already
                     upstream={n.name: list(n.upstream) for n in self.graph})
         for hook in self.hooks:
             hook.before_run(self.run, self.graph)
         for node in self.graph:
             prior = self.prior.get((node.name, -1))
-            ti = self.tis[(node.name, -1)] = _TI(node.name, -1)
+            ti = self.tis[(node.name, -1)] = Instance(node.name, -1)
             if prior is not None and S(prior.state) in TERMINAL - RESUMABLE:
                 ti.state, ti.attempt, ti.output = S(prior.state), prior.attempt, prior.output
                 ti.files, ti.cache_key, ti.error = prior.files, prior.cache_key, prior.error
@@ -346,7 +311,7 @@ class Runner:
             else:
                 if prior is not None:
                     ti.attempt = prior.attempt
-                self.batch.task_instances.append(ti.record(self.run.run_id))
+                self.journal.instance(ti)
         for node in self.graph:
             self.waiting[node.name] = len(node.upstream)
         for node in self.graph:  # in topological order: upstream tasks settle first
@@ -370,14 +335,18 @@ class Runner:
             state = "success"
         self._check_slas()
         self.run.state, self.run.ended_at = state, time.time()
-        self.batch.runs.append(self.run)
+        self.journal.run(self.run)
         self._event(None, -1, "run_finished", state=state)
         if self.router is not None:  # bounded: a hung notifier must not hold the run
             self.router.flush(ALERT_FLUSH)
         self._commit(force=True)
+        made = list(self.journal.made.values())
+        # What this runner wrote is the whole story unless a resume adds earlier attempts, or
+        # checks must come back as the store keeps them (JSON: tuples become lists).
+        reread = bool(self.prior) or any(a.checks for a in made)
         result = build_result(
-            self.ws, self.run.run_id, self.pipe.name, state,
-            [ti.record(self.run.run_id) for ti in self.tis.values()],
+            self.ws, self.run_id, self.pipe.name, state,
+            [ti.record(self.run_id) for ti in self.tis.values()], None if reread else made,
         )
         for hook in self.hooks:
             hook.after_run(result)
@@ -386,28 +355,31 @@ class Runner:
     # -- deciding what runs -----------------------------------------------------------------
 
     def _evaluate(self, node: Node) -> None:
-        if self.selected is not None and node.name not in self.selected:
-            if node.name in self.needed:
+        spec = node.spec
+        name = spec.name
+        if self.selected is not None and name not in self.selected:
+            if name in self.needed:
                 self._reuse_latest(node)
             else:
-                self._end(self.tis[(node.name, -1)], S.SKIPPED)
+                self._end(self.tis[(name, -1)], S.SKIPPED)
             return
-        states = [self.done[up] for up in node.upstream]
-        verdict = decide(node.spec.trigger_rule, states)
-        for up in node.upstream:
-            chosen = self.follow.get(up)
-            if chosen is not None and node.name not in chosen:
-                verdict = S.SKIPPED  # a branch upstream chose another path
+        done = self.done
+        verdict = decide(spec.trigger_rule, [done[up] for up in node.upstream])
+        if self.follow:
+            for up in node.upstream:
+                chosen = self.follow.get(up)
+                if chosen is not None and name not in chosen:
+                    verdict = S.SKIPPED  # a branch upstream chose another path
         if verdict is not None:
-            self._end(self.tis[(node.name, -1)], verdict)
-        elif node.spec.kind == "gate":
-            self._gate(self.tis[(node.name, -1)], node)
-        elif node.spec.map_over is not None:
+            self._end(self.tis[(name, -1)], verdict)
+        elif spec.kind == "gate":
+            self._gate(self.tis[(name, -1)], node)
+        elif spec.map_over is not None:
             self._expand(node)
         else:
-            self._prepare(self.tis[(node.name, -1)], node)
+            self._prepare(self.tis[(name, -1)], node)
 
-    def _gate(self, ti: _TI, node: Node) -> None:
+    def _gate(self, ti: Instance, node: Node) -> None:
         """A gate approved before for these very upstream outputs stays approved (cached);
         anything new waits for a person."""
         parts = "|".join(f"{up}={self.tis[(up, -1)].output}" for up in node.upstream)
@@ -421,10 +393,10 @@ class Runner:
             return
         self._open_gate(ti, node)  # a decision made in this run wins over earlier ones
 
-    def _open_gate(self, ti: _TI, node: Node) -> None:
+    def _open_gate(self, ti: Instance, node: Node) -> None:
         self._move(ti, S.AWAITING_APPROVAL)
         ti.started = time.time()
-        self.batch.task_instances.append(ti.record(self.run.run_id))
+        self.journal.instance(ti)
         self._event(ti.task, -1, "gate_opened", message=node.spec.message)
         self.awaiting.add(ti.task)
         self._check_gates()
@@ -437,7 +409,7 @@ class Runner:
             if decision is None and name in self.approve:
                 decision = Approval(self.run.run_id, name, True, "caller", time.time(),
                                     "approved when the run was started")
-                self._commit(force=True)  # the run's own record first: a decision needs it
+                self._commit(early=True)  # the run's own record first: a decision needs it
                 self.ws.store.decide(decision)
             if decision is None:
                 continue
@@ -449,7 +421,7 @@ class Runner:
             if decision.approved:
                 ti.output = self._store_value(name, verdict, ())
                 if ti.cache_key is not None:  # the next run with these inputs needs no person
-                    self.batch.cache.append(self._cache_entry(ti))
+                    self._cache_entry(ti)
                 self._end(ti, S.SUCCESS)
             else:
                 ti.error = f"rejected by {decision.by}: {decision.reason or 'no reason given'}"
@@ -467,7 +439,7 @@ class Runner:
 
     def _expand(self, node: Node) -> None:
         assert node.spec.map_over is not None
-        items = self._value(node.spec.map_over)
+        items = self.values.of(self.tis[(node.spec.map_over, -1)])
         parent = self.tis[(node.name, -1)]
         parent.started = time.time()
         self._move(parent, S.QUEUED)
@@ -485,27 +457,27 @@ class Runner:
         if not items:
             self._aggregate(node.name)
         for index, item in enumerate(items):
-            ti = self.tis[(node.name, index)] = _TI(node.name, index, item=item)
+            ti = self.tis[(node.name, index)] = Instance(node.name, index, item=item)
             prior = self.prior.get((node.name, index))
             if prior is not None and S(prior.state) in SUCCEEDED:
                 ti.output, ti.files, ti.attempt = prior.output, prior.files, prior.attempt
                 self._end(ti, S.CACHED)
             else:
-                self.batch.task_instances.append(ti.record(self.run.run_id))
+                self.journal.instance(ti)
                 self._prepare(ti, node)
 
-    def _prepare(self, ti: _TI, node: Node) -> None:
+    def _prepare(self, ti: Instance, node: Node) -> None:
         """Find the task's cache key; end it cached on a hit, else queue it."""
         spec = node.spec
         if spec.cache is not False:
-            outputs = {up: (self.tis[(up, -1)].output, self.tis[(up, -1)].files)
-                       for up in node.inputs}
-            item = None if ti.index < 0 else sha256(serialize(ti.item, node.name)[1])
-            ti.meta = key_meta(node, outputs, self.params, self.ws.root, item, self.secret)
+            tis = self.tis
+            outputs = {up: (tis[(up, -1)].output, tis[(up, -1)].files) for up in node.inputs}
+            item = None if ti.index < 0 else sha256(serialize(ti.item, ti.task)[1])
+            ti.meta = key_meta(node, outputs, self.params, self._root, item, self.secret)
             ti.cache_key = key = key_of(
                 ti.meta, self.interval[1:] if spec.cache == "interval" else None
             )
-            entry = None if self.force else self.cache.get((node.name, key))
+            entry = None if self.force else self.cache.get((ti.task, key))
             if entry is not None and self._fits(entry) and self._intact(entry.output, entry.files):
                 ti.output, ti.files = entry.output, entry.files
                 self._end(ti, S.CACHED)
@@ -525,40 +497,47 @@ class Runner:
 
     # -- submitting and collecting ----------------------------------------------------------
 
-    def _queue(self, ti: _TI) -> None:
-        self._move(ti, S.QUEUED)
-        ti.generation = self.generation
+    def _queue(self, ti: Instance) -> None:
+        self._move(ti, QUEUED)
+        ti.generation = self.journal.generation
         priority = self.graph.nodes[ti.task].spec.priority
         entry = (-priority, self.rank[ti.task], ti.index, next(self.arrivals), ti)
         heapq.heappush(self.ready, entry)
 
     def _submit_ready(self) -> None:
-        blocked: list[tuple[int, int, int, int, _TI]] = []
+        blocked: list[tuple[int, int, int, int, Instance]] = []
         turn = 0
+        journal, direct = self.journal, self.direct
         while self.ready and self.in_flight < self.limit and turn < SYNC_CHUNK:
             turn += self.synchronous  # a synchronous executor's chunk ends the turn
             entry = heapq.heappop(self.ready)
             ti = entry[-1]
             node = self.graph.nodes[ti.task]
-            pool = node.spec.pool
+            spec = node.spec
+            pool = spec.pool
             if pool is not None and self.pool_used[pool] >= self.pipe.pools[pool]:
                 blocked.append(entry)
                 continue
-            if ti.generation == self.generation:
-                self._commit(force=True)  # it became ready through writes not yet durable
+            if ti.generation == journal.generation:
+                self._commit(early=True)  # it became ready through writes not yet durable
             ti.attempt += 1
             ti.token += 1
             ti.started, ti.ended, ti.error = time.time(), None, None
-            self._move(ti, S.RUNNING)
+            self._move(ti, RUNNING)
             call = self._call(ti, node)
-            self.batch.task_instances.append(ti.record(self.run.run_id))
-            self.batch.attempts.append(self._attempt_record(ti, "running", call.log_path))
+            journal.instance(ti)
+            ti.running = journal.attempt(ti, "running", call.log_path)
+            if direct is not None:  # done when it returns: no Future, no pool slot held
+                try:
+                    result = direct(run_attempt, call)
+                except BaseException as error:  # as a Future would hold it
+                    result = self._failure(ti, error)
+                self._settle(ti, result)
+                continue
             self.in_flight += 1
             key, token = (ti.task, ti.index), ti.token
-            if node.spec.timeout is not None:
-                heapq.heappush(
-                    self.deadlines, (time.monotonic() + node.spec.timeout, key, token)
-                )
+            if spec.timeout is not None:
+                heapq.heappush(self.deadlines, (time.monotonic() + spec.timeout, key, token))
             future = self.executor.submit(run_attempt, call)
             ti.future = future
             if pool is not None:
@@ -575,38 +554,36 @@ class Runner:
     def _reporter(self, key: Key, token: int) -> Callable[[Future[AttemptResult]], None]:
         return lambda future: self.results.put((key, token, future))
 
-    def _call(self, ti: _TI, node: Node) -> Call:
-        spec = node.spec
+    def _call(self, ti: Instance, node: Node) -> Call:
+        spec, pipe, tis, values = node.spec, self.pipe, self.tis, self.values
         kwargs: dict[str, Any] = {}
         shell_inputs: dict[str, Path] = {}
         for up in node.inputs:
             if spec.kind == "shell":
-                shell_inputs[up] = self._materialize(up)
+                shell_inputs[up] = values.file(tis[(up, -1)])
             else:
-                kwargs[up] = self._value(up)
+                kwargs[up] = values.of(tis[(up, -1)])
         for p in node.params:
             kwargs[p] = self.params[p]
         if spec.map_over is not None:
             kwargs[spec.map_over] = ti.item
-        ti.log_path = log_path = self._log_path(ti)
-        return Call(
-            pipeline=self.pipe.name, run_id=self.run.run_id, task=ti.task, map_index=ti.index,
-            attempt=ti.attempt, kind=spec.kind, kwargs=kwargs,
-            fn=spec.fn if self.keep_values or spec.fn is None else TaskFunction(
-                self.pipe.token, ti.task
-            ),
-            params=self.params, log_path=log_path, home=self.ws.home, root=self.ws.root,
-            retry=spec.retry, timeout=spec.timeout, artifacts=self.ws.artifacts,
-            keep_value=self.keep_values,
-            outputs={name: self.ws.root / path for name, path in spec.outputs.items()},
-            command=spec.command, shell_inputs=shell_inputs, shell_entries=spec.shell_inputs,
-            interval=self.interval, wants_ctx=node.wants_ctx,
-            input_hashes={up: self.tis[(up, -1)].output for up in node.inputs},
-            checks=tuple(
-                (c.name, c.severity, c.fn if self.keep_values else CheckFunction(
-                    self.pipe.token, ti.task, i))
-                for i, c in enumerate(self.pipe.checks.get(ti.task, ()))
-            ),
+        if ti.index < 0:
+            log_path = f"{self._log_root}/{ti.task}/{ti.attempt}.log"
+        else:
+            log_path = f"{self._log_root}/{ti.task}/{ti.index}.{ti.attempt}.log"
+        ti.log_path = log_path
+        keep = self.keep_values  # else functions travel by name, to another process
+        checks = pipe.checks.get(ti.task)
+        return Call(  # positional, in field order: this runs once per attempt
+            pipe.name, self.run_id, ti.task, ti.index, ti.attempt, spec.kind,
+            spec.fn if keep or spec.fn is None else TaskFunction(pipe.token, ti.task),
+            kwargs, self.params, log_path, self._home, self._root, spec.retry, spec.timeout,
+            self.ws.artifacts, keep,
+            {name: self._root / path for name, path in spec.outputs.items()},
+            spec.command, shell_inputs, spec.shell_inputs, self.interval, node.wants_ctx,
+            tuple((c.name, c.severity, c.fn if keep else CheckFunction(pipe.token, ti.task, i))
+                  for i, c in enumerate(checks)) if checks else (),
+            {up: tis[(up, -1)].output for up in node.inputs},
         )
 
     def _collect(self, key: Key, token: int, future: Future[AttemptResult]) -> None:
@@ -616,25 +593,30 @@ class Runner:
             self.pool_used[pool] -= 1
             self.pool_blocked = False
         ti = self.tis[key]
-        if ti.token != token or ti.state is not S.RUNNING or future.cancelled():
+        if ti.token != token or ti.state is not RUNNING or future.cancelled():
             return  # a late result: its attempt already timed out or was cancelled
         ti.future = None
         error = future.exception()
-        if error is not None:
-            outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
-            result = AttemptResult(
-                outcome.state, outcome.kind, ti.started or time.time(), time.time(),
-                error=str(error) or type(error).__name__,
-            )
-        else:
-            result = future.result()
+        self._settle(ti, future.result() if error is None else self._failure(ti, error))
+
+    def _failure(self, ti: Instance, error: BaseException) -> AttemptResult:
+        """The result of an attempt that raised past ``run_attempt``: its worker crashed, or
+        an inline task was interrupted (KeyboardInterrupt)."""
+        outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
+        return AttemptResult(
+            outcome.state, outcome.kind, ti.started or time.time(), time.time(),
+            error=str(error) or type(error).__name__,
+        )
+
+    def _settle(self, ti: Instance, result: AttemptResult) -> None:
+        """Record a finished attempt; one that ran past its timeout counts as timed out."""
         timeout = self.graph.nodes[ti.task].spec.timeout
         if timeout is not None and result.ended - result.started > timeout:
             result = self._timeout_result(ti, timeout, result.started)
         self._record(ti, result)
 
-    def _time_out(self, ti: _TI, token: int) -> None:
-        if ti.token != token or ti.state is not S.RUNNING:
+    def _time_out(self, ti: Instance, token: int) -> None:
+        if ti.token != token or ti.state is not RUNNING:
             return
         timeout = self.graph.nodes[ti.task].spec.timeout
         assert timeout is not None
@@ -643,71 +625,76 @@ class Runner:
         ti.token += 1  # whatever the attempt still sends is late now
         self._record(ti, self._timeout_result(ti, timeout, ti.started or time.time()))
 
-    def _timeout_result(self, ti: _TI, timeout: float, started: float) -> AttemptResult:
+    def _timeout_result(self, ti: Instance, timeout: float, started: float) -> AttemptResult:
         error = TaskTimeoutError(
             f"Task {ti.task!r} ran past its timeout of {timeout:g}s on attempt {ti.attempt} "
-            "and was stopped.", task=ti.task, run_id=self.run.run_id, attempt=ti.attempt,
+            "and was stopped.", task=ti.task, run_id=self.run_id, attempt=ti.attempt,
         )
         outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
         return AttemptResult(outcome.state, outcome.kind, started, time.time(), error=str(error))
 
-    def _record(self, ti: _TI, result: AttemptResult) -> None:
+    def _record(self, ti: Instance, result: AttemptResult) -> None:
         if result.error is not None:  # a task's error text may quote a secret
             result.error, result.traceback = mask(result.error), mask_data(result.traceback)
         ti.started, ti.ended, ti.error = result.started, result.ended, result.error
-        attempt = self._attempt_record(ti, result.kind, ti.log_path if result.logged else None)
-        attempt.ended_at, attempt.error, attempt.traceback = (
-            result.ended, result.error, result.traceback
+        attempt = ti.running
+        assert attempt is not None and attempt.attempt == ti.attempt
+        attempt.state, attempt.started_at, attempt.ended_at = (
+            result.kind, result.started, result.ended
         )
-        attempt.checks = mask_data(result.checks)
-        for check in attempt.checks:
-            kind = ("check_passed" if check["passed"] else
-                    "check_failed" if check["severity"] == "error" else "check_warned")
-            self._event(ti.task, ti.index, kind, check=check["check"],
-                        severity=check["severity"], description=check["description"])
-        self.batch.attempts.append(attempt)
-        if result.state is S.SUCCESS:
+        attempt.error, attempt.traceback = result.error, result.traceback
+        attempt.log_path = ti.log_path if result.logged else None
+        if result.checks:
+            attempt.checks = mask_data(result.checks)
+            for check in attempt.checks:
+                kind = ("check_passed" if check["passed"] else
+                        "check_failed" if check["severity"] == "error" else "check_warned")
+                self._event(ti.task, ti.index, kind, check=check["check"],
+                            severity=check["severity"], description=check["description"])
+        self.journal.update(attempt)
+        state = result.state
+        if state is SUCCESS:
             self._store_output(ti, result)
-        if result.state is S.UP_FOR_RETRY:
-            self._move(ti, S.UP_FOR_RETRY)
-            self.batch.task_instances.append(ti.record(self.run.run_id))
+        if state is UP_FOR_RETRY:
+            self._move(ti, UP_FOR_RETRY)
+            self.journal.instance(ti)
             delay = self.graph.nodes[ti.task].spec.retry.delay(ti.attempt)
             heapq.heappush(self.retries, (time.monotonic() + delay, (ti.task, ti.index)))
         else:
-            self._end(ti, result.state)
+            self._end(ti, state)
 
-    def _store_output(self, ti: _TI, result: AttemptResult) -> None:
+    def _store_output(self, ti: Instance, result: AttemptResult) -> None:
         node = self.graph.nodes[ti.task]
-        assert result.stored is not None
-        ti.output = result.stored.hash
-        ti.files = {name: stored.hash for name, stored in result.files.items()}
-        self.fresh[result.stored.hash] = result.stored
-        if self.keep_values:
-            self.values[(ti.task, ti.index)] = result.value
+        stored = result.stored
+        assert stored is not None
+        ti.output = stored.hash
+        ti.files = {name: file.hash for name, file in result.files.items()} if result.files else {}
+        self.values.stored((ti.task, ti.index), result.value, stored)
         if result.follow is not None:  # a branch task: the downstream tasks to follow
             self.follow[ti.task] = set(result.follow)
         parents = self._parents(node)
-        self._artifact(ti.task, "return", result.stored, parents)
-        for name, stored in result.files.items():
-            self._artifact(ti.task, name, stored, parents)
+        self._artifact(ti.task, "return", stored, parents)
+        for name, file in result.files.items():
+            self._artifact(ti.task, name, file, parents)
         if ti.meta is not None and ti.cache_key is not None:
+            params = self.params
             ti.meta["params_read"] = {
-                k: hide(self.params[k]) if k in self.secret else self.params[k]
-                for k in result.params_read if k in self.params
+                k: hide(params[k]) if k in self.secret else params[k]
+                for k in result.params_read if k in params
             }
             ti.meta["cacheable"] = node.spec.cache is not False
         if ti.cache_key is None:  # cache=False: kept so --only/--from can reuse the output
-            ti.cache_key, ti.meta = f"run:{self.run.run_id}:{ti.index}", {"cacheable": False}
-        self.batch.cache.append(self._cache_entry(ti))
+            ti.cache_key, ti.meta = f"run:{self.run_id}:{ti.index}", {"cacheable": False}
+        self._cache_entry(ti)
 
-    def _cache_entry(self, ti: _TI) -> CacheEntry:
+    def _cache_entry(self, ti: Instance) -> None:
         assert ti.cache_key is not None and ti.meta is not None
         entry = CacheEntry(
-            self.pipe.name, ti.task, ti.cache_key, ti.output, ti.files, self.run.run_id,
+            self.pipe.name, ti.task, ti.cache_key, ti.output, ti.files, self.run_id,
             time.time(), ti.meta,
         )
         self.cache[(ti.task, ti.cache_key)] = entry
-        return entry
+        self.journal.batch.cache.append(entry)
 
     def _parents(self, node: Node) -> tuple[str, ...]:
         found: list[str] = []
@@ -715,17 +702,16 @@ class Runner:
             ti = self.tis[(up, -1)]
             if ti.output is not None:
                 found.append(ti.output)
-            found.extend(ti.files.values())
+            if ti.files:
+                found.extend(ti.files.values())
         return tuple(dict.fromkeys(found))
 
     def _store_value(self, task: str, value: Any, parents: tuple[str, ...]) -> str:
         """Store a value the loop itself makes for ``task`` (a gate's verdict, a provided
         input, a mapped task's list) as its output; return its hash."""
         stored = store_bytes(self.ws.artifacts, *serialize(value, task))
-        self.fresh[stored.hash] = stored
+        self.values.stored((task, -1), value, stored)
         self._artifact(task, "return", stored, parents)
-        if self.keep_values:
-            self.values[(task, -1)] = value
         return stored.hash
 
     def _artifact(
@@ -734,28 +720,29 @@ class Runner:
         if stored.hash in self._recorded:
             return
         self._recorded.add(stored.hash)
-        self.batch.artifacts.append(ArtifactRecord(
+        self.journal.batch.artifacts.append(ArtifactRecord(
             stored.hash, stored.serializer, stored.size, self.pipe.name, task,
-            self.run.run_id, time.time(), name, stored.uri, stored.data, parents,
+            self.run_id, time.time(), name, stored.uri, stored.data, parents,
         ))
 
     # -- state changes ----------------------------------------------------------------------
 
-    def _move(self, ti: _TI, new: TaskState) -> None:
+    def _move(self, ti: Instance, new: TaskState) -> None:
         old = ti.state
-        ti.state = transition(ti.task, self.run.run_id, old, new)
-        if new in (S.FAILED, S.UP_FOR_RETRY):
-            self._event(ti.task, ti.index, new.value, attempt=ti.attempt, error=ti.error)
-        elif new is not S.QUEUED:
-            self._event(ti.task, ti.index, new.value)
+        ti.state = transition(ti.task, self.run_id, old, new)
+        if new is FAILED or new is UP_FOR_RETRY:
+            self.journal.event(ti.task, ti.index, VALUE[new],
+                               {"attempt": ti.attempt, "error": ti.error})
+        elif new is not QUEUED:
+            self.journal.event(ti.task, ti.index, VALUE[new], {})
         for hook in self.hooks:
             hook.after_transition(ti.task, ti.index, old, new)
 
-    def _end(self, ti: _TI, state: TaskState) -> None:
+    def _end(self, ti: Instance, state: TaskState) -> None:
         if ti.state is not state:
             self._move(ti, state)
         ti.ended = ti.ended or time.time()
-        self.batch.task_instances.append(ti.record(self.run.run_id))
+        self.journal.instance(ti)
         if ti.index < 0:
             self._task_done(ti.task, state)
             return
@@ -777,21 +764,21 @@ class Runner:
             self._end(parent, S.CANCELLED if states == {S.CANCELLED} else S.FAILED)
             return
         values = [
-            self._item_value(ti) if ti.state in SUCCEEDED else None for ti in items
+            self.values.take(ti) if ti.state in SUCCEEDED else None for ti in items
         ]
         parent.output = self._store_value(
             task, values, tuple(ti.output for ti in items if ti.output)
         )
         parent.cache_key = sha256("".join(ti.cache_key or "-" for ti in items).encode())
         parent.meta = {"items": len(items)}
-        self.batch.cache.append(self._cache_entry(parent))
+        self._cache_entry(parent)
         self._end(parent, S.CACHED if states == {S.CACHED} else S.SUCCESS)
 
     def _task_done(self, task: str, state: TaskState) -> None:
         self.done[task] = state
         for down in self.graph.nodes[task].downstream:
             self.waiting[down] -= 1
-            if self.waiting[down] == 0 and self.tis[(down, -1)].state is S.PENDING:
+            if self.waiting[down] == 0 and self.tis[(down, -1)].state is PENDING:
                 self._evaluate(self.graph.nodes[down])
 
     def _cancel_all(self) -> None:
@@ -804,74 +791,19 @@ class Runner:
                     self.executor.kill(ti.future)  # type: ignore[attr-defined]
                 ti.token += 1
                 ti.error = "cancelled while running"
-                self.batch.attempts.append(self._attempt_record(ti, "cancelled", None))
+                self.journal.attempt(ti, "cancelled", None)
             self._move(ti, S.CANCELLED)
             ti.ended = time.time()
-            self.batch.task_instances.append(ti.record(self.run.run_id))
+            self.journal.instance(ti)
             if ti.index < 0:
                 self.done[ti.task] = S.CANCELLED
         self.ready.clear()
         self.awaiting.clear()
 
-    # -- values -----------------------------------------------------------------------------
-
-    def _value(self, task: str) -> Any:
-        key = (task, -1)
-        if key not in self.values:
-            ti = self.tis[key]
-            self.values[key] = None if ti.output is None else self._load(ti.output)
-        return self.values[key]
-
-    def _load(self, digest: str) -> Any:
-        stored = self.fresh.get(digest)
-        if stored is None:
-            return load_value(self.ws, digest)
-        data = stored.data if stored.data is not None else self.ws.artifacts.get(digest)
-        return deserialize(stored.serializer, data)
-
-    def _item_value(self, ti: _TI) -> Any:
-        key = (ti.task, ti.index)
-        if key in self.values:
-            return self.values.pop(key)
-        assert ti.output is not None
-        return self._load(ti.output)
-
-    def _materialize(self, task: str) -> Path:
-        """A file holding ``task``'s output, for a shell command to read."""
-        ti = self.tis[(task, -1)]
-        if ti.output is None:
-            return Path(os.devnull)
-        path = self.ws.artifacts.path(ti.output)
-        if path is None:
-            record = self.ws.store.artifact(ti.output)
-            assert record is not None and record.data is not None
-            self.ws.artifacts.put(ti.output, record.data)
-            path = self.ws.artifacts.path(ti.output)
-        if path is None:
-            raise CadenzaError(
-                f"Shell task inputs need artifacts on disk, but {self.ws.artifacts!r} keeps "
-                "none; run with a workspace on disk (home=...)."
-            )
-        return path
-
     # -- records ----------------------------------------------------------------------------
 
-    def _log_path(self, ti: _TI) -> Path:
-        if ti.index < 0:
-            return Path(f"{self._log_root}/{ti.task}/{ti.attempt}.log")
-        return Path(f"{self._log_root}/{ti.task}/{ti.index}.{ti.attempt}.log")
-
-    def _attempt_record(self, ti: _TI, state: str, log_path: Path | None) -> AttemptRecord:
-        return AttemptRecord(
-            self.run.run_id, ti.task, ti.index, ti.attempt, state, ti.started or time.time(),
-            log_path=str(log_path) if log_path else None,
-        )
-
     def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
-        event = Event(self.run.run_id, kind, time.time(), task, index, mask_data(data))
-        self.batch.events.append(event)
-        for hook in self.hooks:
-            hook.after_event(event)
+        self.journal.event(task, index, kind, data)
 
 
 _MISSING = object()

@@ -20,8 +20,12 @@ def decide(rule: str, upstream: Sequence[TaskState]) -> TaskState | None:
     """None: the task runs. Otherwise the state it ends in without running."""
     if not upstream:
         return None
-    ok = sum(state in _OK for state in upstream)
-    bad = sum(state in _BAD for state in upstream)
+    ok = bad = 0
+    for state in upstream:
+        if state in _OK:
+            ok += 1
+        elif state in _BAD:
+            bad += 1
     skipped = len(upstream) - ok - bad
     if rule == "all_success":
         return S.UPSTREAM_FAILED if bad else S.SKIPPED if skipped else None

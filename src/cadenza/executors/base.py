@@ -1,8 +1,9 @@
 """The Executor protocol: where task attempts run. Shaped like ``concurrent.futures``.
 
-Two optional attributes tell the run loop more: ``synchronous = True`` (a call is done when
-``submit`` returns) and ``in_process = False`` (calls run in other processes, so values
-travel as bytes and the loop keeps none in memory)."""
+Optional attributes tell the run loop more: ``synchronous = True`` (a call is done when
+``submit`` returns), ``in_process = False`` (calls run in other processes, so values travel
+as bytes and the loop keeps none in memory), and a ``call(fn, *args)`` method (run it in the
+caller's thread and return or raise: the loop then skips ``submit`` and its Future)."""
 
 from __future__ import annotations
 

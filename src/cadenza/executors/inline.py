@@ -14,10 +14,14 @@ class InlineExecutor:
     synchronous = True
     """Work is done by the time ``submit`` returns: the run loop need not hold calls back."""
 
+    def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """``fn(*args)``, now: the run loop's fast path, with no Future to make and read."""
+        return fn(*args)
+
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
         try:
-            future.set_result(fn(*args))
+            future.set_result(self.call(fn, *args))
         except BaseException as exc:
             future.set_exception(exc)
         return future

@@ -162,52 +162,79 @@ class SqliteStore:
     # -- writing ----------------------------------------------------------------------------
 
     def apply(self, batch: Batch) -> None:
+        # One JSON encoder for the batch: json.dumps builds one per value, which costs more
+        # than encoding a cache entry's meta. Empty values are stored as NULL.
+        from json import encoder as json_encoder
+
+        compact = json.JSONEncoder(separators=(",", ":"))
+        make = getattr(json_encoder, "c_make_encoder", None)  # None without the C speedups
+        chunks = None if make is None else make(  # as compact.encode would make it
+            {}, compact.default, json_encoder.encode_basestring_ascii, None, ":", ",", False,
+            False, True,
+        )
+
+        def dumps(value: Any) -> str:
+            return compact.encode(value) if chunks is None else "".join(chunks(value, 0))
+
+        def insert(head: str, rows: list[tuple[Any, ...]], tail: str = "") -> None:
+            # A batch may hold thousands of rows: one statement per 64 of them costs less
+            # than one per row. The rest go row by row, so each table has two statements.
+            one = f"({', '.join('?' * len(rows[0]))})"
+            whole = len(rows) - len(rows) % 64
+            if whole:
+                sql = f"{head} VALUES {', '.join([one] * 64)}{tail}"
+                for start in range(0, whole, 64):
+                    db.execute(sql, [value for row in rows[start:start + 64] for value in row])
+            if whole < len(rows):
+                db.executemany(f"{head} VALUES {one}{tail}", rows[whole:])
+
         with self._write() as db:
             if batch.runs:
-                db.executemany(
-                    f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 14)}) "
-                    "ON CONFLICT (run_id) DO UPDATE SET state=excluded.state, "
-                    "params=excluded.params, started_at=excluded.started_at, "
-                    "ended_at=excluded.ended_at, runner_pid=excluded.runner_pid, "
-                    "heartbeat=excluded.heartbeat",
+                insert(
+                    f"INSERT INTO runs ({_RUN_COLS})",
                     [
                         (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
                          r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
                          r.interval_end, r.runner_pid, r.heartbeat, int(r.cancel_requested))
                         for r in batch.runs
                     ],
+                    " ON CONFLICT (run_id) DO UPDATE SET state=excluded.state, "
+                    "params=excluded.params, started_at=excluded.started_at, "
+                    "ended_at=excluded.ended_at, runner_pid=excluded.runner_pid, "
+                    "heartbeat=excluded.heartbeat",
                 )
             if batch.task_instances:
-                db.executemany(  # an upsert updates in place; REPLACE would delete + insert
-                    f"INSERT INTO task_instances ({_TI_COLS}) VALUES ({', '.join('?' * 11)}) "
-                    "ON CONFLICT (run_id, task, map_index) DO UPDATE SET state=excluded.state, "
+                insert(  # an upsert updates in place; REPLACE would delete + insert
+                    f"INSERT INTO task_instances ({_TI_COLS})",
+                    [
+                        (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
+                         t.output, dumps(t.files) if t.files else None, t.started_at,
+                         t.ended_at, t.error)
+                        for t in batch.task_instances
+                    ],
+                    " ON CONFLICT (run_id, task, map_index) DO UPDATE SET state=excluded.state, "
                     "attempt=excluded.attempt, cache_key=excluded.cache_key, "
                     "output=excluded.output, files=excluded.files, "
                     "started_at=excluded.started_at, ended_at=excluded.ended_at, "
                     "error=excluded.error",
-                    [
-                        (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
-                         t.output, _dumps(t.files), t.started_at, t.ended_at, t.error)
-                        for t in batch.task_instances
-                    ],
                 )
             if batch.attempts:
-                db.executemany(
-                    f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({', '.join('?' * 11)}) "
-                    "ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET "
+                insert(
+                    f"INSERT INTO attempts ({_ATTEMPT_COLS})",
+                    [
+                        (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
+                         a.ended_at, a.error, a.traceback, a.log_path,
+                         dumps(a.checks) if a.checks else None)
+                        for a in batch.attempts
+                    ],
+                    " ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET "
                     "state=excluded.state, ended_at=excluded.ended_at, error=excluded.error, "
                     "traceback=excluded.traceback, log_path=excluded.log_path, "
                     "checks=excluded.checks",
-                    [
-                        (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
-                         a.ended_at, a.error, a.traceback, a.log_path, _dumps(a.checks))
-                        for a in batch.attempts
-                    ],
                 )
             if batch.artifacts:
-                db.executemany(
-                    f"INSERT OR IGNORE INTO artifacts ({_ART_COLS}) "
-                    f"VALUES ({', '.join('?' * 10)})",
+                insert(
+                    f"INSERT OR IGNORE INTO artifacts ({_ART_COLS})",
                     [
                         (a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id,
                          a.created_at, a.name, a.uri, a.data)
@@ -223,20 +250,21 @@ class SqliteStore:
                      for a in batch.artifacts for p in a.parents],
                 )
             if batch.cache:
-                db.executemany(
-                    f"INSERT OR REPLACE INTO cache ({_CACHE_COLS}) VALUES ({', '.join('?' * 8)})",
+                insert(
+                    f"INSERT OR REPLACE INTO cache ({_CACHE_COLS})",
                     [
-                        (c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
-                         c.created_at, json.dumps(c.meta, separators=(",", ":")))
+                        (c.pipeline, c.task, c.key, c.output,
+                         dumps(c.files) if c.files else None, c.run_id, c.created_at,
+                         dumps(c.meta))
                         for c in batch.cache
                     ],
                 )
             if batch.events:
-                db.executemany(
-                    "INSERT INTO events (run_id, kind, ts, task, map_index, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                insert(
+                    "INSERT INTO events (run_id, kind, ts, task, map_index, data)",
                     [
-                        (e.run_id, e.kind, e.ts, e.task, e.map_index, _dumps(e.data))
+                        (e.run_id, e.kind, e.ts, e.task, e.map_index,
+                         dumps(e.data) if e.data else None)
                         for e in batch.events
                     ],
                 )

@@ -1,0 +1,160 @@
+"""The run loop's writes since its last commit, gathered so that each commit is one transaction.
+
+A task instance or attempt that changes several times between two commits is written once, as
+it stands at the commit: the journal keeps the live objects, not a record per change, and
+builds the records when it commits. A queued instance is written in the state it was last
+recorded in (queued is never stored: only the loop needs it).
+
+An instance that is only ``pending`` (created, not started) is a write nothing depends on, and
+a resume needs no row for it. Its row waits up to WAITING_COMMIT, or until the run's last
+commit; most are never written, because by then the task has run and its row says how it
+ended. A run killed before may leave some tasks without a row: a resume runs them.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cadenza.engine.states import TaskState
+from cadenza.secrets import mask_data
+from cadenza.store.base import (
+    AttemptRecord,
+    Batch,
+    Event,
+    MetadataStore,
+    RunRecord,
+    TaskInstanceRecord,
+)
+
+if TYPE_CHECKING:
+    from cadenza.engine.attempt import AttemptResult
+    from cadenza.engine.hooks import Hooks
+
+Key = tuple[str, int]
+GROUP_COMMIT = 0.02
+"""Seconds a write may wait to be committed with others (never past the start of anything
+that depends on it)."""
+WAITING_COMMIT = 1.0
+"""Seconds a pending row may wait to be committed: it shows a task that has not started yet."""
+VALUE: dict[TaskState, str] = {state: state.value for state in TaskState}
+"""Each state's text, looked up without the enum's ``.value`` property (the loop's hot path)."""
+_PENDING = TaskState.PENDING  # a module constant: TaskState.X is a slow class lookup
+
+
+@dataclass(slots=True)
+class Instance:
+    """A task instance as the run loop holds it (``index`` is ``-1`` for an unmapped task and
+    for the parent of a mapped one)."""
+
+    task: str
+    index: int
+    state: TaskState = TaskState.PENDING
+    attempt: int = 0
+    output: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    cache_key: str | None = None
+    meta: dict[str, Any] | None = None
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    token: int = 0
+    future: Future[AttemptResult] | None = None
+    item: Any = None
+    log_path: str | None = None
+    generation: int = 0
+    """The commit count when it was queued: it may start once a later commit is done."""
+    shown: TaskState = TaskState.PENDING
+    """The state it was last recorded in: what the next commit writes."""
+    running: AttemptRecord | None = None
+    """The record of its current attempt, updated in place when the attempt ends."""
+
+    def record(self, run_id: str, state: TaskState | None = None) -> TaskInstanceRecord:
+        return TaskInstanceRecord(
+            run_id, self.task, self.index, VALUE[state or self.state], self.attempt,
+            self.cache_key, self.output, self.files, self.started, self.ended, self.error,
+        )
+
+
+class Journal:
+    """What the run has changed since its last commit; ``commit`` writes it in one ``apply``."""
+
+    def __init__(self, store: MetadataStore, run_id: str, hooks: list[Hooks]) -> None:
+        self.store, self.run_id, self.hooks = store, run_id, hooks
+        self.batch = Batch()
+        self.instances: dict[Key, Instance] = {}
+        self.waiting: dict[Key, Instance] = {}
+        """Instances recorded only as pending: written once WAITING_COMMIT old, or by the run's
+        last commit, unless they move on first."""
+        self.waiting_since = 0.0
+        self.attempts: dict[tuple[str, int, int], AttemptRecord] = {}
+        self.made: dict[tuple[str, int, int], AttemptRecord] = {}
+        """Every attempt record of this runner, as last written: the run's result lists them."""
+        self.generation = 0
+        """How many commits there have been."""
+        self.last_commit = time.monotonic()
+
+    def due(self) -> float | None:
+        """When (``time.monotonic``) the next commit is due; None if nothing waits for one."""
+        if self.instances or self.attempts or self.batch:
+            return self.last_commit + GROUP_COMMIT
+        if self.waiting:
+            return self.waiting_since + WAITING_COMMIT
+        return None
+
+    def instance(self, ti: Instance) -> None:
+        """Record ``ti`` as it is now (and as it will be at the commit, if it changes again)."""
+        ti.shown = state = ti.state
+        key = (ti.task, ti.index)
+        if state is _PENDING:
+            if not self.waiting:
+                self.waiting_since = time.monotonic()
+            self.waiting[key] = ti
+            self.instances.pop(key, None)
+            return
+        self.instances[key] = ti
+        if self.waiting:
+            self.waiting.pop(key, None)
+
+    def attempt(self, ti: Instance, state: str, log_path: str | None) -> AttemptRecord:
+        """A new record of ``ti``'s current attempt."""
+        record = AttemptRecord(
+            self.run_id, ti.task, ti.index, ti.attempt, state, ti.started or time.time(),
+            log_path=log_path,
+        )
+        key = (ti.task, ti.index, ti.attempt)
+        self.attempts[key] = self.made[key] = record
+        return record
+
+    def update(self, record: AttemptRecord) -> None:
+        """Write ``record`` again at the next commit: it changed since it was made."""
+        self.attempts[(record.task, record.map_index, record.attempt)] = record
+
+    def event(self, task: str | None, index: int, kind: str, data: dict[str, Any]) -> Event:
+        event = Event(self.run_id, kind, time.time(), task, index, mask_data(data) if data
+                      else data)
+        self.batch.events.append(event)
+        for hook in self.hooks:
+            hook.after_event(event)
+        return event
+
+    def run(self, run: RunRecord) -> None:
+        self.batch.runs.append(run)
+
+    def commit(self, final: bool = False) -> None:
+        """Write what changed in one ``apply``; pending rows only when due, or ``final``."""
+        batch, self.batch = self.batch, Batch()
+        run_id = self.run_id
+        batch.task_instances = [ti.record(run_id, ti.shown) for ti in self.instances.values()]
+        now = time.monotonic()
+        if self.waiting and (final or now - self.waiting_since >= WAITING_COMMIT):
+            batch.task_instances += [ti.record(run_id, ti.shown) for ti in self.waiting.values()]
+            self.waiting = {}
+        batch.attempts = list(self.attempts.values())
+        self.instances, self.attempts = {}, {}
+        if batch:  # else only young pending rows: nothing to write, yet a task may start
+            self.store.apply(batch)
+        self.generation += 1
+        self.last_commit = now
