@@ -46,8 +46,18 @@ def test_every_fixture_is_tested() -> None:
     names = {p.stem for p in PIPELINES.glob("*.py")}
     assert names == {
         "cyclic", "duplicate", "failing", "good", "missing_input", "no_pipeline",
-        "raises_on_import", "two_pipelines", "unserializable",
+        "raises_on_import", "two_pipelines", "unserializable", "web_demo",
     }
+
+
+def test_web_demo_waits_at_its_gate_and_fails_when_too_strict(tmp_path: Path) -> None:
+    """The web UI's fixture (tests/web): a gate, typed params, markup in a log and an error."""
+    pipe = load("web_demo").pipe
+    assert pipe.graph().order == ("extract", "validate", "approve_gate", "publish")
+    waiting = run_in_memory(pipe, {"threshold": 0.5}, root=tmp_path)
+    assert waiting.state == "waiting"
+    failed = run_in_memory(pipe, {"threshold": 0.95}, root=tmp_path)
+    assert failed.tasks["validate"].state == "failed"
 
 
 # -- good ------------------------------------------------------------------------------------

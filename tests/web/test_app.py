@@ -362,3 +362,18 @@ def test_browser_posts_need_the_csrf_token_and_the_same_origin(world: World) -> 
         assert "access-control-allow-origin" not in done.headers
         browser.post("/api/v1/pipelines/web_demo/unpause", data={"csrf_token": token})
         assert "web_demo" not in world.site.workspace.store.paused()
+
+
+def test_a_queued_run_shows_the_pipeline_graph_before_it_starts(world: World) -> None:
+    from cadenza import actions
+    from cadenza.web import read
+
+    store = world.site.workspace.store
+    run_id = actions.trigger(store, world.site.entries["web_demo"].pipeline, {})
+    try:
+        data = read.run(world.site, run_id)
+        assert [t["task"] for t in data["tasks"]] == ["extract", "validate", "approve_gate",
+                                                      "publish"]
+        assert {t["state"] for t in data["tasks"]} == {""}
+    finally:
+        actions.cancel(store, run_id)

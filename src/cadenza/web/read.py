@@ -20,7 +20,13 @@ from cadenza.report import critical_path, dag_of
 from cadenza.schedule.cron import describe_dst, next_fire_times
 from cadenza.schedule.scheduler import Entry
 from cadenza.show import render
-from cadenza.store.base import ArtifactRecord, AttemptRecord, RunRecord, effective_state
+from cadenza.store.base import (
+    ArtifactRecord,
+    AttemptRecord,
+    RunRecord,
+    TaskInstanceRecord,
+    effective_state,
+)
 from cadenza.workspace import Workspace
 
 PAGE = 25
@@ -207,6 +213,11 @@ def run(site: Site, run_id: str) -> dict[str, Any]:
         else Counter()
     attempts = store.attempts(run_id)
     upstream = dag_of(store.events(run_id, limit=5))
+    entry = site.entries.get(record.pipeline)
+    if not upstream and entry is not None:  # not started yet: the pipeline's own shape
+        upstream = {node.name: list(node.upstream) for node in entry.pipeline.graph()}
+    if not instances:
+        instances = [TaskInstanceRecord(run_id, task, -1, "") for task in upstream]
     critical = critical_path(instances, upstream)
     approvals = {a.task: a for a in store.approvals(run_id)}
     order = {name: i for i, name in enumerate(upstream)}  # the run's topological order

@@ -12,13 +12,18 @@ function fingerprint(value) {
   return JSON.stringify(value, (key, v) => (VOLATILE.has(key) ? undefined : v));
 }
 
-function watchPage(url) {
+// shown: the state the page was rendered in. The first answer may already be newer (a run
+// can go from queued to waiting before the script asks): then reload at once, or the page
+// would show the old state until something else changed, which may be never.
+function watchPage(url, shown) {
   let first = null;
   const tick = async () => {
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (response.ok) {
-        const print = fingerprint(await response.json());
+        const data = await response.json();
+        const print = fingerprint(data);
+        if (first === null && shown && data.state !== shown) { window.location.reload(); return; }
         if (first === null) first = print;
         else if (print !== first) { window.location.reload(); return; }
       }
@@ -52,6 +57,6 @@ function tailLog(pre) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const live = document.body.dataset.live;
-  if (live) watchPage(live);
+  if (live) watchPage(live, document.body.dataset.liveState);
   document.querySelectorAll("pre[data-log]").forEach(tailLog);
 });
