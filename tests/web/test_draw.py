@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from cadenza.web.draw import Bar, Layout, Node, dag_svg, duration_text, gantt_svg, layout
+from cadenza.web.draw import Bar, Box, Layout, Node, dag_svg, duration_text, gantt_svg, layout
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -67,6 +68,65 @@ def assert_no_overlap(lay: Layout) -> None:
                 assert one.y == two.y and one.x + one.width <= two.x
 
 
+def assert_boxes_apart(lay: Layout) -> None:
+    for one, two in itertools.combinations(lay.boxes.values(), 2):
+        assert (
+            one.x + one.width <= two.x
+            or two.x + two.width <= one.x
+            or one.y + one.height <= two.y
+            or two.y + two.height <= one.y
+        ), (one, two)
+
+
+def inside(point: tuple[float, float], box: Box) -> bool:
+    # Coordinates are written with one decimal, so allow half a pixel at the border.
+    x, y = point
+    return box.x + 0.5 < x < box.x + box.width - 0.5 and box.y + 0.5 < y < box.y + box.height - 0.5
+
+
+def sample(d: str, steps: int = 24) -> list[tuple[float, float]]:
+    """Points along an ``M``/``L``/``C`` path as dag_svg writes it."""
+    points: list[tuple[float, float]] = []
+    at = (0.0, 0.0)
+    for cmd, args in re.findall(r"([MLC])([^MLC]*)", d):
+        v = [float(a) for a in args.split()]
+        ends = [at, *zip(v[::2], v[1::2], strict=True)]
+        for i in range(steps + 1):
+            t = i / steps
+            if cmd == "L":
+                (x0, y0), (x1, y1) = ends
+                points.append((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
+            elif cmd == "C":
+                w = [(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3]
+                x, y = zip(*ends, strict=True)
+                points.append((sum(map(float.__mul__, w, x)), sum(map(float.__mul__, w, y))))
+        at = ends[-1]
+    return points
+
+
+def assert_edges_avoid_boxes(
+    ns: list[Node], edges: list[tuple[str, str]], direction: str
+) -> Layout:
+    """Each edge, as waypoints and as drawn, stays out of every box but its own two."""
+    lay = layout(ns, edges, direction=direction)
+    root = parse(dag_svg(ns, edges, direction=direction))
+    paths = {
+        (e.get("data-from"), e.get("data-to")): e.get("d", "")
+        for e in root.iter()
+        if e.get("class", "").startswith("edge")
+    }
+    assert set(paths) == set(lay.routes) == set(lay.edges)
+    for (a, b), route in lay.routes.items():
+        drawn = sample(paths[a, b])
+        assert drawn[0] == pytest.approx(route[0], abs=0.1)
+        assert drawn[-1] == pytest.approx(route[-1], abs=0.1)
+        for n, box in lay.boxes.items():
+            if n not in (a, b):
+                assert not any(inside(p, box) for p in route), (a, b, n)
+                assert not any(inside(p, box) for p in drawn), (a, b, n)
+    return lay
+
+
 # --- layout ---------------------------------------------------------------------------------
 
 
@@ -108,6 +168,78 @@ def test_barycenter_uncrosses_edges() -> None:
     edges = [("a1", "x1"), ("a2", "x2")]
     lay = layout(nodes("a1", "a2", "x2", "x1"), edges)
     assert lay.layers == (("a1", "a2"), ("x1", "x2"))
+
+
+@pytest.mark.parametrize("direction", ["LR", "TB"])
+def test_edge_skipping_a_layer_goes_round_the_box_between(direction: str) -> None:
+    ids = ["extract", "validate", "approve_gate", "publish"]
+    edges = [*itertools.pairwise(ids), ("validate", "publish")]
+    lay = assert_edges_avoid_boxes(nodes(*ids), edges, direction)
+    assert lay.layers == tuple((n,) for n in ids)
+    gate, route = lay.boxes["approve_gate"], lay.routes["validate", "publish"]
+    # Out of the validate box's far side, along a lane through the gate's layer, into publish.
+    assert len(route) == 4
+    lr = direction == "LR"
+    source, target = lay.boxes["validate"], lay.boxes["publish"]
+    assert route[0] == (
+        (source.x + source.width, source.y + source.height / 2)
+        if lr
+        else (source.x + source.width / 2, source.y + source.height)
+    )
+    assert route[-1] == (
+        (target.x, target.y + target.height / 2) if lr else (target.x + target.width / 2, target.y)
+    )
+    lane = [p[1] if lr else p[0] for p in route[1:3]]
+    assert lane[0] == lane[1]
+    low, high = (gate.y, gate.y + gate.height) if lr else (gate.x, gate.x + gate.width)
+    assert not low <= lane[0] <= high
+    assert_boxes_apart(lay)
+
+
+@pytest.mark.parametrize("direction", ["LR", "TB"])
+def test_long_edges_get_a_narrow_lane_in_each_layer_they_skip(direction: str) -> None:
+    chain = ["a", "b", "c", "d", "e"]
+    lay = assert_edges_avoid_boxes(
+        nodes(*chain), [*itertools.pairwise(chain), ("a", "e"), ("b", "e")], direction
+    )
+    lr = direction == "LR"
+    for a, skipped in [("a", "bcd"), ("b", "cd")]:
+        route = lay.routes[a, "e"]
+        assert len(route) == 2 + 2 * len(skipped)
+        for n, enter, leave in zip(skipped, route[1:-1:2], route[2:-1:2], strict=True):
+            box = lay.boxes[n]
+            # The lane crosses the whole of that layer's depth, beside the layer's only box.
+            if lr:
+                assert (enter[0], leave[0]) == (box.x, box.x + box.width)
+                assert enter[1] == leave[1] and not box.y <= enter[1] <= box.y + box.height
+            else:
+                assert (enter[1], leave[1]) == (box.y, box.y + box.height)
+                assert enter[0] == leave[0] and not box.x <= enter[0] <= box.x + box.width
+    # Both long edges pass c and d, each in its own lane.
+    across = 1 if lr else 0
+    assert lay.routes["a", "e"][3][across] != lay.routes["b", "e"][3][across]
+    assert_boxes_apart(lay)
+    assert_no_overlap(lay)
+    # A lane is a narrow slot, not another box.
+    plain = layout(nodes(*chain), list(itertools.pairwise(chain)), direction=direction)
+    grown = lay.height - plain.height if lr else lay.width - plain.width
+    assert 0 < grown <= 2 * 16
+
+
+def test_back_edge_across_layers_takes_a_lane() -> None:
+    edges = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
+    for direction in ("LR", "TB"):
+        lay = assert_edges_avoid_boxes(nodes("a", "b", "c", "d"), edges, direction)
+        assert len(lay.routes["c", "a"]) == 4
+
+
+def test_random_dag_edges_avoid_boxes() -> None:
+    ids = [f"t{i}" for i in range(30)]
+    edges = [(ids[i], ids[j]) for i in range(30) for j in (2 * i + 1, 3 * i + 2, i + 7) if j < 30]
+    for direction in ("LR", "TB"):
+        lay = assert_edges_avoid_boxes(nodes(*ids), edges, direction)
+        assert_boxes_apart(lay)
+        assert_no_overlap(lay)
 
 
 def test_top_down_makes_layers_rows() -> None:

@@ -2,10 +2,11 @@
 
 Everything is drawn with classes only, so the page's stylesheet owns colour: ``svg.dag`` holds
 ``g.node.state-<state>`` (a ``rect``, ``text.label``, optional ``text.detail``), ``path.edge``
-(``.back`` when it closes a cycle) and ``path.arrowhead``; ``svg.gantt`` holds ``g.tick``,
-``text.row-label`` and ``rect.bar.state-<state>`` (plus ``.critical`` and ``.running``);
-``svg.empty`` is the placeholder for nothing to draw. Every user-supplied string is escaped,
-and links are emitted only for app-relative URLs.
+(``.back`` when it closes a cycle) and ``path.arrowhead``; an edge that skips layers runs in a
+narrow lane of its own through each of them (Sugiyama's dummy nodes), never through a box.
+``svg.gantt`` holds ``g.tick``, ``text.row-label`` and ``rect.bar.state-<state>`` (plus
+``.critical`` and ``.running``); ``svg.empty`` is the placeholder for nothing to draw. Every
+user-supplied string is escaped, and links are emitted only for app-relative URLs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import TypeAlias
 
 from markupsafe import Markup, escape
 
@@ -28,6 +31,10 @@ _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 _NODE_W, _NODE_H = 200.0, 48.0
 _PAD, _GAP_SIBLING = 16.0, 16.0
+_LANE = 14.0  # breadth of a long edge's slot in each layer it passes through
+# Past this many lanes the longest edges go straight: a graph that dense is unreadable anyway,
+# and a 50-node clique would otherwise need 39,000 lanes and seconds to lay out.
+_LANES_MAX = 1000
 _GAP_LAYER = {"LR": 64.0, "TB": 48.0}
 _LABEL_MAX, _DETAIL_MAX, _ROW_LABEL_MAX = 28, 32, 24
 _SWEEPS = 4
@@ -85,6 +92,13 @@ class Layout:
     width: float
     height: float
     direction: str
+    routes: Mapping[tuple[str, str], tuple[tuple[float, float], ...]]
+    """Edge to the points its path goes through: from the side of its source box, two per layer
+    it crosses (where its lane enters and leaves that layer), to the side of its target box."""
+
+
+# A node id, or (from, to, layer) for the lane an edge takes through a layer it skips.
+_Slot: TypeAlias = str | tuple[str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,39 +131,83 @@ def layout(
     known = set(ids)
     kept = [(a, b) for a, b in dict.fromkeys(edges) if a in known and b in known and a != b]
     depth, back = _layers(ids, kept)
-    parents: dict[str, list[str]] = {n: [] for n in ids}
-    children: dict[str, list[str]] = {n: [] for n in ids}
-    for a, b in kept:
-        if (a, b) not in back:
-            parents[b].append(a)
-            children[a].append(b)
-    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    layers: list[list[_Slot]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for n in ids:
         layers[depth[n]].append(n)
+    parents: dict[_Slot, list[_Slot]] = {n: [] for n in ids}
+    children: dict[_Slot, list[_Slot]] = {n: [] for n in ids}
+    # A lane in each layer an edge skips gives it a place of its own there. Shortest edges
+    # first, so the budget fixes as many as it can.
+    lanes: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+    budget = _LANES_MAX
+    for a, b in sorted(kept, key=lambda e: abs(depth[e[0]] - depth[e[1]])):
+        skipped = range(min(depth[a], depth[b]) + 1, max(depth[a], depth[b]))
+        if len(skipped) > budget:
+            break
+        budget -= len(skipped)
+        lanes[a, b] = [(a, b, d) for d in skipped]
+    for a, b in kept:
+        if depth[a] == depth[b]:
+            continue  # a back edge within one layer: nothing to order it by
+        # Order every edge from its upper end down, back edges too; lanes follow the nodes.
+        up, down = (a, b) if depth[a] < depth[b] else (b, a)
+        for lane in lanes.get((a, b), []):
+            layers[lane[2]].append(lane)
+            parents[lane], children[lane] = [], []
+        chain: list[_Slot] = [up, *lanes.get((a, b), []), down]
+        for u, v in pairwise(chain):
+            parents[v].append(u)
+            children[u].append(v)
     _order(layers, parents, children)
 
     lr = direction == "LR"
     main, cross = (_NODE_W, _NODE_H) if lr else (_NODE_H, _NODE_W)
-    step, pitch = main + _GAP_LAYER[direction], cross + _GAP_SIBLING
-    widest = max((len(layer) for layer in layers), default=0)
-    placed: dict[str, Box] = {}
-    for d, layer in enumerate(layers):
+    step = main + _GAP_LAYER[direction]
+
+    def size(slot: _Slot) -> float:
+        return cross + _GAP_SIBLING if isinstance(slot, str) else _LANE
+
+    totals = [sum(map(size, layer)) for layer in layers]
+    widest = max(totals, default=0.0)
+    centre: dict[_Slot, float] = {}
+    for layer, total in zip(layers, totals, strict=True):
         # Centre each layer across the widest one so a lone sink sits opposite its fan.
-        offset = _PAD + (widest - len(layer)) * pitch / 2
-        for i, n in enumerate(layer):
-            along, across = _PAD + d * step, offset + i * pitch
-            x, y = (along, across) if lr else (across, along)
-            placed[n] = Box(x, y, _NODE_W, _NODE_H, d)
+        at = _PAD - _GAP_SIBLING / 2 + (widest - total) / 2
+        for slot in layer:
+            centre[slot] = at + size(slot) / 2
+            at += size(slot)
+
+    def point(along: float, across: float) -> tuple[float, float]:
+        return (along, across) if lr else (across, along)
+
+    placed: dict[str, Box] = {}
+    for n in ids:
+        x, y = point(_PAD + depth[n] * step, centre[n] - cross / 2)
+        placed[n] = Box(x, y, _NODE_W, _NODE_H, depth[n])
+    routes: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
+    for a, b in kept:
+        # Down the layers an edge leaves its source's far side and enters its target's near
+        # side; otherwise (a back edge) the reverse, so it does not loop round either box.
+        fwd = depth[a] < depth[b]
+        path = [point(_PAD + depth[a] * step + (main if fwd else 0.0), centre[a])]
+        mine = lanes.get((a, b), [])
+        for lane in mine if fwd else mine[::-1]:
+            near = _PAD + lane[2] * step
+            ends = (near, near + main) if fwd else (near + main, near)
+            path.extend(point(along, centre[lane]) for along in ends)
+        path.append(point(_PAD + depth[b] * step + (0.0 if fwd else main), centre[b]))
+        routes[a, b] = tuple(path)
     length = len(layers) * step - _GAP_LAYER[direction] + 2 * _PAD
-    breadth = widest * pitch - _GAP_SIBLING + 2 * _PAD
+    breadth = widest - _GAP_SIBLING + 2 * _PAD
     return Layout(
         boxes={n: placed[n] for n in ids},
-        layers=tuple(tuple(layer) for layer in layers),
+        layers=tuple(tuple(n for n in layer if isinstance(n, str)) for layer in layers),
         edges=tuple(kept),
         back_edges=frozenset(back),
         width=length if lr else breadth,
         height=breadth if lr else length,
         direction=direction,
+        routes=routes,
     )
 
 
@@ -189,10 +247,12 @@ def _layers(
 
 
 def _order(
-    layers: list[list[str]], parents: dict[str, list[str]], children: dict[str, list[str]]
+    layers: list[list[_Slot]],
+    parents: dict[_Slot, list[_Slot]],
+    children: dict[_Slot, list[_Slot]],
 ) -> None:
     """Reorder each layer in place towards its neighbours' mean position, down then up."""
-    pos: dict[str, float] = {}
+    pos: dict[_Slot, float] = {}
     for layer in layers:
         _sort(layer, {}, pos)
     for _ in range(_SWEEPS):
@@ -202,8 +262,10 @@ def _order(
             _sort(layer, children, pos)
 
 
-def _sort(layer: list[str], neighbours: Mapping[str, list[str]], pos: dict[str, float]) -> None:
-    def key(n: str) -> float:
+def _sort(
+    layer: list[_Slot], neighbours: Mapping[_Slot, list[_Slot]], pos: dict[_Slot, float]
+) -> None:
+    def key(n: _Slot) -> float:
         near = neighbours.get(n)
         return sum(pos[m] for m in near) / len(near) if near else pos.get(n, 0.0)
 
@@ -236,19 +298,19 @@ def dag_svg(
 
 
 def _edge(lay: Layout, a: str, b: str) -> str:
-    s, t = lay.boxes[a], lay.boxes[b]
+    # Curves between layers, leaving and entering along the layer axis; straight within a lane.
+    points = lay.routes[a, b]
+    d = f"M{_n(points[0][0])} {_n(points[0][1])}"
+    for (x1, y1), (x2, y2) in pairwise(points):
+        if (y1 == y2) if lay.direction == "LR" else (x1 == x2):
+            d += f"L{_n(x2)} {_n(y2)}"
+        elif lay.direction == "LR":
+            mid = (x1 + x2) / 2
+            d += f"C{_n(mid)} {_n(y1)} {_n(mid)} {_n(y2)} {_n(x2)} {_n(y2)}"
+        else:
+            mid = (y1 + y2) / 2
+            d += f"C{_n(x1)} {_n(mid)} {_n(x2)} {_n(mid)} {_n(x2)} {_n(y2)}"
     back = (a, b) in lay.back_edges
-    if lay.direction == "LR":
-        # A back edge leaves from the left and enters on the right, so it does not loop round.
-        x1, x2 = (s.x, t.x + t.width) if back else (s.x + s.width, t.x)
-        y1, y2 = s.y + s.height / 2, t.y + t.height / 2
-        mid = (x1 + x2) / 2
-        d = f"M{_n(x1)} {_n(y1)}C{_n(mid)} {_n(y1)} {_n(mid)} {_n(y2)} {_n(x2)} {_n(y2)}"
-    else:
-        x1, x2 = s.x + s.width / 2, t.x + t.width / 2
-        y1, y2 = (s.y, t.y + t.height) if back else (s.y + s.height, t.y)
-        mid = (y1 + y2) / 2
-        d = f"M{_n(x1)} {_n(y1)}C{_n(x1)} {_n(mid)} {_n(x2)} {_n(mid)} {_n(x2)} {_n(y2)}"
     # fill="none" is geometry, not colour: without it a curve is drawn as a filled blob.
     return (
         f'<path class="edge{" back" if back else ""}" data-from="{_esc(a)}" data-to="{_esc(b)}"'
