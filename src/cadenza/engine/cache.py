@@ -9,13 +9,14 @@ import inspect
 import json
 import os
 import textwrap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
 from cadenza.graph import Node
 from cadenza.pipeline import TaskSpec
+from cadenza.store.base import CacheEntry, MetadataStore
 
 _code_memo: dict[CodeType, str] = {}
 _hash_memo: dict[str, str] = {}
@@ -148,3 +149,41 @@ def key_of(meta: Mapping[str, Any], interval: tuple[str | None, str | None] | No
         meta["code"], meta["params"], meta["inputs"].items(), meta["files"].items(), interval,
         meta.get("item"),
     )
+
+
+PRELOAD = 20_000
+"""A pipeline with at most this many cache entries has them all read at a run's start (one
+query); past it, a run looks each key up as it needs it (one indexed query per task)."""
+
+
+class CacheIndex:
+    """The cache entries of one pipeline, as a run asks for them by (task, key).
+
+    Small caches are read whole, once. A pipeline scheduled for months can hold millions of
+    entries; reading them all would cost seconds at every run start, so past ``PRELOAD`` each
+    key is looked up in the store when first asked for, and the answer remembered."""
+
+    def __init__(self, store: MetadataStore, pipeline: str) -> None:
+        self.store, self.pipeline = store, pipeline
+        newest = store.cache_entries(pipeline, limit=PRELOAD + 1)
+        self.complete = len(newest) <= PRELOAD
+        self.entries: dict[tuple[str, str], CacheEntry | None] = {
+            (e.task, e.key): e for e in reversed(newest)}  # newest wins a repeated key
+
+    def get(self, task: str, key: str) -> CacheEntry | None:
+        if self.complete or (task, key) in self.entries:
+            return self.entries.get((task, key))
+        rows = self.store.cache_entries(self.pipeline, task, key=key, limit=1)
+        entry = self.entries[(task, key)] = rows[0] if rows else None
+        return entry
+
+    def add(self, entry: CacheEntry) -> None:
+        self.entries[(entry.task, entry.key)] = entry
+
+    def newest(self, task: str) -> Iterator[CacheEntry]:
+        """A task's entries, newest first."""
+        if self.complete:
+            yield from sorted((e for (t, _), e in self.entries.items() if t == task and e),
+                              key=lambda e: e.created_at, reverse=True)
+        else:
+            yield from self.store.cache_entries(self.pipeline, task)

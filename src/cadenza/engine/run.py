@@ -36,7 +36,7 @@ from typing import Any
 from cadenza.artifacts.serializers import serialize
 from cadenza.engine import logs
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
-from cadenza.engine.cache import hide, key_meta, key_of, sha256
+from cadenza.engine.cache import CacheIndex, hide, key_meta, key_of, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.outcomes import classify
@@ -147,15 +147,14 @@ class Runner:
         """Artifact hashes this run has recorded already: a repeat adds no row."""
         self._log_root = f"{workspace.logs}/{pipe.name}/{run.run_id}"
         self._root, self._home = workspace.root, workspace.home
-        entries = workspace.store.cache_entries(pipe.name)
-        self.cache = {(e.task, e.key): e for e in entries}
+        self.cache = CacheIndex(workspace.store, pipe.name)
         self.needed = needed_outputs(self.graph, self.selected)
         self.latest: dict[str, CacheEntry] = {}
         """For --only/--from: the newest intact output of each task the selection reads."""
-        for entry in entries:  # newest first: the first intact one per task wins
-            if (entry.task in self.needed and entry.task not in self.latest
-                    and self._intact(entry.output, entry.files)):
-                self.latest[entry.task] = entry
+        for task in self.needed:
+            intact = (e for e in self.cache.newest(task) if self._intact(e.output, e.files))
+            if (entry := next(intact, None)) is not None:
+                self.latest[task] = entry
         missing = sorted(self.needed - set(self.latest) - set(self.provided))
         if missing:
             raise CadenzaError(
@@ -386,7 +385,7 @@ class Runner:
         ti.cache_key = sha256(f"gate:{parts}".encode())
         ti.meta = {"gate": True, "cacheable": True}
         decided_here = any(a.task == node.name for a in self.ws.store.approvals(self.run.run_id))
-        entry = None if self.force or decided_here else self.cache.get((node.name, ti.cache_key))
+        entry = None if self.force or decided_here else self.cache.get(node.name, ti.cache_key)
         if entry is not None and self._intact(entry.output, {}):
             ti.output = entry.output
             self._end(ti, S.CACHED)
@@ -477,7 +476,7 @@ class Runner:
             ti.cache_key = key = key_of(
                 ti.meta, self.interval[1:] if spec.cache == "interval" else None
             )
-            entry = None if self.force else self.cache.get((ti.task, key))
+            entry = None if self.force else self.cache.get(ti.task, key)
             if entry is not None and self._fits(entry) and self._intact(entry.output, entry.files):
                 ti.output, ti.files = entry.output, entry.files
                 self._end(ti, S.CACHED)
@@ -693,7 +692,7 @@ class Runner:
             self.pipe.name, ti.task, ti.cache_key, ti.output, ti.files, self.run_id,
             time.time(), ti.meta,
         )
-        self.cache[(ti.task, ti.cache_key)] = entry
+        self.cache.add(entry)
         self.journal.batch.cache.append(entry)
 
     def _parents(self, node: Node) -> tuple[str, ...]:

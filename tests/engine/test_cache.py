@@ -1,0 +1,32 @@
+"""CacheIndex: how a run finds earlier results by task and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_a_big_cache_is_looked_up_by_key_not_read_whole(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """Past PRELOAD entries a run asks the store for each key it needs: a run's start must
+    not read millions of entries."""
+    from cadenza.engine import cache as cache_module
+    from cadenza.engine.cache import CacheIndex
+    from cadenza.store.base import Batch, CacheEntry
+    from cadenza.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "c.db")
+    store.apply(Batch(cache=[CacheEntry("p", f"t{i % 3}", f"k{i}", None, {}, "r", float(i), {})
+                             for i in range(10)]))
+    monkeypatch.setattr(cache_module, "PRELOAD", 4)
+    index = CacheIndex(store, "p")
+    assert not index.complete and len(index.entries) == 5
+    assert index.get("t0", "k0") is not None and index.get("t0", "k0").key == "k0"
+    assert index.get("t0", "nope") is None and ("t0", "nope") in index.entries
+    assert [e.key for e in index.newest("t1")] == ["k7", "k4", "k1"]
+    monkeypatch.setattr(cache_module, "PRELOAD", 100)
+    whole = CacheIndex(store, "p")
+    assert whole.complete and whole.get("t0", "nope") is None
+    assert [e.key for e in whole.newest("t1")] == ["k7", "k4", "k1"]
+    store.close()
