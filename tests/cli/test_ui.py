@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,19 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.web._server import serve
 
 from cadenza.cli import main
 from cadenza.web.security import verify_password
 
 DEMO = str(Path(__file__).parents[1] / "pipelines" / "web_demo.py")
 TOKEN = "a-real-token-4567"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
@@ -43,35 +33,8 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
 
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "--home", str(home), "ui", DEMO, "--port", str(port),
-         "--token", TOKEN],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if _get(base + "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"cadenza ui did not start: {proc.communicate()[0]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serve(home, DEMO, TOKEN) as found:
+        yield found.url
 
 
 def test_ui_serves_and_guards_and_runs_what_is_triggered(server: str) -> None:
