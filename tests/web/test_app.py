@@ -377,3 +377,19 @@ def test_a_queued_run_shows_the_pipeline_graph_before_it_starts(world: World) ->
         assert {t["state"] for t in data["tasks"]} == {""}
     finally:
         actions.cancel(store, run_id)
+
+
+def test_promote_and_roll_back_a_version(client: TestClient, world: World) -> None:
+    outputs = [client.get(f"/api/v1/runs/{world.runs[kind]}/tasks/validate").json()["output"]
+               for kind in ("success", "waiting")]
+    first, second = (o["hash"] for o in outputs)
+    assert first != second  # thresholds 0.5 and 0.4 gave two versions
+    assert client.post(f"/api/v1/artifacts/{first}/promote").json() == {"active": first}
+    assert client.post(f"/api/v1/artifacts/{second}/promote").json() == {"active": second}
+    page = client.get(f"/artifacts/{second}", headers=HTML).text
+    assert "roll back active" in page and "make active" not in page
+    assert client.post(f"/api/v1/artifacts/{second}/rollback").json() == {"active": first}
+    assert client.get(f"/api/v1/artifacts/{first}").json()["active"] == first
+    history = client.get(f"/api/v1/artifacts/{first}").json()["alias_history"]
+    assert [c["hash"] for c in history] == [first, second, first]
+    assert {c["by"] for c in history} == {"token"}
