@@ -495,6 +495,13 @@ class Pipeline:
                 "FileSensor(...), on_new_version(...), or use @pipe.sensor.",
                 option="sensors", value=sensor, pipeline=self.name,
             )
+        if not isinstance(sensor.name, str) or not NAME.match(sensor.name):
+            raise InvalidOptionError(
+                f"Pipeline {self.name!r} got a sensor named {sensor.name!r}; a sensor's name "
+                "names its runs and its saved cursor, so it must be a Python identifier, like "
+                "'new_files'.",
+                option="sensors", value=sensor.name, pipeline=self.name,
+            )
         if any(s.name == sensor.name for s in self.sensors):
             raise InvalidOptionError(
                 f"Pipeline {self.name!r} has two sensors named {sensor.name!r}; pass name= "

@@ -637,3 +637,19 @@ def test_folder_and_glob_inputs_key_on_their_contents(home: Path) -> None:
     (landing / "a.csv").write_text("2")
     pipe.run(home=home)
     assert runs == ["whole", "csvs"]
+
+
+def test_a_run_id_that_could_climb_out_of_the_logs_folder_is_refused(tmp_path: Path) -> None:
+    """Run ids become folder names under .cadenza/logs: one from a tampered store is refused
+    before anything is written."""
+    from cadenza.engine.launch import run_pipeline
+    from cadenza.store.base import Batch, RunRecord
+
+    pipe = Pipeline("p")
+    pipe.task(lambda: 1, name="one")
+    ws = Workspace.open(tmp_path / ".cadenza")
+    ws.store.apply(Batch(runs=[RunRecord("../../evil", "p", "queued", {}, 1.0)]))
+    with pytest.raises(CadenzaError, match="cannot be used"):
+        run_pipeline(pipe, workspace=ws, resume="../../evil")
+    assert not (tmp_path / "evil").exists()
+    ws.close()

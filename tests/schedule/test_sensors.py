@@ -140,5 +140,7 @@ def test_bad_sensor_definitions() -> None:
         Pipeline("p").sensor(lambda: True, every="soon")
     with pytest.raises(InvalidOptionError, match="two sensors named"):
         Pipeline("p", sensors=[FileSensor("a", name="x"), FileSensor("b", name="x")])
+    with pytest.raises(InvalidOptionError, match="must be a Python identifier"):
+        Pipeline("p", sensors=[FileSensor("a", name="../../etc")])  # it names runs and folders
     with pytest.raises(InvalidOptionError, match="as a sensor or trigger"):
         Pipeline("p", sensors=["landing/*.csv"])  # type: ignore[list-item]

@@ -24,6 +24,7 @@ import heapq
 import itertools
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -69,6 +70,11 @@ ALERT_FLUSH = 5.0
 """Seconds a finishing run waits for its alerts to go out."""
 GC_THRESHOLD = 50_000
 HEARTBEAT = 5.0
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,199}\Z")
+"""What a run id may hold: it names a folder of logs and appears in URLs, so no ``/``, no
+leading dot."""
 
 
 def new_run_id(pipeline: str, moment: datetime | None = None) -> str:
@@ -145,6 +151,11 @@ class Runner:
         self._intact_memo: dict[str, bool] = {}
         self._recorded: set[str] = set()
         """Artifact hashes this run has recorded already: a repeat adds no row."""
+        if not RUN_ID.match(run.run_id):  # it becomes a folder name: refuse what could escape
+            raise CadenzaError(
+                f"Run id {run.run_id!r} cannot be used: a run id is letters, digits and "
+                "'_.:+-', starting with a letter, digit or '_'."
+            )
         self._log_root = f"{workspace.logs}/{pipe.name}/{run.run_id}"
         self._root, self._home = workspace.root, workspace.home
         self.cache = CacheIndex(workspace.store, pipe.name)

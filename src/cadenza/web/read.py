@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.engine.plan import plan_pipeline
+from cadenza.engine.run import RUN_ID
 from cadenza.exceptions import CadenzaError, RunNotFoundError
 from cadenza.lineage import lineage_tree
 from cadenza.params import Param, resolve_params
@@ -35,7 +36,6 @@ RATE_OF = 50
 """A pipeline's success rate is over its last this many ended runs."""
 LOG_CHUNK = 256 * 1024
 """At most this much of a log is sent at once; a live tail asks again from where it got."""
-RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,199}\Z")
 HASH = re.compile(r"[0-9a-f]{8,128}\Z")
 ENDED = ("success", "failed", "cancelled", "interrupted")
 
@@ -46,9 +46,10 @@ class NotFound(CadenzaError):
 
 def check_id(kind: str, value: str) -> str:
     """``value`` if it is a valid ``kind`` (run, task, pipeline, artifact) id, else NotFound:
-    ids reach file paths and SQL, so nothing else may pass (``..``, ``/``, NUL, ...)."""
+    ids reach file paths and SQL, so nothing else may pass: none of the patterns admits ``/``,
+    ``\\``, NUL or a leading dot, so no id can be ``..`` or climb out of a folder."""
     pattern = {"run": RUN_ID, "task": NAME, "pipeline": PIPELINE_NAME, "artifact": HASH}[kind]
-    if not pattern.match(value) or ".." in value:
+    if not pattern.match(value):
         raise NotFound(f"There is no {kind} {value!r}: that is not a valid {kind} id.")
     return value
 
