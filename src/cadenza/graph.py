@@ -142,6 +142,12 @@ class Graph:
         """The given tasks and everything upstream of them."""
         return self._walk(names, lambda n: n.upstream)
 
+    def needed_outputs(self, selected: set[str] | None) -> set[str]:
+        """Tasks outside ``selected`` whose stored outputs the selected tasks read."""
+        if selected is None:
+            return set()
+        return {up for name in selected for up in self.nodes[name].upstream} - selected
+
     def _walk(self, names: Iterable[str], step: Callable[[Node], Iterable[str]]) -> set[str]:
         seen: set[str] = set()
         stack = list(names)

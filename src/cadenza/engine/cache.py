@@ -187,3 +187,16 @@ class CacheIndex:
                               key=lambda e: e.created_at, reverse=True)
         else:
             yield from self.store.cache_entries(self.pipeline, task)
+
+
+_MISSING = object()
+
+
+def fits(entry: CacheEntry, params: Mapping[str, Any], secret: frozenset[str] = frozenset()
+         ) -> bool:
+    """An entry fits if the params the task read through ctx.params are unchanged."""
+    read: Mapping[str, Any] = entry.meta.get("params_read", {})
+    return all(
+        (hide(params[k]) if k in secret and k in params else params.get(k, _MISSING)) == v
+        for k, v in read.items()
+    )

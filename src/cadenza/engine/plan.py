@@ -6,8 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cadenza.engine.cache import Outputs, canonical, code_hash, key_meta, key_of
-from cadenza.engine.run import fits, needed_outputs
+from cadenza.engine.cache import Outputs, canonical, code_hash, fits, key_meta, key_of
 from cadenza.graph import Node
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import CacheEntry
@@ -30,7 +29,7 @@ def plan_pipeline(
     whether its input really changes is known only once the upstream task has run."""
     graph = pipe.graph()
     store = workspace.store
-    needed = needed_outputs(graph, selected)
+    needed = graph.needed_outputs(selected)
     outputs: dict[str, tuple[str | None, Mapping[str, str]]] = {}
     steps: list[PlanStep] = []
     for node in graph:

@@ -37,17 +37,18 @@ from typing import Any
 from cadenza.artifacts.serializers import serialize
 from cadenza.engine import logs
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
-from cadenza.engine.cache import CacheIndex, hide, key_meta, key_of, sha256
+from cadenza.engine.cache import CacheIndex, fits, hide, key_meta, key_of, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result
+from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
 from cadenza.engine.values import Values
 from cadenza.exceptions import CadenzaError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
-from cadenza.graph import Graph, Node
+from cadenza.graph import Node
 from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction
 from cadenza.secrets import mask, mask_data
 from cadenza.store.base import (
@@ -102,7 +103,7 @@ class Runner:
         self.router = pipe.alert_router()
         if self.router is not None:
             self.hooks.append(self.router)
-        self.slas = self._sla_deadlines()
+        self.slas = SlaClock(pipe, self.graph, run)
         """A heap of (epoch deadline, task or None for the whole run) not yet checked."""
         self.selected = selected
         self.cancel = cancel or threading.Event()
@@ -159,7 +160,7 @@ class Runner:
         self._log_root = f"{workspace.logs}/{pipe.name}/{run.run_id}"
         self._root, self._home = workspace.root, workspace.home
         self.cache = CacheIndex(workspace.store, pipe.name)
-        self.needed = needed_outputs(self.graph, self.selected)
+        self.needed = self.graph.needed_outputs(self.selected)
         self.latest: dict[str, CacheEntry] = {}
         """For --only/--from: the newest intact output of each task the selection reads."""
         for task in self.needed:
@@ -212,33 +213,10 @@ class Runner:
             gc.set_threshold(*thresholds)
             logs.uninstall()
 
-    def _sla_deadlines(self) -> list[tuple[float, str]]:
-        start = (datetime.fromisoformat(self.run.interval_end).timestamp()
-                 if self.run.interval_end else self.run.created_at)
-        found = [(start + n.spec.sla, n.name) for n in self.graph if n.spec.sla is not None]
-        if self.pipe.sla is not None:
-            found.append((start + self.pipe.sla, ""))
-        heapq.heapify(found)
-        return found
-
     def _check_slas(self) -> None:
-        now = time.time()
-        while self.slas and self.slas[0][0] <= now:
-            deadline, task = heapq.heappop(self.slas)
-            late = [t for t in ([task] if task else self.graph.order)
-                    if self._late(self.tis[(t, -1)], deadline)]
-            if late:
-                limit = self.pipe.sla if not task else self.graph.nodes[task].spec.sla
-                self._event(task or None, -1, "sla_missed", deadline=deadline, sla=limit,
-                            waiting_on=late[:20])
-
-    @staticmethod
-    def _late(ti: Instance, deadline: float) -> bool:
-        """Not done by ``deadline``: still going, or done after it (an inline task blocks the
-        loop, so a deadline may be looked at only once the task is over)."""
-        if ti.state is S.SKIPPED:
-            return False
-        return ti.state not in SUCCEEDED or (ti.ended or time.time()) > deadline
+        for miss in self.slas.missed(lambda task: self.tis[(task, -1)]):
+            self._event(miss.task, -1, "sla_missed", deadline=miss.deadline, sla=miss.sla,
+                        waiting_on=miss.late[:20])
 
     def _callback_failed(self, name: str, error: BaseException) -> None:
         self._event(None, -1, "callback_error", callback=name,
@@ -258,8 +236,8 @@ class Runner:
         due = self.journal.due()
         if due is not None:  # wake in time to commit what is waiting
             wake = min(wake, due)
-        if self.slas:
-            wake = min(wake, now + self.slas[0][0] - time.time())
+        if (sla := self.slas.next()) is not None:
+            wake = min(wake, now + sla - time.time())
         try:
             item = self.results.get(timeout=max(0.0, wake - time.monotonic()))
         except queue.Empty:
@@ -814,23 +792,3 @@ class Runner:
 
     def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
         self.journal.event(task, index, kind, data)
-
-
-_MISSING = object()
-
-
-def fits(entry: CacheEntry, params: Mapping[str, Any], secret: frozenset[str] = frozenset()
-         ) -> bool:
-    """An entry fits if the params the task read through ctx.params are unchanged."""
-    read: Mapping[str, Any] = entry.meta.get("params_read", {})
-    return all(
-        (hide(params[k]) if k in secret and k in params else params.get(k, _MISSING)) == v
-        for k, v in read.items()
-    )
-
-
-def needed_outputs(graph: Graph, selected: set[str] | None) -> set[str]:
-    """Tasks outside the selection whose stored outputs the selected tasks read."""
-    if selected is None:
-        return set()
-    return {up for name in selected for up in graph.nodes[name].upstream} - selected
