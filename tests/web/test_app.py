@@ -393,3 +393,22 @@ def test_promote_and_roll_back_a_version(client: TestClient, world: World) -> No
     history = client.get(f"/api/v1/artifacts/{first}").json()["alias_history"]
     assert [c["hash"] for c in history] == [first, second, first]
     assert {c["by"] for c in history} == {"token"}
+
+
+def test_live_pages_carry_the_version_the_api_answers_until_something_changes(
+        client: TestClient, world: World) -> None:
+    """A live page reloads when the API's version differs from the one it was rendered from:
+    equal while nothing happens (durations grow all the same), different after a change."""
+    run_id = world.runs["running"]
+    for page, api in [(f"/runs/{run_id}", f"/api/v1/runs/{run_id}"),
+                      ("/", "/api/v1/pipelines"), ("/runs", "/api/v1/runs?offset=0"),
+                      ("/pipelines/web_demo", "/api/v1/pipelines/web_demo?offset=0")]:
+        html = client.get(page, headers=HTML).text
+        shown = html.split('data-live-version="')[1].split('"')[0]
+        assert client.get(api).json()["version"] == shown, page
+    before = client.get(f"/api/v1/runs/{run_id}").json()["version"]
+    world.site.workspace.store.request_cancel(run_id)
+    try:
+        assert client.get(f"/api/v1/runs/{run_id}").json()["version"] != before
+    finally:
+        world.site.workspace.store.request_cancel(run_id, False)

@@ -3,6 +3,8 @@ JSON-able dicts: the JSON API returns them as they are, the pages render them.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections import Counter
@@ -83,6 +85,22 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
 
+def versioned(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with a ``version``: a hash of everything in it but durations (which grow while
+    a run goes on). A live page holds the version it was rendered from and reloads when the API
+    answers another: what changed between rendering and the first poll is not missed."""
+
+    def steady(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: steady(v) for k, v in value.items() if k != "duration"}
+        if isinstance(value, list):
+            return [steady(v) for v in value]
+        return value
+
+    text = json.dumps(steady(data), sort_keys=True, default=str)
+    return {**data, "version": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
 def run_summary(run: RunRecord, now: float | None = None) -> dict[str, Any]:
     end = run.ended_at or (now or time.time())
     return {
@@ -114,7 +132,7 @@ def pipelines(site: Site) -> dict[str, Any]:
             "success_rate": (ended.count("success") / len(ended)) if ended else None,
             "running": states.count("running"),
         })
-    return {"pipelines": rows, "load_errors": site.load_errors}
+    return versioned({"pipelines": rows, "load_errors": site.load_errors})
 
 
 def _schedule_words(pipe: Pipeline | None) -> dict[str, Any]:
@@ -145,7 +163,7 @@ def pipeline(site: Site, name: str, offset: int = 0) -> dict[str, Any]:
         upstream = dag_of(store.events(runs[0].run_id, limit=5)) if runs else {}
     tasks = list(upstream) or sorted({t for states in grid.values() for t in states})
     latest = grid[runs[0].run_id] if runs and offset == 0 else {}
-    return {
+    return versioned({
         "name": name, "loaded": entry is not None, "paused": name in store.paused(),
         "description": entry.pipeline.description if entry else "",
         **_schedule_words(entry.pipeline if entry else None),
@@ -154,7 +172,7 @@ def pipeline(site: Site, name: str, offset: int = 0) -> dict[str, Any]:
         "runs": [run_summary(r, now) for r in runs],
         "grid": grid, "offset": offset, "page": PAGE,
         "params": _params(entry.pipeline) if entry else [],
-    }
+    })
 
 
 def _params(pipe: Pipeline) -> list[dict[str, Any]]:
@@ -198,8 +216,8 @@ def runs(site: Site, pipeline_name: str | None = None, offset: int = 0) -> dict[
         check_id("pipeline", pipeline_name)
     found = site.workspace.store.list_runs(pipeline_name, PAGE, max(0, offset))
     now = time.time()
-    return {"runs": [run_summary(r, now) for r in found], "offset": offset, "page": PAGE,
-            "pipeline": pipeline_name}
+    return versioned({"runs": [run_summary(r, now) for r in found], "offset": offset,
+                      "page": PAGE, "pipeline": pipeline_name})
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -236,14 +254,14 @@ def run(site: Site, run_id: str) -> dict[str, Any]:
                 "approved": decision.approved, "by": decision.by, "at": _iso(decision.at),
                 "reason": decision.reason},
         })
-    return {
+    return versioned({
         **run_summary(record, now), "params": record.params, "target": record.target,
         "interval_start": record.interval_start, "interval_end": record.interval_end,
         "cancel_requested": record.cancel_requested, "tasks": tasks,
         "critical_path": critical,
         "attempts": [_attempt(a, with_traceback=False) for a in attempts if a.map_index < 0],
         "gates": [t["task"] for t in tasks if t["state"] == "awaiting_approval"],
-    }
+    })
 
 
 def _attempt(a: AttemptRecord, *, with_traceback: bool = True) -> dict[str, Any]:

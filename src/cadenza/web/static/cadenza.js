@@ -5,27 +5,16 @@
 
 const POLL_MS = 1500;
 
-// Fields that change on every poll without anything having happened.
-const VOLATILE = new Set(["duration", "next_run"]);
-
-function fingerprint(value) {
-  return JSON.stringify(value, (key, v) => (VOLATILE.has(key) ? undefined : v));
-}
-
-// shown: the state the page was rendered in. The first answer may already be newer (a run
-// can go from queued to waiting before the script asks): then reload at once, or the page
-// would show the old state until something else changed, which may be never.
+// shown: the version of the data the page was rendered from (web/read.py's versioned()).
+// The API answers the same data with its version now; another version means something
+// changed, even before the first poll, so the page reloads.
 function watchPage(url, shown) {
-  let first = null;
   const tick = async () => {
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (response.ok) {
         const data = await response.json();
-        const print = fingerprint(data);
-        if (first === null && shown && data.state !== shown) { window.location.reload(); return; }
-        if (first === null) first = print;
-        else if (print !== first) { window.location.reload(); return; }
+        if (data.version !== shown) { window.location.reload(); return; }
       }
     } catch (err) { /* the server may be restarting: try again */ }
     setTimeout(tick, POLL_MS);
@@ -57,6 +46,6 @@ function tailLog(pre) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const live = document.body.dataset.live;
-  if (live) watchPage(live, document.body.dataset.liveState);
+  if (live) watchPage(live, document.body.dataset.liveVersion);
   document.querySelectorAll("pre[data-log]").forEach(tailLog);
 });
