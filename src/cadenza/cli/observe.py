@@ -84,7 +84,7 @@ def artifacts_ls(ctx: click.Context, pipeline: str | None, task: str | None, lim
         if task is not None:
             if pipeline is None:
                 raise CadenzaError("--task needs --pipeline.")
-            records = ws.store.versions(pipeline, task)[:limit]
+            records = ws.store.versions(pipeline, task, limit=limit)
         else:
             records = ws.store.artifacts(pipeline, limit)
         aliases: dict[str, list[str]] = {}

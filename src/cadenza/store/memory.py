@@ -193,11 +193,12 @@ class MemoryStore:
 
     # -- versions and aliases ---------------------------------------------------------------
 
-    def versions(self, pipeline: str, task: str, name: str = "return") -> list[ArtifactRecord]:
+    def versions(self, pipeline: str, task: str, name: str = "return",
+                 limit: int | None = None) -> list[ArtifactRecord]:
         with self._lock:
             found = [a for a in self._artifacts.values()
                      if (a.pipeline, a.task, a.name) == (pipeline, task, name)]
-        found = copy.deepcopy(sorted(found, key=lambda a: a.created_at, reverse=True))
+        found = copy.deepcopy(sorted(found, key=lambda a: a.created_at, reverse=True)[:limit])
         for record in found:
             record.data = None
         return found

@@ -472,11 +472,13 @@ class SqliteStore:
 
     # -- versions and aliases ---------------------------------------------------------------
 
-    def versions(self, pipeline: str, task: str, name: str = "return") -> list[ArtifactRecord]:
+    def versions(self, pipeline: str, task: str, name: str = "return",
+                 limit: int | None = None) -> list[ArtifactRecord]:
         cols = _ART_COLS.replace(", data", ", NULL")
         rows = self._read(
             f"SELECT {cols} FROM artifacts WHERE pipeline = ? AND task = ? AND name = ? "
-            "ORDER BY created_at DESC", (pipeline, task, name),
+            "ORDER BY created_at DESC LIMIT ?",
+            (pipeline, task, name, -1 if limit is None else limit),
         )
         return [self._artifact(row) for row in rows]
 

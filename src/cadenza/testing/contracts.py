@@ -610,6 +610,7 @@ class MetadataStoreContract:
         assert [v.hash[0] for v in store.versions("p", "train")] == ["b", "a"]
         assert [v.hash[0] for v in store.versions("p", "train", "model")] == ["d"]
         assert all(v.data is None for v in store.versions("p", "train"))
+        assert [v.hash[0] for v in store.versions("p", "train", limit=1)] == ["b"]
 
     def test_alias_history_newest_first(self, store: MetadataStore) -> None:
         assert store.alias_history("p", "train", "active") == []

@@ -341,7 +341,7 @@ def artifact(site: Site, digest: str) -> dict[str, Any]:
     if record is None:
         raise NotFound(f"There is no artifact {digest!r}.")
     history = store.alias_history(record.pipeline, record.task, "active", record.name)
-    versions = store.versions(record.pipeline, record.task, record.name)[:50]
+    versions = store.versions(record.pipeline, record.task, record.name, limit=50)
     tree = lineage_tree(store, record.hash, max_depth=20)
     return {
         **_artifact(record), "active": history[0].hash if history else None,
