@@ -6,11 +6,13 @@ need no JavaScript to act). Bodies are JSON or form fields, never pickles."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from cadenza import actions
 from cadenza import artifacts as versions
@@ -124,7 +126,15 @@ async def _body(request: Request) -> tuple[dict[str, Any], bool]:
     return data, False
 
 
-def _answer(form: bool, fields: dict[str, Any], back: str, data: dict[str, Any]) -> Response:
+Work = Callable[[dict[str, Any], bool], tuple[str, dict[str, Any]]]
+"""An action: given the request's fields and whether a form sent them, it acts and returns
+the page to go back to and the JSON answer."""
+
+
+async def _act(request: Request, work: Work) -> Response:
+    """Read the body, then act in a worker thread: the store blocks, the event loop must not."""
+    fields, form = await _body(request)
+    back, data = await run_in_threadpool(work, fields, form)
     if form:
         return RedirectResponse(safe_next(fields.get("next") or back), status_code=303)
     return JSONResponse(data)
@@ -134,106 +144,130 @@ def _who(request: Request) -> str:
     return str(getattr(request.state, "who", "") or "web")
 
 
+def _run_page(run_id: str) -> str:
+    return f"/runs/{quote(run_id)}"
+
+
 @router.post("/pipelines/{name}/runs")
 async def trigger(request: Request, name: str) -> Response:
     """Queue a run with params (JSON ``{"params": {...}}`` or form fields ``param.NAME``);
     params are checked against the pipeline's. The scheduler starts it."""
     the = site(request)
     pipe = the.pipeline(name)
-    fields, form = await _body(request)
-    if form:
-        params = {k[6:]: v for k, v in fields.items() if k.startswith("param.") and v != ""}
-    else:
-        params = fields.get("params") or {}
-        if not isinstance(params, dict):
-            raise CadenzaError(f"params must be a JSON object, not {params!r}.")
-    run_id = actions.trigger(the.workspace.store, pipe, params, target=the.entries[name].target,
-                             from_text=form)
-    return _answer(form, {}, f"/runs/{quote(run_id)}", {"run_id": run_id, "state": "queued"})
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        if form:
+            params = {k[6:]: v for k, v in fields.items() if k.startswith("param.") and v != ""}
+        else:
+            params = fields.get("params") or {}
+            if not isinstance(params, dict):
+                raise CadenzaError(f"params must be a JSON object, not {params!r}.")
+        run_id = actions.trigger(the.workspace.store, pipe, params,
+                                 target=the.entries[name].target, from_text=form)
+        return _run_page(run_id), {"run_id": run_id, "state": "queued"}
+
+    return await _act(request, work)
 
 
 @router.post("/pipelines/{name}/pause")
 async def pause(request: Request, name: str) -> Response:
     """Pause a pipeline's schedule: no new scheduled runs until it is unpaused."""
-    return await _set_paused(request, name, True)
+    return await _act(request, _set_paused(site(request), name, True))
 
 
 @router.post("/pipelines/{name}/unpause")
 async def unpause(request: Request, name: str) -> Response:
     """Unpause a pipeline's schedule."""
-    return await _set_paused(request, name, False)
+    return await _act(request, _set_paused(site(request), name, False))
 
 
-async def _set_paused(request: Request, name: str, paused: bool) -> Response:
-    the = site(request)
+def _set_paused(the: Site, name: str, paused: bool) -> Work:
     check_id("pipeline", name)
-    if name not in the.entries and name not in the.workspace.store.pipelines():
-        raise read.NotFound(f"There is no pipeline {name!r}.")
-    fields, form = await _body(request)
-    the.workspace.store.set_paused(name, paused)
-    return _answer(form, fields, "/", {"name": name, "paused": paused})
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        if name not in the.entries and name not in the.workspace.store.pipelines():
+            raise read.NotFound(f"There is no pipeline {name!r}.")
+        the.workspace.store.set_paused(name, paused)
+        return "/", {"name": name, "paused": paused}
+
+    return work
 
 
 @router.post("/runs/{run_id}/retry")
 async def retry(request: Request, run_id: str) -> Response:
     """Queue an ended run again: only what did not succeed runs."""
     the = site(request)
-    the.run(run_id)
-    fields, form = await _body(request)
-    actions.retry(the.workspace.store, run_id)
-    return _answer(form, fields, f"/runs/{quote(run_id)}", {"run_id": run_id, "state": "queued"})
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        the.run(run_id)
+        actions.retry(the.workspace.store, run_id)
+        return _run_page(run_id), {"run_id": run_id, "state": "queued"}
+
+    return await _act(request, work)
 
 
 @router.post("/runs/{run_id}/cancel")
 async def cancel(request: Request, run_id: str) -> Response:
     """Cancel a run: a live runner stops its tasks; a run nobody runs is cancelled at once."""
     the = site(request)
-    the.run(run_id)
-    fields, form = await _body(request)
-    outcome = actions.cancel(the.workspace.store, run_id)
-    return _answer(form, fields, f"/runs/{quote(run_id)}", {"run_id": run_id, "cancel": outcome})
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        the.run(run_id)
+        outcome = actions.cancel(the.workspace.store, run_id)
+        return _run_page(run_id), {"run_id": run_id, "cancel": outcome}
+
+    return await _act(request, work)
 
 
 @router.post("/runs/{run_id}/gates/{task}/approve")
 async def approve(request: Request, run_id: str, task: str) -> Response:
     """Approve a waiting gate: the tasks after it may run."""
-    return await _decide(request, run_id, task, True)
+    return await _act(request, _decide(request, run_id, task, True))
 
 
 @router.post("/runs/{run_id}/gates/{task}/reject")
 async def reject(request: Request, run_id: str, task: str) -> Response:
     """Reject a waiting gate (a ``reason`` is required): the tasks after it do not run."""
-    return await _decide(request, run_id, task, False)
+    return await _act(request, _decide(request, run_id, task, False))
 
 
-async def _decide(request: Request, run_id: str, task: str, approved: bool) -> Response:
-    the = site(request)
-    the.run(run_id)
+def _decide(request: Request, run_id: str, task: str, approved: bool) -> Work:
+    the, who = site(request), _who(request)
     check_id("task", task)
-    fields, form = await _body(request)
-    reason = str(fields.get("reason") or "")
-    actions.decide(the.workspace.store, run_id, task, approved, _who(request), reason)
-    return _answer(form, fields, f"/runs/{quote(run_id)}",
-                   {"run_id": run_id, "gate": task, "approved": approved})
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        the.run(run_id)
+        reason = str(fields.get("reason") or "")
+        actions.decide(the.workspace.store, run_id, task, approved, who, reason)
+        return _run_page(run_id), {"run_id": run_id, "gate": task, "approved": approved}
+
+    return work
 
 
 @router.post("/artifacts/{digest}/promote")
 async def promote(request: Request, digest: str) -> Response:
     """Point the ``active`` alias of this artifact's task at this version."""
-    the = site(request)
-    record = read.artifact(the, digest)
-    fields, form = await _body(request)
-    versions.promote(record["pipeline"], record["task"], record["hash"], name=record["name"],
-                     by=_who(request), home=the.workspace.home)
-    return _answer(form, fields, f"/artifacts/{digest}", {"active": record["hash"]})
+    the, who = site(request), _who(request)
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        record = the.artifact(digest)
+        versions.promote(record.pipeline, record.task, record.hash, name=record.name, by=who,
+                         home=the.workspace.home)
+        return f"/artifacts/{record.hash}", {"active": record.hash}
+
+    return await _act(request, work)
 
 
 @router.post("/artifacts/{digest}/rollback")
 async def rollback(request: Request, digest: str) -> Response:
     """Point the ``active`` alias of this artifact's task back at its previous version."""
-    the = site(request)
-    record = read.artifact(the, digest)
-    fields, form = await _body(request)
-    now = versions.rollback(record["pipeline"], record["task"], name=record["name"],
-                            by=_who(request), home=the.workspace.home)
-    return _answer(form, fields, f"/artifacts/{now}", {"active": now})
+    the, who = site(request), _who(request)
+
+    def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
+        record = the.artifact(digest)
+        now = versions.rollback(record.pipeline, record.task, name=record.name, by=who,
+                                home=the.workspace.home)
+        return f"/artifacts/{now}", {"active": now}
+
+    return await _act(request, work)
+

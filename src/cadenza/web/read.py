@@ -80,6 +80,12 @@ class Site:
         except RunNotFoundError:
             raise NotFound(f"There is no run {run_id!r}.") from None
 
+    def artifact(self, digest: str) -> ArtifactRecord:
+        record = self.workspace.store.artifact(check_id("artifact", digest))
+        if record is None:
+            raise NotFound(f"There is no artifact {digest!r}.")
+        return record
+
 
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
@@ -337,9 +343,7 @@ def artifacts(site: Site, pipeline_name: str | None = None) -> dict[str, Any]:
 
 def artifact(site: Site, digest: str) -> dict[str, Any]:
     store = site.workspace.store
-    record = store.artifact(check_id("artifact", digest))
-    if record is None:
-        raise NotFound(f"There is no artifact {digest!r}.")
+    record = site.artifact(digest)
     history = store.alias_history(record.pipeline, record.task, "active", record.name)
     versions = store.versions(record.pipeline, record.task, record.name, limit=50)
     tree = lineage_tree(store, record.hash, max_depth=20)
