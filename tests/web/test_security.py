@@ -506,3 +506,18 @@ def test_check_bind_needs_chosen_credentials_elsewhere(tmp_path: Path, host: str
 )
 def test_safe_next(url: str | None, expected: str) -> None:
     assert safe_next(url) == expected
+
+
+def test_a_verified_password_is_not_hashed_again(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP Basic sends the password with every request: scrypt runs once per password."""
+    import cadenza.web.security as security
+
+    auth = Auth.for_home(tmp_path, user="ann", password_hash=hash_password("pw-long-enough"))
+    calls: list[str] = []
+    real = security.verify_password
+    monkeypatch.setattr(security, "verify_password",
+                        lambda password, encoded: calls.append(password) or real(password, encoded))
+    assert [auth.check("ann", "pw-long-enough") for _ in range(3)] == ["ann"] * 3
+    assert auth.check("ann", "wrong-password") is None
+    assert calls == ["pw-long-enough", "wrong-password"]
