@@ -54,6 +54,17 @@ def test_ui_serves_and_guards_and_runs_what_is_triggered(server: str) -> None:
         time.sleep(0.2)
         state = str(_get(f"{server}/api/v1/runs/{run_id}", TOKEN)[1]["state"])
     assert state == "waiting"  # the scheduler inside the UI ran it up to its gate
+    # Its metrics are counted once the run's end is recorded: a moment after the state. (The
+    # scheduler also ran web_demo's latest 06:00 interval, which waits at the gate as well.)
+    counted = 'cadenza_runs_total{pipeline="web_demo",state="waiting"}'
+    scrape = urllib.request.Request(server + "/metrics",
+                                    headers={"Authorization": f"Bearer {TOKEN}"})
+    deadline, text = time.monotonic() + 10, ""
+    while counted not in text and time.monotonic() < deadline:
+        with urllib.request.urlopen(scrape, timeout=5) as response:
+            text = response.read().decode()
+        time.sleep(0.1)
+    assert counted in text, text
 
 
 def test_any_address_but_loopback_needs_configured_auth(home: Path) -> None:

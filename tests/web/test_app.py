@@ -412,3 +412,15 @@ def test_live_pages_carry_the_version_the_api_answers_until_something_changes(
         assert client.get(f"/api/v1/runs/{run_id}").json()["version"] != before
     finally:
         world.site.workspace.store.request_cancel(run_id, False)
+
+
+def test_metrics_are_served_to_the_authenticated(client: TestClient,
+                                                 anonymous: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert anonymous.get("/metrics").status_code == 401
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {"cadenza_runs", "cadenza_task_duration_seconds",
+            "cadenza_scheduler_tick_seconds"} <= names

@@ -12,6 +12,7 @@ from cadenza.cli._base import _workspace, console, errors, main
 from cadenza.cli.schedule import load_entries
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
+from cadenza.metrics import Metrics
 from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError
 from cadenza.workspace import Workspace
 
@@ -66,11 +67,13 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
     auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash)
     check_bind(host, auth)
     site_ws = Workspace.open(home)
-    app = create_app(Site(site_ws, {e.pipeline.name: e for e in entries}, failed), auth)
+    metrics = Metrics()
+    app = create_app(Site(site_ws, {e.pipeline.name: e for e in entries}, failed), auth, metrics)
     stop = threading.Event()
     worker = None
     if scheduler and entries:
-        worker = threading.Thread(target=_schedule, args=(entries, home, executor, stop),
+        worker = threading.Thread(target=_schedule,
+                                  args=(entries, home, executor, metrics, stop),
                                   name="cadenza-ui-scheduler", daemon=True)
         worker.start()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -88,8 +91,9 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
         site_ws.close()
 
 
-def _schedule(entries: list[Entry], home: Path, executor: str, stop: threading.Event) -> None:
-    sched = Scheduler(entries, home, executor=executor)
+def _schedule(entries: list[Entry], home: Path, executor: str, metrics: Metrics,
+              stop: threading.Event) -> None:
+    sched = Scheduler(entries, home, executor=executor, metrics=metrics)
     try:
         while not stop.is_set():
             try:

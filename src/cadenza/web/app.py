@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
 from cadenza.exceptions import CadenzaError
+from cadenza.metrics import Metrics
 from cadenza.web import api, pages
 from cadenza.web.guard import Guard
 from cadenza.web.read import NotFound, Site
@@ -20,8 +22,10 @@ from cadenza.web.security import Auth, login_response, logout_response, safe_nex
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(site: Site, auth: Auth) -> FastAPI:
-    """The UI for ``site``: every route but /health, /login and /static/ needs ``auth``."""
+def create_app(site: Site, auth: Auth, metrics: Metrics | None = None) -> FastAPI:
+    """The UI for ``site``: every route but /health, /login and /static/ needs ``auth``.
+    ``metrics`` (those of the scheduler inside `cadenza ui`) are served at /metrics."""
+    registry = metrics if metrics is not None else Metrics()
     # No Swagger page: it loads its scripts from a CDN. The schema is served as JSON.
     app = FastAPI(title="cadenza", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/v1/openapi.json")
@@ -34,6 +38,10 @@ def create_app(site: Site, auth: Auth) -> FastAPI:
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(registry.text(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/login", include_in_schema=False, response_class=HTMLResponse)
     def login_form(request: Request, next: str = "/", failed: bool = False) -> Response:
