@@ -424,3 +424,26 @@ def test_metrics_are_served_to_the_authenticated(client: TestClient,
     names = {family.name for family in text_string_to_metric_families(response.text)}
     assert {"cadenza_runs", "cadenza_task_duration_seconds",
             "cadenza_scheduler_tick_seconds"} <= names
+
+
+def test_a_mapped_task_shows_how_many_items_are_in_each_state(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from cadenza.store.base import Batch, RunRecord, TaskInstanceRecord
+    from cadenza.web import read
+    from cadenza.web.read import Site
+
+    ws = Workspace.open(tmp_path_factory.mktemp("mapped") / ".cadenza")
+    run_id = "m-20261122T000000-abcdef"
+    ws.store.apply(Batch(
+        runs=[RunRecord(run_id, "m", "failed", {}, 1.0)],
+        task_instances=[TaskInstanceRecord(run_id, "each", -1, "failed"),
+                        TaskInstanceRecord(run_id, "each", 0, "success"),
+                        TaskInstanceRecord(run_id, "each", 1, "success"),
+                        TaskInstanceRecord(run_id, "each", 2, "failed"),
+                        TaskInstanceRecord(run_id, "after", -1, "upstream_failed")],
+    ))
+    tasks = {t["task"]: t for t in read.run(Site(ws), run_id)["tasks"]}
+    assert set(tasks) == {"each", "after"}
+    assert tasks["each"]["mapped"] == {"success": 2, "failed": 1}
+    assert tasks["after"]["mapped"] is None
+    ws.close()

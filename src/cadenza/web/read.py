@@ -232,13 +232,15 @@ def run(site: Site, run_id: str) -> dict[str, Any]:
     record = site.run(run_id)
     store = site.workspace.store
     now = time.time()
-    instances = store.task_instances(run_id, mapped=False)
-    mapped = Counter((ti.task, ti.state) for ti in store.task_instances(run_id)
-                     if ti.map_index >= 0) if any(ti.map_index >= 0 for ti in instances) \
-        else Counter()
+    entry = site.entries.get(record.pipeline)
+    # A mapped task's items are read only if the run can have any: a run mapping 100,000
+    # items has as many rows, and its page shows them as counts.
+    maps = entry is None or any(node.spec.map_over for node in entry.pipeline.graph())
+    everything = store.task_instances(run_id, mapped=maps)
+    instances = [ti for ti in everything if ti.map_index < 0]
+    mapped = Counter((ti.task, ti.state) for ti in everything if ti.map_index >= 0)
     attempts = store.attempts(run_id)
     upstream = dag_of(store.events(run_id, limit=5))
-    entry = site.entries.get(record.pipeline)
     if not upstream and entry is not None:  # not started yet: the pipeline's own shape
         upstream = {node.name: list(node.upstream) for node in entry.pipeline.graph()}
     if not instances:
