@@ -25,8 +25,13 @@ def test_a_big_cache_is_looked_up_by_key_not_read_whole(monkeypatch: pytest.Monk
     assert index.get("t0", "k0") is not None and index.get("t0", "k0").key == "k0"
     assert index.get("t0", "nope") is None and ("t0", "nope") in index.entries
     assert [e.key for e in index.newest("t1")] == ["k7", "k4", "k1"]
+    lazy = CacheIndex(store, "p", preload=0)  # `cadenza plan`: nothing read up front
+    assert not lazy.complete and lazy.entries == {}
+    assert lazy.get("t2", "k5") is not None and next(lazy.newest("t2")).key == "k8"
     monkeypatch.setattr(cache_module, "PRELOAD", 100)
     whole = CacheIndex(store, "p")
     assert whole.complete and whole.get("t0", "nope") is None
     assert [e.key for e in whole.newest("t1")] == ["k7", "k4", "k1"]
+    whole.add(CacheEntry("p", "t1", "k99", None, {}, "r", 99.0, {}))  # what a run just stored
+    assert [e.key for e in whole.newest("t1")] == ["k99", "k7", "k4", "k1"]
     store.close()

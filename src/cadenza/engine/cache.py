@@ -151,9 +151,10 @@ def key_of(meta: Mapping[str, Any], interval: tuple[str | None, str | None] | No
     )
 
 
-PRELOAD = 20_000
+PRELOAD = 2_000
 """A pipeline with at most this many cache entries has them all read at a run's start (one
-query); past it, a run looks each key up as it needs it (one indexed query per task)."""
+query); past it, a run looks each key up as it needs it (one indexed query per task).
+Reading an entry costs about 50 us (its key's makings are JSON), so 2,000 cost 0.1 s."""
 
 
 class CacheIndex:
@@ -163,12 +164,18 @@ class CacheIndex:
     entries; reading them all would cost seconds at every run start, so past ``PRELOAD`` each
     key is looked up in the store when first asked for, and the answer remembered."""
 
-    def __init__(self, store: MetadataStore, pipeline: str) -> None:
+    def __init__(self, store: MetadataStore, pipeline: str, preload: int | None = None) -> None:
+        """``preload``: how many entries to read up front (default ``PRELOAD``); 0 for a
+        caller that asks for few keys, such as `cadenza plan`: then nothing is read up front
+        (finding a pipeline's newest entries means sorting all of them)."""
         self.store, self.pipeline = store, pipeline
-        newest = store.cache_entries(pipeline, limit=PRELOAD + 1)
-        self.complete = len(newest) <= PRELOAD
+        limit = PRELOAD if preload is None else preload
+        newest = store.cache_entries(pipeline, limit=limit + 1) if limit else []
+        self.complete = bool(limit) and len(newest) <= limit
         self.entries: dict[tuple[str, str], CacheEntry | None] = {
             (e.task, e.key): e for e in reversed(newest)}  # newest wins a repeated key
+        self._by_task: dict[str, list[CacheEntry]] | None = None
+        """A complete cache's entries by task, newest first: made when first asked for."""
 
     def get(self, task: str, key: str) -> CacheEntry | None:
         if self.complete or (task, key) in self.entries:
@@ -179,14 +186,23 @@ class CacheIndex:
 
     def add(self, entry: CacheEntry) -> None:
         self.entries[(entry.task, entry.key)] = entry
+        self._by_task = None
 
     def newest(self, task: str) -> Iterator[CacheEntry]:
-        """A task's entries, newest first."""
-        if self.complete:
-            yield from sorted((e for (t, _), e in self.entries.items() if t == task and e),
-                              key=lambda e: e.created_at, reverse=True)
-        else:
-            yield from self.store.cache_entries(self.pipeline, task)
+        """A task's entries, newest first; past ``PRELOAD``, the rest are read only if the
+        caller asks for more than the newest."""
+        if not self.complete:
+            first = self.store.cache_entries(self.pipeline, task, limit=1)
+            yield from first
+            if first:
+                yield from self.store.cache_entries(self.pipeline, task)[1:]
+            return
+        if self._by_task is None:
+            self._by_task = {}
+            for entry in sorted((e for e in self.entries.values() if e),
+                                key=lambda e: e.created_at, reverse=True):
+                self._by_task.setdefault(entry.task, []).append(entry)
+        yield from self._by_task.get(task, ())
 
 
 _MISSING = object()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cadenza.engine.cache import Outputs, canonical, code_hash, fits, key_meta, key_of
+from cadenza.engine.cache import (
+    CacheIndex,
+    Outputs,
+    canonical,
+    code_hash,
+    fits,
+    key_meta,
+    key_of,
+)
 from cadenza.graph import Node
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import CacheEntry
@@ -28,22 +36,16 @@ def plan_pipeline(
     """One step per task, in run order. A task downstream of one that runs is marked to run:
     whether its input really changes is known only once the upstream task has run."""
     graph = pipe.graph()
-    store = workspace.store
+    # as a run finds its cache entries, but asking only for what it needs: a few per task
+    cache = CacheIndex(workspace.store, pipe.name, preload=0)
     needed = graph.needed_outputs(selected)
     outputs: dict[str, tuple[str | None, Mapping[str, str]]] = {}
     steps: list[PlanStep] = []
     for node in graph:
-        # two indexed lookups per task, not every entry the pipeline ever stored
         name = node.name
-        newest = store.cache_entries(pipe.name, name, limit=1)
-        last = newest[0] if newest else None
-
-        def lookup(key: str, task: str = name) -> CacheEntry | None:
-            found = store.cache_entries(pipe.name, task, key=key)
-            return found[0] if found else None
-
+        last = next(cache.newest(name), None)
         runs, reason, found = _decide(node, last, outputs, needed, selected, force,
-                                      workspace, params, lookup, pipe.secret_params)
+                                      workspace, params, cache, pipe.secret_params)
         steps.append(PlanStep(name, runs, reason, found.key if found else None))
         if not runs and found is not None:
             outputs[name] = (found.output, found.files)
@@ -55,7 +57,7 @@ def plan_pipeline(
 def _decide(
     node: Node, last: CacheEntry | None, outputs: Outputs, needed: set[str],
     selected: set[str] | None, force: bool, workspace: Workspace, params: Mapping[str, Any],
-    lookup: Callable[[str], CacheEntry | None], secret: frozenset[str],
+    cache: CacheIndex, secret: frozenset[str],
 ) -> tuple[bool, str, CacheEntry | None]:
     if selected is not None and node.name not in selected:
         if node.name not in needed:
@@ -79,7 +81,7 @@ def _decide(
     if node.spec.map_over is not None:
         return True, "mapped: each item is checked against the cache when it runs", None
     meta = key_meta(node, outputs, params, workspace.root, secret=secret)
-    found = lookup(key_of(meta, None))
+    found = cache.get(node.name, key_of(meta, None))
     if found is not None and fits(found, params, secret):
         if _intact(workspace, found):
             return False, "cached", found
