@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -50,8 +51,6 @@ def page(request: Request, template: str, data: dict[str, Any], **extra: Any) ->
 
 
 def _quote(text: str) -> str:
-    from urllib.parse import quote
-
     return quote(text, safe="")
 
 
@@ -73,21 +72,21 @@ def pipeline_page(request: Request, name: str, offset: int = Query(0, ge=0)) -> 
 @router.get("/pipelines/{name}/plan", response_class=HTMLResponse)
 def plan_page(request: Request, name: str) -> Response:
     the = site(request)
-    return page(request, "pipeline_plan.html", read.pipeline(the, name),
+    return page(request, "pipeline_plan.html", read.pipeline_head(the, name),
                 plan=read.plan(the, name), tab="plan")
 
 
 @router.get("/pipelines/{name}/schedule", response_class=HTMLResponse)
 def schedule_page(request: Request, name: str) -> Response:
     the = site(request)
-    return page(request, "pipeline_schedule.html", read.pipeline(the, name),
+    return page(request, "pipeline_schedule.html", read.pipeline_head(the, name),
                 schedule=read.schedule(the, name), tab="schedule")
 
 
 @router.get("/pipelines/{name}/markdown", response_class=HTMLResponse)
 def markdown_page(request: Request, name: str) -> Response:
     the = site(request)
-    return page(request, "pipeline_markdown.html", read.pipeline(the, name),
+    return page(request, "pipeline_markdown.html", read.pipeline_head(the, name),
                 markdown=read.markdown(the, name)["markdown"], tab="markdown")
 
 

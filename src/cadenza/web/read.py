@@ -129,11 +129,8 @@ def pipelines(site: Site) -> dict[str, Any]:
         recent = store.list_runs(name, RATE_OF)
         states = [effective_state(r, now) for r in recent]
         ended = [s for s in states if s in ENDED]
-        entry = site.entries.get(name)
         rows.append({
-            "name": name, "loaded": entry is not None, "paused": name in paused,
-            "description": entry.pipeline.description if entry else "",
-            **_schedule_words(entry.pipeline if entry else None),
+            **_head(site, name, paused),
             "last_runs": [run_summary(r, now) for r in recent[:10]],
             "success_rate": (ended.count("success") / len(ended)) if ended else None,
             "running": states.count("running"),
@@ -141,12 +138,25 @@ def pipelines(site: Site) -> dict[str, Any]:
     return versioned({"pipelines": rows, "load_errors": site.load_errors})
 
 
-def _schedule_words(pipe: Pipeline | None) -> dict[str, Any]:
-    if pipe is None or pipe.schedule is None:
-        return {"schedule": None, "next_run": None}
-    upcoming = next_fire_times(pipe.schedule, datetime.now(UTC), 1)
-    return {"schedule": pipe.schedule.description,
-            "next_run": upcoming[0].local_end.isoformat() if upcoming else None}
+def _head(site: Site, name: str, paused: set[str]) -> dict[str, Any]:
+    """What every view of a pipeline shows first: loaded or not, paused, its schedule in
+    words and its next run."""
+    entry = site.entries.get(name)
+    pipe = entry.pipeline if entry else None
+    head = {"name": name, "loaded": pipe is not None, "paused": name in paused,
+            "description": pipe.description if pipe else "", "schedule": None,
+            "next_run": None}
+    if pipe is not None and pipe.schedule is not None:
+        upcoming = next_fire_times(pipe.schedule, datetime.now(UTC), 1)
+        head["schedule"] = pipe.schedule.description
+        head["next_run"] = upcoming[0].local_end.isoformat() if upcoming else None
+    return head
+
+
+def pipeline_head(site: Site, name: str) -> dict[str, Any]:
+    """A loaded pipeline's head alone, for its plan, schedule and markdown tabs."""
+    site.pipeline(name)
+    return _head(site, name, site.workspace.store.paused())
 
 
 def pipeline(site: Site, name: str, offset: int = 0) -> dict[str, Any]:
@@ -170,9 +180,7 @@ def pipeline(site: Site, name: str, offset: int = 0) -> dict[str, Any]:
     tasks = list(upstream) or sorted({t for states in grid.values() for t in states})
     latest = grid[runs[0].run_id] if runs and offset == 0 else {}
     return versioned({
-        "name": name, "loaded": entry is not None, "paused": name in store.paused(),
-        "description": entry.pipeline.description if entry else "",
-        **_schedule_words(entry.pipeline if entry else None),
+        **_head(site, name, store.paused()),
         "tasks": [{"name": t, "upstream": upstream.get(t, []), "state": latest.get(t, "")}
                   for t in tasks],
         "runs": [run_summary(r, now) for r in runs],
