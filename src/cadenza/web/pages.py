@@ -113,13 +113,7 @@ def run_page(request: Request, run_id: str) -> Response:
 
 @router.get("/runs/{run_id}/tasks/{task}", response_class=HTMLResponse)
 def task_page(request: Request, run_id: str, task: str) -> Response:
-    the = site(request)
-    data = read.task(the, run_id, task)
-    logs = {}
-    for attempt in data["attempts"]:
-        if attempt["has_log"]:
-            logs[attempt["attempt"]] = read.log(the, run_id, task, attempt["attempt"])
-    return page(request, "task.html", data, logs=logs)
+    return page(request, "task.html", read.task(site(request), run_id, task, logs=True))
 
 
 @router.get("/artifacts", response_class=HTMLResponse)

@@ -291,7 +291,8 @@ def _attempt(a: AttemptRecord, *, with_traceback: bool = True) -> dict[str, Any]
     }
 
 
-def task(site: Site, run_id: str, task_name: str) -> dict[str, Any]:
+def task(site: Site, run_id: str, task_name: str, *, logs: bool = False) -> dict[str, Any]:
+    """A task instance; with ``logs``, each attempt's ``log`` holds its first piece."""
     record = site.run(run_id)
     check_id("task", task_name)
     store = site.workspace.store
@@ -302,10 +303,14 @@ def task(site: Site, run_id: str, task_name: str) -> dict[str, Any]:
     attempts = [a for a in store.attempts(run_id, task_name) if a.map_index < 0]
     output = store.artifact(ti.output) if ti.output else None
     inputs = [a for a in (store.artifact(h) for h in (output.parents if output else ())) if a]
+    shown = [_attempt(a) for a in attempts]
+    if logs:
+        for data, a in zip(shown, attempts, strict=True):
+            data["log"] = _log_piece(site, a, 0) if a.log_path else None
     return {
         "run_id": run_id, "pipeline": record.pipeline, "task": task_name, "state": ti.state,
         "run_state": effective_state(record), "error": ti.error,
-        "attempts": [_attempt(a) for a in attempts],
+        "attempts": shown,
         "output": _artifact(output) if output else None,
         "files": ti.files, "inputs": [_artifact(a) for a in inputs],
         "gate_waiting": ti.state == "awaiting_approval",
@@ -321,9 +326,15 @@ def log(site: Site, run_id: str, task_name: str, attempt: int, offset: int = 0
              if a.map_index < 0 and a.attempt == attempt]
     if not found or not found[0].log_path:
         raise NotFound(f"Run {run_id} has no log for {task_name!r} attempt {attempt}.")
-    path = Path(found[0].log_path).resolve()
+    return _log_piece(site, found[0], offset)
+
+
+def _log_piece(site: Site, attempt: AttemptRecord, offset: int) -> dict[str, Any]:
+    assert attempt.log_path is not None
+    path = Path(attempt.log_path).resolve()
     if not path.is_relative_to(site.workspace.logs.resolve()):  # a record must not reach out
-        raise NotFound(f"The log of {task_name!r} attempt {attempt} is not under the logs.")
+        raise NotFound(f"The log of {attempt.task!r} attempt {attempt.attempt} is not under "
+                       "the logs.")
     text, size = "", 0
     if path.is_file():
         with open(path, "rb") as handle:
@@ -332,8 +343,8 @@ def log(site: Site, run_id: str, task_name: str, attempt: int, offset: int = 0
             size = path.stat().st_size
         text = chunk.decode("utf-8", errors="replace")
         offset = max(0, offset) + len(chunk)
-    return {"text": text, "offset": offset, "size": size, "state": found[0].state,
-            "done": found[0].ended_at is not None and offset >= size}
+    return {"text": text, "offset": offset, "size": size, "state": attempt.state,
+            "done": attempt.ended_at is not None and offset >= size}
 
 
 # -- artifacts and events -----------------------------------------------------------------------
