@@ -81,12 +81,11 @@ def load_entries(ctx: click.Context, targets: tuple[str, ...]
     """The pipelines of ``targets`` (default: the project's list), and why any failed to load:
     one broken pipeline must not stop the others."""
     from cadenza._loader import project_targets
+    from cadenza.workspace import find_home
 
-    with _workspace(ctx) as ws:
-        root = ws.root
     entries: list[Entry] = []
     failed: dict[str, str] = {}
-    for target in targets or project_targets(root):
+    for target in targets or project_targets(find_home(ctx.obj["home"]).parent):
         try:
             entries.append(Entry(load_pipeline(target), target))
         except CadenzaError as exc:

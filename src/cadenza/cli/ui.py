@@ -4,11 +4,12 @@ runs triggered, retried or approved in the browser start (as with `dagster dev`)
 from __future__ import annotations
 
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import click
 
-from cadenza.cli._base import _workspace, console, errors, main
+from cadenza.cli._base import console, errors, main
 from cadenza.cli.schedule import load_entries
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
@@ -62,33 +63,32 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
     entries, failed = load_entries(ctx, targets)
     for target, why in failed.items():
         errors.print(f"[bold red]cannot load {target}:[/] {why}", highlight=False)
-    with _workspace(ctx) as ws:
-        home = ws.home
-    auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash)
-    check_bind(host, auth)
-    site_ws = Workspace.open(home)
-    metrics = Metrics()
-    app = create_app(Site(site_ws, {e.pipeline.name: e for e in entries}, failed), auth, metrics)
-    stop = threading.Event()
-    worker = None
-    if scheduler and entries:
-        worker = threading.Thread(target=_schedule,
-                                  args=(entries, home, executor, metrics, stop),
-                                  name="cadenza-ui-scheduler", daemon=True)
-        worker.start()
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    where = f"http://{shown}:{port}/"
-    console.print(f"cadenza ui: {where}  ({len(entries)} pipelines; store {home})",
-                  highlight=False)
-    if not auth.configured:
-        console.print(f"log in at {where}?token={auth.token}", highlight=False)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        stop.set()
-        if worker is not None:
-            worker.join(timeout=30)
-        site_ws.close()
+    with closing(Workspace.open(ctx.obj["home"])) as site_ws:
+        home = site_ws.home
+        auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash)
+        check_bind(host, auth)
+        metrics = Metrics()
+        app = create_app(Site(site_ws, {e.pipeline.name: e for e in entries}, failed), auth,
+                         metrics)
+        stop = threading.Event()
+        worker = None
+        if scheduler and entries:
+            worker = threading.Thread(target=_schedule,
+                                      args=(entries, home, executor, metrics, stop),
+                                      name="cadenza-ui-scheduler", daemon=True)
+            worker.start()
+        shown = "localhost" if host in ("127.0.0.1", "::1") else host
+        where = f"http://{shown}:{port}/"
+        console.print(f"cadenza ui: {where}  ({len(entries)} pipelines; store {home})",
+                      highlight=False)
+        if not auth.configured:
+            console.print(f"log in at {where}?token={auth.token}", highlight=False)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.join(timeout=30)
 
 
 def _schedule(entries: list[Entry], home: Path, executor: str, metrics: Metrics,
