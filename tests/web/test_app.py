@@ -447,3 +447,13 @@ def test_a_mapped_task_shows_how_many_items_are_in_each_state(
     assert tasks["each"]["mapped"] == {"success": 2, "failed": 1}
     assert tasks["after"]["mapped"] is None
     ws.close()
+
+
+def test_errors_and_the_login_form_render_as_pages(client: TestClient,
+                                                   anonymous: TestClient) -> None:
+    missing = client.get("/runs/nope", headers=HTML)
+    assert missing.status_code == 404 and '<p class="error" id="error">There is no run' in \
+        missing.text
+    assert anonymous.get("/login").status_code == 200
+    wrong = anonymous.post("/login", data={"secret": "wrong-token"})
+    assert wrong.status_code == 401 and "did not match" in wrong.text

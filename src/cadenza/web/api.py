@@ -109,7 +109,7 @@ def list_events(request: Request, before: int | None = Query(None, ge=1),
 
 # -- acting -------------------------------------------------------------------------------------
 
-async def _body(request: Request) -> tuple[dict[str, Any], bool]:
+async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
     """The request's fields and whether a form sent them."""
     raw = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip()
@@ -133,7 +133,7 @@ the page to go back to and the JSON answer."""
 
 async def _act(request: Request, work: Work) -> Response:
     """Read the body, then act in a worker thread: the store blocks, the event loop must not."""
-    fields, form = await _body(request)
+    fields, form = await read_fields(request)
     back, data = await run_in_threadpool(work, fields, form)
     if form:
         return RedirectResponse(safe_next(fields.get("next") or back), status_code=303)

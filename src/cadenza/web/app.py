@@ -43,21 +43,22 @@ def create_app(site: Site, auth: Auth, metrics: Metrics | None = None) -> FastAP
     def prometheus() -> Response:
         return Response(registry.text(), media_type=CONTENT_TYPE_LATEST)
 
+    def login_page(request: Request, next_url: str, failed: bool) -> Response:
+        return pages.page(request, "login.html", {}, status=401 if failed else 200,
+                          next=safe_next(next_url), failed=failed,
+                          user_login=auth.user is not None)
+
     @app.get("/login", include_in_schema=False, response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/", failed: bool = False) -> Response:
-        return pages.TEMPLATES.TemplateResponse(request, "login.html", {
-            "next": safe_next(next), "failed": failed, "user_login": auth.user is not None,
-            "csrf": "", "who": ""})
+    def login_form(request: Request, next: str = "/") -> Response:
+        return login_page(request, next, failed=False)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        fields, _ = await api._body(request)
+        fields, _ = await api.read_fields(request)
         next_url = safe_next(str(fields.get("next") or "/"))
         who = auth.check(fields.get("user") or None, str(fields.get("secret") or ""))
         if who is None:
-            return pages.TEMPLATES.TemplateResponse(request, "login.html", {
-                "next": next_url, "failed": True, "user_login": auth.user is not None,
-                "csrf": "", "who": ""}, status_code=401)
+            return login_page(request, next_url, failed=True)
         return login_response(auth, who, next_url, secure=request.url.scheme == "https")
 
     @app.post("/logout", include_in_schema=False)
@@ -66,10 +67,8 @@ def create_app(site: Site, auth: Auth, metrics: Metrics | None = None) -> FastAP
 
     def error(request: Request, status: int, message: str) -> Response:
         if "text/html" in request.headers.get("accept", ""):
-            return pages.TEMPLATES.TemplateResponse(request, "error.html", {
-                "status": status, "message": message,
-                "csrf": getattr(request.state, "csrf", ""),
-                "who": getattr(request.state, "who", "")}, status_code=status)
+            return pages.page(request, "error.html", {"status": status, "message": message},
+                              status=status)
         return JSONResponse({"detail": message}, status_code=status)
 
     @app.exception_handler(NotFound)

@@ -43,11 +43,13 @@ TEMPLATES.env.filters["short"] = lambda text, n=12: (text or "")[:n]
 router = APIRouter(include_in_schema=False)
 
 
-def page(request: Request, template: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
+def page(request: Request, template: str, data: dict[str, Any], *, status: int = 200,
+         **extra: Any) -> HTMLResponse:
+    """``template`` with ``data``, and who is signed in with their CSRF token for forms."""
     return TEMPLATES.TemplateResponse(request, template, {
         "data": data, "csrf": getattr(request.state, "csrf", ""),
         "who": getattr(request.state, "who", ""), **extra,
-    })
+    }, status_code=status)
 
 
 def _quote(text: str) -> str:
