@@ -46,8 +46,16 @@ def test_every_fixture_is_tested() -> None:
     names = {p.stem for p in PIPELINES.glob("*.py")}
     assert names == {
         "cyclic", "duplicate", "failing", "good", "missing_input", "no_pipeline",
-        "raises_on_import", "two_pipelines", "unserializable", "web_demo",
+        "raises_on_import", "terminal", "two_pipelines", "unserializable", "web_demo",
     }
+
+
+def test_terminal_fixtures_shapes() -> None:
+    """tests/cli/test_terminal.py's pipelines: a slow printing task, a gated daily load."""
+    module = load("terminal")
+    assert module.slow.graph().order == ("nap", "after")
+    assert module.daily.graph().order == ("load", "sign_off")
+    assert module.markup.graph().order == ("boom",)
 
 
 def test_web_demo_waits_at_its_gate_and_fails_when_too_strict(tmp_path: Path) -> None:

@@ -58,7 +58,10 @@ class Progress(Hooks):
         self.states = {name: TaskState.PENDING for name in graph.order}
         self.started = time.monotonic()
         if self.console.is_terminal:
-            self.live = Live(self, console=self.console, refresh_per_second=8, transient=True)
+            # No stdout/stderr redirection: while a run is active, sys.stdout is the router of
+            # engine/logs.py, and a Rich FileProxy wrapped by (or wrapping) it writes to itself.
+            self.live = Live(self, console=self.console, refresh_per_second=8, transient=True,
+                             redirect_stdout=False, redirect_stderr=False)
             self.live.start()
         else:
             self.console.print(f"run {run.run_id}: {len(graph)} tasks")

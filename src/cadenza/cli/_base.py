@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from cadenza.exceptions import CadenzaError
 from cadenza.workspace import Workspace
@@ -20,8 +21,16 @@ DEFAULT_EXECUTOR = "threads"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-console = Console()
-errors = Console(stderr=True)
+# Markup, emoji codes and highlighting are off: what is printed comes from users and tasks
+# (errors quoting "[columns]", ids like "vm:1234:..."), so it is printed literally; the CLI's own
+# colours are Text styles.
+console = Console(markup=False, emoji=False, highlight=False)
+errors = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def error_line(head: str, detail: object) -> Text:
+    """``head`` in bold red, then ``detail`` as literal text."""
+    return Text.assemble((head, "bold red"), " ", str(detail))
 
 
 class _Group(click.Group):
@@ -31,8 +40,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CadenzaError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True,
-                         soft_wrap=True)
+            errors.print(error_line("error:", exc), soft_wrap=True)
             sys.exit(EXIT_USAGE)
 
 

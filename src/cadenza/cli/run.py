@@ -68,7 +68,7 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
                 console.print("output:", repr(result.output(show_output))[:2000],
                               highlight=False)
     except KeyboardInterrupt:
-        errors.print("[red]interrupted: the run was cancelled and its state recorded.[/]")
+        errors.print(Text("interrupted: the run was cancelled and its state recorded.", "red"))
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -22,6 +22,7 @@ from cadenza.cli._base import (
     _print_json,
     _workspace,
     console,
+    error_line,
     errors,
     main,
 )
@@ -118,7 +119,7 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
 
     entries, failed = load_entries(ctx, targets)
     for target, why in failed.items():
-        errors.print(f"[bold red]skipping {target}:[/] {why}", highlight=False)
+        errors.print(error_line(f"skipping {target}:", why))
     if not entries:
         raise CadenzaError("No pipeline could be loaded; nothing to schedule.")
     metrics = Metrics() if metrics_port is not None else None
@@ -204,7 +205,8 @@ def backfill(ctx: click.Context, target: str, start: str, end: str, parallel: in
     pipe = load_pipeline(target)
     home = ctx.obj["home"]
     with Bar(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
-             TimeElapsedColumn(), console=console, disable=as_json) as bar:
+             TimeElapsedColumn(), console=console, disable=as_json,
+             redirect_stdout=False, redirect_stderr=False) as bar:  # see _display.Progress
         job = bar.add_task(pipe.name, total=None)
 
         def done(item: BackfillItem) -> None:

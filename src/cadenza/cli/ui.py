@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cadenza.cli._base import console, errors, main
+from cadenza.cli._base import console, error_line, errors, main
 from cadenza.cli.schedule import load_entries
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
@@ -62,7 +62,7 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
         return
     entries, failed = load_entries(ctx, targets)
     for target, why in failed.items():
-        errors.print(f"[bold red]cannot load {target}:[/] {why}", highlight=False)
+        errors.print(error_line(f"cannot load {target}:", why))
     with closing(Workspace.open(ctx.obj["home"])) as site_ws:
         home = site_ws.home
         auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash)
@@ -101,6 +101,6 @@ def _schedule(entries: list[Entry], home: Path, executor: str, metrics: Metrics,
             except SchedulerBusyError:  # another scheduler serves this store; be its stand-in
                 stop.wait(RETRY_LEASE)
     except Exception as exc:  # the UI stays up; say why runs no longer start
-        errors.print(f"[bold red]the UI's scheduler stopped:[/] {exc}", highlight=False)
+        errors.print(error_line("the UI's scheduler stopped:", exc))
     finally:
         sched.close()
