@@ -5,20 +5,19 @@ and its data interval when it asks for one. Equal key and intact outputs: the ta
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
-import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
+from cadenza.engine.code import closure
 from cadenza.graph import Node
 from cadenza.pipeline import TaskSpec
 from cadenza.store.base import CacheEntry, MetadataStore
 
-_code_memo: dict[CodeType, str] = {}
+_code_memo: dict[int, tuple[CodeType, tuple[str, dict[str, str]]]] = {}
 _hash_memo: dict[str, str] = {}
 _file_memo: dict[tuple[str, int, int], str] = {}
 
@@ -28,33 +27,38 @@ def sha256(data: bytes) -> str:
 
 
 def code_hash(spec: TaskSpec) -> str:
-    """Hash of ``version=`` if given, else of the function's source (or the shell command)."""
+    """Hash of ``version=`` if given, else of the shell command, else of the function's code as
+    engine/code.py defines it: its source, the helpers and constants it uses from its module,
+    and the content of the project modules it uses."""
     if spec.version is not None:
         text = "version:" + spec.version
     elif spec.command is not None:
         text = "command:" + spec.command
     else:
         assert spec.fn is not None
-        text = _source(spec.fn)
+        text, modules = _closure(spec.fn)
+        if modules:
+            text += "".join(f"\nmodule {name}={file_hash(Path(file))}"
+                            for name, file in modules.items())
     found = _hash_memo.get(text)  # a remembered source is the same str: found at once
     if found is None:
         found = _hash_memo[text] = sha256(text.encode())[:16]
     return found
 
 
-def _source(fn: Callable[..., Any]) -> str:
-    """The function's source, remembered by its code object (which the memo keeps alive, so
-    the key is never reused by another function)."""
+def _closure(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
+    """engine/code.py's closure of ``fn``, remembered by its code object (which the memo keeps
+    alive, so the key is never reused by another function). The project modules' files are
+    hashed at every call (file_hash remembers them by size and mtime), so an edit is seen."""
     code = getattr(fn, "__code__", None)
-    found = _code_memo.get(code) if code is not None else None
+    if code is None:
+        return closure(fn)
+    # By identity: code objects compare equal by value, and two functions with the same body
+    # in different modules (or an edited module's helpers) may use different things.
+    found = _code_memo.get(id(code))
     if found is None:
-        try:
-            found = textwrap.dedent(inspect.getsource(fn))
-        except (OSError, TypeError):  # no source (a lambda in a REPL, a builtin)
-            found = f"{fn.__module__}.{fn.__qualname__}"
-        if code is not None:
-            _code_memo[code] = found
-    return found
+        found = _code_memo[id(code)] = (code, closure(fn))
+    return found[1]
 
 
 def file_hash(path: Path) -> str:
