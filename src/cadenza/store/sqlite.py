@@ -7,6 +7,7 @@ only a power loss can take back the last commits. ``durable=True`` switches to `
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -97,6 +98,8 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 """
 
+_SCHEMA_NAMES = frozenset(re.findall(r"IF NOT EXISTS (\w+)", SCHEMA))
+
 _RUN_COLS = (
     "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
     "interval_start, interval_end, runner_pid, heartbeat, cancel_requested"
@@ -122,7 +125,8 @@ def _loads(text: str | None, empty: Any) -> Any:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, durable: bool = False, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = False, timeout: float = 30.0,
+                 readonly: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -132,14 +136,21 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        with self._write() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+        # A reader (`cadenza status`) takes no write lock unless the schema is incomplete (a
+        # new file, or one an older cadenza made), and then refuses every write.
+        have = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")
+                } if readonly else set()
+        if not (readonly and have >= _SCHEMA_NAMES):
+            with self._write() as db:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        if readonly:
+            self._db.execute("PRAGMA query_only=ON")
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
