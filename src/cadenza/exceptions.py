@@ -9,6 +9,7 @@
     ├── PipelineLoadError          a FILE_OR_MODULE[:PIPELINE] could not give one pipeline
     ├── ParamError                 .param: unknown or malformed run parameter
     ├── SerializationError         .task: a return value no serializer could store
+    ├── DamagedArtifactError       .hash, .found: stored bytes no longer match their hash
     ├── InvalidTransitionError     .task, .run_id, .old, .new: the state machine said no
     ├── RunNotFoundError           .run_id
     └── TaskError                  .task, .run_id, .attempt: a task's own failure, wrapped once
@@ -83,6 +84,20 @@ class SerializationError(CadenzaError):
     def __init__(self, message: str, *, task: str | None = None):
         super().__init__(message)
         self.task = task
+
+
+class DamagedArtifactError(CadenzaError):
+    """Stored bytes whose SHA-256 is no longer the hash they were stored under: never used."""
+
+    def __init__(self, hash: str, found: str, where: str = ""):
+        place = f" at {where}" if where else ""
+        super().__init__(
+            f"Artifact {hash[:16]}{place} is damaged: its content now hashes to {found[:16]}. "
+            "It will not be read; run the task that made it again (cadenza run --force, or "
+            "--only TASK) to store a good copy."
+        )
+        self.hash = hash
+        self.found = found
 
 
 class InvalidTransitionError(CadenzaError):

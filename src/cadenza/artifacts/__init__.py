@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cadenza.artifacts.integrity import check
 from cadenza.artifacts.serializers import deserialize
 from cadenza.exceptions import CadenzaError
 from cadenza.store.base import AliasChange, ArtifactRecord
@@ -122,7 +123,8 @@ def load(pipeline: str, task: str, *, alias: str | None = ACTIVE, version: str |
         record = _resolve(ws, pipeline, task, name, version)
         data = ws.store.artifact(record.hash)
         assert data is not None
-        raw = data.data if data.data is not None else ws.artifacts.get(record.hash)
+        raw = (ws.artifacts.get(record.hash) if data.data is None
+               else check(record.hash, data.data, "the metadata store"))
         return raw if record.serializer == "file" else deserialize(record.serializer, raw)
     finally:
         ws.close()

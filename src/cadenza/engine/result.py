@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cadenza.artifacts.integrity import check
 from cadenza.artifacts.serializers import deserialize
 from cadenza.exceptions import CadenzaError
 from cadenza.store.base import AttemptRecord, TaskInstanceRecord
@@ -70,7 +71,10 @@ def load_value(workspace: Workspace, digest: str) -> Any:
     record = workspace.store.artifact(digest)
     if record is None:
         raise CadenzaError(f"No artifact has the hash {digest!r} in {workspace.home}.")
-    data = record.data if record.data is not None else workspace.artifacts.get(digest)
+    if record.data is None:
+        data = workspace.artifacts.get(digest)  # checked against its hash by the store
+    else:
+        data = check(digest, record.data, "the metadata store")
     return deserialize(record.serializer, data)
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cadenza.artifacts.integrity import check
 from cadenza.artifacts.serializers import deserialize
 from cadenza.engine.attempt import StoredValue
 from cadenza.engine.journal import Instance, Key
@@ -69,7 +70,7 @@ class Values:
         if path is None:
             record = self.ws.store.artifact(ti.output)
             assert record is not None and record.data is not None
-            artifacts.put(ti.output, record.data)
+            artifacts.put(ti.output, check(ti.output, record.data, "the metadata store"))
             path = artifacts.path(ti.output)
         if path is None:
             raise CadenzaError(
