@@ -1,12 +1,23 @@
 """Where a project's state lives: the metadata store, the artifacts and the logs.
 
-Resolved once, at the edge (CLI or ``Pipeline.run``): an explicit ``home``, else
-``$CADENZA_HOME``, else the nearest ``.cadenza`` folder above the working directory, else a new
-``.cadenza`` in the working directory.
+Which store (``.cadenza`` folder) is used is resolved once, at the edge (CLI or
+``Pipeline.run``), by one rule:
+
+1. ``home`` given (``--home``, ``home=``), else ``$CADENZA_HOME``: that folder, whoever owns it.
+2. Else the nearest ``.cadenza`` folder from the working directory upward. The walk stops
+   - at a ``.cadenza`` folder another user owns: it is not used (someone else's state, or one
+     left in a shared place such as ``/tmp``), and the command says so;
+   - at the project root, the first folder holding ``cadenza.toml``, ``pyproject.toml`` or
+     ``.git`` (that folder's own ``.cadenza`` is still found): a project never uses the store
+     of a folder around it.
+3. Else no store is found. What writes (``cadenza run``, ``backfill``, ``init``, ``ui``) makes
+   a new ``.cadenza`` in the working directory; what only reads (``runs``, ``status``,
+   ``plan``, ``logs``, ``artifacts``) creates nothing: it says no store was found and exits 2.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -15,24 +26,121 @@ from pathlib import Path
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
 from cadenza.artifacts.memory import MemoryArtifactStore
+from cadenza.exceptions import CadenzaError
 from cadenza.store.base import MetadataStore
 from cadenza.store.memory import MemoryStore
 from cadenza.store.sqlite import SqliteStore
 
 HOME_DIR = ".cadenza"
+DB_FILE = "cadenza.db"
+PROJECT_MARKERS = ("cadenza.toml", "pyproject.toml", ".git")
+"""A folder holding one of these is a project root: the upward search ends there."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the store is, and how the search found it."""
+
+    home: Path
+    """The ``.cadenza`` folder; it may not exist yet."""
+    source: str
+    """``given`` (home= or --home), ``env`` ($CADENZA_HOME), ``here`` (the working directory
+    holds it), ``above`` (found in a parent folder) or ``none`` (none found: ``home`` is the
+    working directory's, to be made)."""
+    start: Path
+    """The folder the search began in (the working directory)."""
+    stop: Path | None = None
+    """The last folder the search looked in."""
+    why_stop: str = ""
+    """Why it stopped there, e.g. "the project root: it holds pyproject.toml"."""
+    foreign: Path | None = None
+    """A ``.cadenza`` folder the search stopped at because another user owns it."""
+    owner: str = ""
+    """Who owns ``foreign``."""
+
+    @property
+    def exists(self) -> bool:
+        return self.source != "none" and self.home.is_dir()
+
+    def searched(self) -> str:
+        """Where the search looked, e.g. "from /p/src up to /p (the project root: it holds
+        .git)"."""
+        if self.source in ("given", "env"):
+            return f"at {str(self.home)!r}"
+        if self.stop is None or self.stop == self.start:
+            where = f"in {str(self.start)!r}"
+        else:
+            where = f"from {str(self.start)!r} up to {str(self.stop)!r}"
+        return where + (f" ({self.why_stop})" if self.why_stop else "")
+
+    def skipped(self) -> str:
+        """One clause on a store that was not used because another user owns it, or ""."""
+        if self.foreign is None:
+            return ""
+        return (f"{str(self.foreign)!r} belongs to {self.owner}, not to you, so it is not used "
+                f"(give --home {self.foreign} to use it anyway)")
+
+
+class NoStoreError(CadenzaError):
+    """A command that only reads found no store; it creates none."""
+
+    def __init__(self, location: Location):
+        if location.source in ("given", "env"):
+            how = "--home" if location.source == "given" else "$CADENZA_HOME"
+            text = (f"No cadenza store is at {str(location.home)!r} (from {how}). Fix the "
+                    f"path, or make one there with `cadenza --home {location.home} init`.")
+        else:
+            skipped = location.skipped()
+            text = (f"No cadenza store was found {location.searched()}"
+                    + (f"; {skipped}" if skipped else "")
+                    + ". Start one with `cadenza run PIPELINE` or `cadenza init` in the project "
+                    "folder, or give --home.")
+        super().__init__(text)
+        self.location = location
+
+
+def _owner(path: Path) -> str | None:
+    """Who owns ``path`` if it is not the current user (None if it is, or if the platform has
+    no user ids)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    uid = path.stat().st_uid
+    if uid == getuid():
+        return None
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(uid).pw_name!r} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def locate(home: str | Path | None = None, cwd: str | Path | None = None) -> Location:
+    """Find the store by the rule in this module's docstring; nothing is created."""
+    start = Path(cwd if cwd is not None else Path.cwd()).resolve()
+    if home is not None:
+        return Location(Path(home).resolve(), "given", start)
+    env = os.environ.get("CADENZA_HOME")
+    if env:
+        return Location(Path(env).resolve(), "env", start)
+    new = start / HOME_DIR
+    for folder in (start, *start.parents):
+        candidate = folder / HOME_DIR
+        if candidate.is_dir():
+            owner = _owner(candidate)
+            if owner is not None:
+                return Location(new, "none", start, folder, "", candidate, owner)
+            return Location(candidate, "here" if folder == start else "above", start, folder)
+        marker = next((m for m in PROJECT_MARKERS if (folder / m).exists()), None)
+        if marker is not None:
+            return Location(new, "none", start, folder, f"the project root: it holds {marker}")
+    return Location(new, "none", start, Path(start.anchor), "the top of the file system")
 
 
 def find_home(home: str | Path | None = None) -> Path:
-    if home is not None:
-        return Path(home).resolve()
-    env = os.environ.get("CADENZA_HOME")
-    if env:
-        return Path(env).resolve()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / HOME_DIR).is_dir():
-            return folder / HOME_DIR
-    return here / HOME_DIR
+    """The ``.cadenza`` folder :func:`locate` picks (it may not exist yet)."""
+    return locate(home).home
 
 
 @dataclass
@@ -41,6 +149,8 @@ class Workspace:
     store: MetadataStore
     artifacts: ArtifactStore
     in_memory: bool = False
+    location: Location | None = None
+    """How ``open`` found ``home`` (None for a workspace built by hand or in memory)."""
 
     @property
     def root(self) -> Path:
@@ -52,12 +162,28 @@ class Workspace:
         return self.home / "logs"
 
     @classmethod
-    def open(cls, home: str | Path | None = None) -> Workspace:
-        path = find_home(home)
-        path.mkdir(parents=True, exist_ok=True)
+    def open(cls, home: str | Path | Location | None = None, *, create: bool = True,
+             readonly: bool = False) -> Workspace:
+        """The store found from ``home`` (see the module docstring). ``create=False``: raise
+        NoStoreError rather than make one. ``readonly``: also write nothing to it (implies
+        ``create=False``)."""
+        found = home if isinstance(home, Location) else locate(home)
+        path = found.home
+        if readonly or not create:
+            if not found.exists:
+                raise NoStoreError(found)
+        elif found.foreign == path:  # another user's store is in the working directory
+            raise CadenzaError(
+                f"{found.skipped()[0].upper()}{found.skipped()[1:]}, and no store of yours can "
+                "be made beside it; work in another folder."
+            )
+        else:
+            path.mkdir(parents=True, exist_ok=True)
         artifacts = LocalArtifactStore(path / "artifacts")
-        artifacts.clean_temp()
-        return cls(path, SqliteStore(path / "cadenza.db"), artifacts)
+        if not readonly:
+            artifacts.clean_temp()
+        return cls(path, SqliteStore(path / DB_FILE, readonly=readonly), artifacts,
+                   location=found)
 
     @classmethod
     def memory(cls, root: str | Path | None = None) -> Workspace:
@@ -66,9 +192,15 @@ class Workspace:
         return cls(base.resolve() / HOME_DIR, MemoryStore(), MemoryArtifactStore(), True)
 
     def holds(self, output: str) -> bool:
-        """True if the artifact ``output`` is recorded and its bytes are still there."""
+        """True if the artifact ``output`` is recorded and its bytes are still there: in a
+        file, or kept in the store, where they are small and checked here against the hash
+        (a file is checked when read, and set aside if damaged)."""
         record = self.store.artifact(output)
-        return record is not None and (record.data is not None or self.artifacts.exists(output))
+        if record is None:
+            return False
+        if record.data is None:
+            return self.artifacts.exists(output)
+        return hashlib.sha256(record.data).hexdigest() == output
 
     def close(self) -> None:
         self.store.close()

@@ -103,13 +103,16 @@ def test_missing_file_and_unknown_run(cli) -> None:  # type: ignore[no-untyped-d
     assert "No pipeline file" in cli("run", "nowhere/pipe.py").output
     assert "No file or module 'no_such_module'" in cli("show", "no_such_module").output
     result = cli("status", "nope-123")
+    assert result.exit_code == 2 and "No cadenza store is at" in result.output
+    cli("init")
+    result = cli("status", "nope-123")
     assert result.exit_code == 2 and "No run has the id 'nope-123'" in result.output
 
 
 def test_plan_says_why(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     source = tmp_path / "good.py"
     shutil.copy(fixture("good"), source)
-    plan = json.loads(cli("plan", str(source), "--json").output)
+    plan = json.loads(cli("plan", str(source), "--json").stdout)  # no store yet: a note on stderr
     assert {t["reason"] for t in plan["tasks"]} == {"never ran"}
     cli("run", str(source), "-q")
     plan = json.loads(cli("plan", str(source), "--json").output)

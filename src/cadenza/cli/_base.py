@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.text import Text
 
-from cadenza.exceptions import CadenzaError
-from cadenza.workspace import Workspace
+from cadenza.exceptions import CadenzaError, RunNotFoundError
+from cadenza.workspace import Location, Workspace, locate
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_EXECUTOR = "threads"
@@ -51,16 +54,129 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, home: Path | None) -> None:
     """cadenza: run data and ML pipelines of plain Python functions, durably and incrementally."""
-    ctx.obj = {"home": home}
+    from_env = ctx.get_parameter_source("home") == ParameterSource.ENVIRONMENT
+    ctx.obj = {"home": home, "home_from_env": from_env}
+
+
+def _location(ctx: click.Context) -> Location:
+    """Where the store is for this command (see cadenza.workspace for the rule)."""
+    found = locate(ctx.obj["home"])
+    return dataclasses.replace(found, source="env") if ctx.obj.get("home_from_env") else found
 
 
 @contextmanager
-def _workspace(ctx: click.Context) -> Iterator[Workspace]:
-    ws = Workspace.open(ctx.obj["home"])
+def _workspace(ctx: click.Context, *, create: bool = False, write: bool = False,
+               missing_ok: bool = False) -> Iterator[Workspace]:
+    """The command's workspace. By default it only reads: it needs a store and writes nothing
+    to it. ``write``: it may write to the store found; ``create``: it may also make one, and
+    says which it uses when that is not the working directory's. ``missing_ok``: with no store
+    found, say so and give an empty one in memory (``plan`` before the first run)."""
+    found = _location(ctx)
+    if missing_ok and not found.exists:
+        errors.print(f"note: no store was found {found.searched()}; this is what a first run "
+                     "would do.", soft_wrap=True)
+        ws = Workspace.memory(found.start)
+    else:
+        ws = Workspace.open(found, create=create, readonly=not (create or write))
+    if create:
+        _say_where(found)
     try:
         yield ws
     finally:
         ws.close()
+
+
+def _say_where(found: Location) -> None:
+    """One line on stderr when the store a run writes to is not ./.cadenza."""
+    if found.foreign is not None:
+        errors.print(f"note: {found.skipped()}; using a new store at {found.home}",
+                     soft_wrap=True)
+    elif found.source == "above":
+        errors.print(f"using the store at {found.home} (found above the current folder)",
+                     soft_wrap=True)
+    elif found.source == "env" and found.home != found.start / ".cadenza":
+        errors.print(f"using the store at {found.home} (from $CADENZA_HOME)", soft_wrap=True)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" Did you mean 'x'?" for the known name closest to ``name`` (ignoring case), or ""."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+
+
+def _listing(names: Iterable[str], most: int = 8) -> str:
+    shown = sorted(names)
+    return ", ".join(shown[:most]) + (", ..." if len(shown) > most else "") or "none"
+
+
+def check_pipeline(ws: Workspace, pipeline: str | None, also: Iterable[str] = ()) -> None:
+    """Raise unless the store knows ``pipeline`` (it has runs, or was paused) or it is in
+    ``also``: a mistyped name is an error, not an empty answer. None passes."""
+    if pipeline is None:
+        return
+    known = set(ws.store.pipelines()) | ws.store.paused() | set(also)
+    if pipeline not in known:
+        raise CadenzaError(
+            f"No pipeline named {pipeline!r} has runs in the store at {str(ws.home)!r}."
+            f"{did_you_mean(pipeline, known)} Pipelines there: {_listing(known)}."
+        )
+
+
+def check_task(ws: Workspace, pipeline: str, task: str) -> None:
+    """Raise unless ``task`` is a task of ``pipeline``'s newest run or has stored outputs."""
+    newest = ws.store.list_runs(pipeline, 1)
+    tasks = {ti.task for ti in ws.store.task_instances(newest[0].run_id, mapped=False)
+             } if newest else set()
+    if task not in tasks and not ws.store.versions(pipeline, task, limit=1):
+        raise CadenzaError(
+            f"Pipeline {pipeline!r} has no task {task!r} (in its newest run)."
+            f"{did_you_mean(task, tasks)} Its tasks: {_listing(tasks, 20)}."
+        )
+
+
+_AMBIGUOUS = 6  # stop looking once this many runs match a prefix
+_PAGE = 500
+
+
+def resolve_run(ws: Workspace, text: str) -> str:
+    """The id of the run ``text`` names: a full id, a unique prefix of one, or ``latest`` (the
+    newest run of all)."""
+    if text == "latest":
+        newest = ws.store.list_runs(None, 1)
+        if not newest:
+            raise CadenzaError(f"There is no latest run: the store at {str(ws.home)!r} has no "
+                               "runs yet. Start one with `cadenza run PIPELINE`.")
+        return newest[0].run_id
+    try:
+        return ws.store.get_run(text).run_id
+    except RunNotFoundError:
+        pass
+    found: list[str] = []
+    # ids are PIPELINE-STAMP-HEX: only the pipelines whose ids can start with text are read
+    for pipeline in ws.store.pipelines() if text else ():
+        head = pipeline + "-"
+        offset = 0
+        while (head.startswith(text) or text.startswith(head)) and len(found) < _AMBIGUOUS:
+            page = ws.store.list_runs(pipeline, _PAGE, offset)
+            found += [r.run_id for r in page if r.run_id.startswith(text)]
+            if len(page) < _PAGE:
+                break
+            offset += _PAGE
+    if len(found) == 1:
+        return found[0]
+    if found:
+        many = "More than 5" if len(found) >= _AMBIGUOUS else str(len(found))
+        raise CadenzaError(
+            f"{many} runs have ids starting {text!r}: {', '.join(found[:5])}"
+            f"{', ...' if len(found) > 5 else ''}. Give more of the id."
+        )
+    recent = [r.run_id for r in ws.store.list_runs(None, 200)]
+    raise CadenzaError(
+        f"No run has the id {text!r}, or an id starting with it, in the store at "
+        f"{str(ws.home)!r}.{did_you_mean(text, recent)} List runs with `cadenza runs`; "
+        "`latest` names the newest."
+    )
 
 
 def _json_option(fn: F) -> F:

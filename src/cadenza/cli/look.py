@@ -23,8 +23,10 @@ from cadenza.cli._base import (
     _print_json,
     _selection_options,
     _workspace,
+    check_pipeline,
     console,
     main,
+    resolve_run,
 )
 from cadenza.engine.launch import select
 from cadenza.engine.plan import plan_pipeline
@@ -47,7 +49,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     pipe = load_pipeline(target)
     values = resolve_params(pipe.name, pipe.params, parse_assignments(params), from_text=True)
     selected = select(pipe, only or None, from_ or None)
-    with _workspace(ctx) as ws:
+    with _workspace(ctx, missing_ok=True) as ws:
         steps = plan_pipeline(pipe, ws, values, force=force, selected=selected)
     shown = {k: ("***" if as_param(pipe.params[k]).secret else v) for k, v in values.items()}
     if as_json:
@@ -91,6 +93,7 @@ def show(target: str, fmt: str) -> None:
 def runs(ctx: click.Context, pipeline: str | None, limit: int, as_json: bool) -> None:
     """List recent runs, newest first."""
     with _workspace(ctx) as ws:
+        check_pipeline(ws, pipeline)
         records = ws.store.list_runs(pipeline, limit)
     if as_json:
         _print_json([_run_json(r) for r in records])
@@ -120,7 +123,7 @@ def _run_json(r: RunRecord) -> dict[str, Any]:
 def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show a run's tasks: state, attempts, duration, error."""
     with _workspace(ctx) as ws:
-        record = ws.store.get_run(run_id)
+        record = ws.store.get_run(run_id := resolve_run(ws, run_id))
         instances = ws.store.task_instances(run_id)
         attempts = ws.store.attempts(run_id)
         path = critical_path(instances, dag_of(ws.store.events(run_id)))
@@ -164,7 +167,7 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
     """Print the logs of a run's task attempts (all tasks, or one)."""
     printed: dict[str, int] = {}
     with _workspace(ctx) as ws:
-        record = ws.store.get_run(run_id)
+        record = ws.store.get_run(run_id := resolve_run(ws, run_id))
         known = {ti.task for ti in ws.store.task_instances(run_id)}
         if task_name is not None and task_name not in known:
             raise CadenzaError(

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cadenza._loader import load_pipeline
-from cadenza.cli._base import EXIT_FAILED, console, main
+from cadenza.cli._base import EXIT_FAILED, check_pipeline, check_task, console, main
 from cadenza.exceptions import CadenzaError
 
 
@@ -80,10 +80,12 @@ def artifacts_ls(ctx: click.Context, pipeline: str | None, task: str | None, lim
 
     from cadenza.cli._base import _workspace
 
+    if task is not None and pipeline is None:
+        raise CadenzaError("--task needs --pipeline.")
     with _workspace(ctx) as ws:
-        if task is not None:
-            if pipeline is None:
-                raise CadenzaError("--task needs --pipeline.")
+        check_pipeline(ws, pipeline)
+        if task is not None and pipeline is not None:
+            check_task(ws, pipeline, task)
             records = ws.store.versions(pipeline, task, limit=limit)
         else:
             records = ws.store.artifacts(pipeline, limit)
@@ -145,9 +147,14 @@ def artifacts_tag(ctx: click.Context, pipeline: str, task: str, version: str | N
     import getpass
 
     from cadenza.artifacts import promote
+    from cadenza.cli._base import _workspace
 
+    with _workspace(ctx) as ws:  # names are checked before anything is written
+        check_pipeline(ws, pipeline)
+        check_task(ws, pipeline, task)
+        home = ws.home
     digest = promote(pipeline, task, version, alias=alias, name=name, by=getpass.getuser(),
-                     home=ctx.obj["home"])
+                     home=home)
     console.print(f"{pipeline}.{task} {alias} -> {digest[:12]}", highlight=False)
 
 
@@ -163,7 +170,12 @@ def artifacts_rollback(ctx: click.Context, pipeline: str, task: str, alias: str,
     import getpass
 
     from cadenza.artifacts import rollback
+    from cadenza.cli._base import _workspace
 
+    with _workspace(ctx) as ws:  # names are checked before anything is written
+        check_pipeline(ws, pipeline)
+        check_task(ws, pipeline, task)
+        home = ws.home
     digest = rollback(pipeline, task, alias=alias, name=name, by=getpass.getuser(),
-                      home=ctx.obj["home"])
+                      home=home)
     console.print(f"{pipeline}.{task} {alias} rolled back to {digest[:12]}", highlight=False)

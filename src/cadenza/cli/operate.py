@@ -8,7 +8,8 @@ import time
 import click
 
 from cadenza import actions
-from cadenza.cli._base import _workspace, console, main
+from cadenza.cli._base import _workspace, console, did_you_mean, main, resolve_run
+from cadenza.exceptions import CadenzaError
 from cadenza.store.base import effective_state
 
 
@@ -19,7 +20,8 @@ from cadenza.store.base import effective_state
 @click.pass_context
 def cancel(ctx: click.Context, run_id: str, wait: float) -> None:
     """Cancel a run: its runner stops running tasks and records them cancelled."""
-    with _workspace(ctx) as ws:
+    with _workspace(ctx, write=True) as ws:
+        run_id = resolve_run(ws, run_id)
         outcome = actions.cancel(ws.store, run_id)
         if outcome == "cancelled":
             console.print(f"run {run_id}: no runner was running it; recorded as cancelled.")
@@ -60,7 +62,15 @@ def reject(ctx: click.Context, run_id: str, gate: str, reason: str, by: str | No
 
 def _decide(ctx: click.Context, run_id: str, gate: str, approved: bool, by: str | None,
             reason: str) -> None:
-    with _workspace(ctx) as ws:
+    with _workspace(ctx, write=True) as ws:
+        run_id = resolve_run(ws, run_id)
+        tasks = {ti.task for ti in ws.store.task_instances(run_id, mapped=False)}
+        if gate not in tasks:
+            waiting = actions.waiting_gates(ws.store, run_id)
+            raise CadenzaError(
+                f"Run {run_id} has no task {gate!r}.{did_you_mean(gate, waiting or tasks)} "
+                f"Gates waiting now: {', '.join(waiting) or 'none'}."
+            )
         who = by or getpass.getuser()
         record = actions.decide(ws.store, run_id, gate, approved, who, reason)
         word = "approved" if approved else "rejected"

@@ -31,6 +31,7 @@ from cadenza.cli._base import (
     console,
     errors,
     main,
+    resolve_run,
 )
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import run_pipeline
@@ -55,7 +56,7 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
         hooks.append(metrics.hooks(pipe.name))
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:
-        with _workspace(ctx) as ws:
+        with _workspace(ctx, create=True) as ws:
             if lineage is not None:
                 hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
             result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel, **options)
@@ -128,7 +129,7 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
     optionally followed by :PIPELINE."""
     if resume is not None:
         with _workspace(ctx) as ws:
-            record = ws.store.get_run(resume)
+            record = ws.store.get_run(resume := resolve_run(ws, resume))
         if effective_state(record) == "running":
             raise CadenzaError(f"Run {resume} is still running (pid {record.runner_pid}).")
         target = target or record.target

@@ -19,9 +19,13 @@ from cadenza.cli._base import (
     DEFAULT_EXECUTOR,
     EXIT_FAILED,
     _json_option,
+    _listing,
+    _location,
+    _params_option,
     _print_json,
     _workspace,
     console,
+    did_you_mean,
     error_line,
     errors,
     main,
@@ -136,7 +140,8 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     names = ", ".join(e.pipeline.name for e in entries)
-    console.print(f"scheduler {sched.holder}: serving {names}", highlight=False)
+    console.print(f"scheduler {sched.holder}: serving {names} (store {sched.workspace.home})",
+                  highlight=False)
 
     def report(created: list[str], started: list[str]) -> None:
         for run_id in created:
@@ -175,16 +180,40 @@ def unpause(ctx: click.Context, pipeline: str) -> None:
 
 
 def _set_paused(ctx: click.Context, pipeline: str, paused: bool) -> None:
-    with _workspace(ctx) as ws:
+    found = _location(ctx)
+    known: set[str] = set()
+    if found.exists:
+        with _workspace(ctx) as ws:
+            known = set(ws.store.pipelines()) | ws.store.paused()
+    if pipeline not in known:  # a pipeline the project lists may be paused before it ever ran
+        entries, _ = _project_entries(ctx)
+        known |= {e.pipeline.name for e in entries}
+    if pipeline not in known:
+        where = (f"has no runs in the store at {str(found.home)!r}" if found.exists else
+                 f"has no store (none was found {found.searched()})")
+        raise CadenzaError(
+            f"No pipeline is named {pipeline!r}: the project lists none of that name, and it "
+            f"{where}.{did_you_mean(pipeline, known)} Known pipelines: {_listing(known)}."
+        )
+    with _workspace(ctx, create=True) as ws:
         ws.store.set_paused(pipeline, paused)
     console.print(f"{pipeline} {'paused' if paused else 'unpaused'}", highlight=False)
+
+
+def _project_entries(ctx: click.Context) -> tuple[list[Entry], dict[str, str]]:
+    """The project's listed pipelines; none if it lists none."""
+    try:
+        return load_entries(ctx, ())
+    except CadenzaError:
+        return [], {}
 
 
 @main.command()
 @click.argument("target")
 @click.option("--start", required=True, help="First day or moment (ISO), in the schedule's zone.")
 @click.option("--end", required=True, help="Last day or moment (ISO): intervals ending by it.")
-@click.option("--parallel", "-p", type=int, default=1, show_default=True,
+@_params_option
+@click.option("--parallel", "-j", type=int, default=1, show_default=True,
               help="Runs at a time.")
 @click.option("--rerun-failed", is_flag=True, help="Run failed and cancelled intervals again.")
 @click.option("--rerun-all", is_flag=True, help="Run every interval again, even successes.")
@@ -192,18 +221,22 @@ def _set_paused(ctx: click.Context, pipeline: str, paused: bool) -> None:
 @click.option("--workers", "-w", type=int)
 @_json_option
 @click.pass_context
-def backfill(ctx: click.Context, target: str, start: str, end: str, parallel: int,
-             rerun_failed: bool, rerun_all: bool, executor: str, workers: int | None,
-             as_json: bool) -> None:
-    """One run per interval between START and END; again, it only runs what is missing."""
+def backfill(ctx: click.Context, target: str, start: str, end: str, params: tuple[str, ...],
+             parallel: int, rerun_failed: bool, rerun_all: bool, executor: str,
+             workers: int | None, as_json: bool) -> None:
+    """One run per interval between START and END; again, it only runs what is missing.
+    --param values are given to the runs it creates (runs that exist keep theirs)."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 
+    from cadenza.params import parse_assignments
     from cadenza.schedule.backfill import BackfillItem
     from cadenza.schedule.backfill import backfill as run_backfill
 
     pipe = load_pipeline(target)
-    home = ctx.obj["home"]
+    values = parse_assignments(params)
+    with _workspace(ctx, create=True) as ws:  # made (and said where) before the runs start
+        home = ws.home
     with Bar(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
              TimeElapsedColumn(), console=console, disable=as_json,
              redirect_stdout=False, redirect_stderr=False) as bar:  # see _display.Progress
@@ -214,7 +247,8 @@ def backfill(ctx: click.Context, target: str, start: str, end: str, parallel: in
 
         items = run_backfill(pipe, start, end, home=home, parallel=parallel,
                              rerun_failed=rerun_failed, rerun_all=rerun_all, executor=executor,
-                             workers=workers, target=target, on_done=done)
+                             workers=workers, target=target, on_done=done, params=values,
+                             params_from_text=True)
     if as_json:
         _print_json([{"interval_start": i.interval.start.isoformat(), "run_id": i.run_id,
                       "action": i.action, "state": i.state} for i in items])

@@ -3,11 +3,12 @@ skips what succeeded; after a crash it creates only the runs that are missing.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cadenza.engine.launch import run_pipeline
 from cadenza.engine.run import new_run_id
@@ -16,6 +17,7 @@ from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline, counts
 from cadenza.schedule.cron import DateLike, Interval
 from cadenza.schedule.scheduler import iso
+from cadenza.secrets import masked_params
 from cadenza.store.base import RunRecord
 from cadenza.workspace import Workspace
 
@@ -36,8 +38,10 @@ class BackfillItem:
 def plan_backfill(
     pipe: Pipeline, workspace: Workspace, start: DateLike, end: DateLike, *,
     rerun_failed: bool = False, rerun_all: bool = False, target: str = "",
+    params: Mapping[str, Any] | None = None, params_from_text: bool = False,
 ) -> list[BackfillItem]:
-    """Create the runs the range is missing; say for each interval what will happen."""
+    """Create the runs the range is missing, with ``params`` (runs that exist keep theirs); say
+    for each interval what will happen."""
     schedule = pipe.schedule
     if schedule is None:
         raise CadenzaError(
@@ -59,10 +63,11 @@ def plan_backfill(
     store = workspace.store
     existing = {r.logical_date: r for r in store.list_runs(pipe.name, limit=1 << 30)
                 if r.logical_date is not None}
-    params = resolve_params(pipe.name, pipe.params, None)
+    resolved = masked_params(resolve_params(pipe.name, pipe.params, params,
+                                            from_text=params_from_text), pipe.secret_params)
     now = datetime.now(UTC).timestamp()
     fresh = [
-        RunRecord(new_run_id(pipe.name, iv.start), pipe.name, "queued", params,
+        RunRecord(new_run_id(pipe.name, iv.start), pipe.name, "queued", resolved,
                   now + i * 1e-6, target=target, logical_date=iso(iv.start),
                   interval_start=iso(iv.start), interval_end=iso(iv.end))
         for i, iv in enumerate(intervals) if iso(iv.start) not in existing
@@ -90,6 +95,7 @@ def backfill(
     parallel: int = 1, rerun_failed: bool = False, rerun_all: bool = False,
     executor: str = "threads", workers: int | None = None, target: str = "",
     on_done: Callable[[BackfillItem], None] | None = None,
+    params: Mapping[str, Any] | None = None, params_from_text: bool = False,
 ) -> list[BackfillItem]:
     """Run every interval of ``pipe`` between ``start`` and ``end`` that needs it, ``parallel``
     runs at a time; return one item per interval, in order."""
@@ -101,7 +107,8 @@ def backfill(
     workspace = Workspace.open(home)
     try:
         items = plan_backfill(pipe, workspace, start, end, rerun_failed=rerun_failed,
-                              rerun_all=rerun_all, target=target)
+                              rerun_all=rerun_all, target=target, params=params,
+                              params_from_text=params_from_text)
     finally:
         workspace.close()
 
