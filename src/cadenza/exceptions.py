@@ -93,8 +93,8 @@ class DamagedArtifactError(CadenzaError):
         place = f" at {where}" if where else ""
         super().__init__(
             f"Artifact {hash[:16]}{place} is damaged: its content now hashes to {found[:16]}. "
-            "It will not be read; run the task that made it again (cadenza run --force, or "
-            "--only TASK) to store a good copy."
+            "It was not used and is set aside; run the pipeline again and the task that made "
+            "it runs again to store a good copy."
         )
         self.hash = hash
         self.found = found

@@ -55,7 +55,26 @@ def test_reasons(home: Path) -> None:
     ws = Workspace.open(home)
     ws.artifacts.delete(first.tasks["middle"].files["out"])
     ws.close()
-    assert reasons(pipe, home)["middle"] == (True, "output missing")
+    assert reasons(pipe, home)["middle"] == (
+        True, "output missing: output 'out': its stored copy is gone")
+
+
+def test_a_declared_output_edited_or_deleted_is_restored_and_plan_says_so(home: Path) -> None:
+    pipe = build()
+    first = pipe.run(home=home)
+    out = home.parent / "out.txt"
+    out.write_text("edited by hand")
+    assert reasons(pipe, home)["middle"] == (
+        False, "cached; output 'out' changed on disk, will be restored")
+    second = pipe.run(home=home)
+    assert second.tasks["middle"].state == "cached"
+    assert out.read_text() == "z" * 20000  # put back before anything downstream read it
+    out.unlink()
+    assert reasons(pipe, home)["middle"] == (
+        False, "cached; output 'out' missing, will be restored")
+    assert pipe.run(home=home).tasks["middle"].state == "cached"
+    assert out.read_text() == "z" * 20000
+    assert first.tasks["middle"].files == second.tasks["middle"].files
 
 
 def test_input_changed_and_output_missing(home: Path) -> None:

@@ -15,6 +15,7 @@ from cadenza.engine.cache import (
     key_meta,
     key_of,
 )
+from cadenza.engine.outputs import check as check_files
 from cadenza.graph import Node
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import CacheEntry
@@ -83,16 +84,14 @@ def _decide(
     meta = key_meta(node, outputs, params, workspace.root, secret=secret)
     found = cache.get(node.name, key_of(meta, None))
     if found is not None and fits(found, params, secret):
-        if _intact(workspace, found):
-            return False, "cached", found
-        return True, "output missing", None
+        if found.output is None or not workspace.holds(found.output):
+            return True, "output missing", None
+        files = check_files(workspace.root, node.spec.outputs, found.files,
+                              workspace.artifacts)
+        if not files.usable:
+            return True, "output missing: " + "; ".join(files.reasons), None
+        return False, "; ".join(("cached", *files.reasons)), found
     return True, _why(meta, last, params), None
-
-
-def _intact(workspace: Workspace, entry: CacheEntry) -> bool:
-    return entry.output is not None and workspace.holds(entry.output) and all(
-        workspace.artifacts.exists(h) for h in entry.files.values()
-    )
 
 
 def _why(meta: Mapping[str, Any], last: CacheEntry, params: Mapping[str, Any]) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.artifacts.serializers import serialize
-from cadenza.engine import logs
+from cadenza.engine import logs, outputs
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
 from cadenza.engine.cache import CacheIndex, fits, hide, key_meta, key_of, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
@@ -46,10 +46,10 @@ from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
 from cadenza.engine.values import Values
-from cadenza.exceptions import CadenzaError, TaskTimeoutError
+from cadenza.exceptions import CadenzaError, DamagedArtifactError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
 from cadenza.graph import Node
-from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction
+from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction, TaskSpec
 from cadenza.secrets import mask, mask_data
 from cadenza.store.base import (
     Approval,
@@ -164,7 +164,8 @@ class Runner:
         self.latest: dict[str, CacheEntry] = {}
         """For --only/--from: the newest intact output of each task the selection reads."""
         for task in self.needed:
-            intact = (e for e in self.cache.newest(task) if self._intact(e.output, e.files))
+            spec = self.graph.nodes[task].spec
+            intact = (e for e in self.cache.newest(task) if self._reusable(e, spec))
             if (entry := next(intact, None)) is not None:
                 self.latest[task] = entry
         missing = sorted(self.needed - set(self.latest) - set(self.provided))
@@ -375,7 +376,7 @@ class Runner:
         ti.meta = {"gate": True, "cacheable": True}
         decided_here = any(a.task == node.name for a in self.ws.store.approvals(self.run.run_id))
         entry = None if self.force or decided_here else self.cache.get(node.name, ti.cache_key)
-        if entry is not None and self._intact(entry.output, {}):
+        if entry is not None and self._reusable(entry, node.spec):
             ti.output = entry.output
             self._end(ti, S.CACHED)
             return
@@ -466,7 +467,7 @@ class Runner:
                 ti.meta, self.interval[1:] if spec.cache == "interval" else None
             )
             entry = None if self.force else self.cache.get(ti.task, key)
-            if entry is not None and self._fits(entry) and self._intact(entry.output, entry.files):
+            if entry is not None and self._fits(entry) and self._reusable(entry, spec):
                 ti.output, ti.files = entry.output, entry.files
                 self._end(ti, S.CACHED)
                 return
@@ -475,13 +476,22 @@ class Runner:
     def _fits(self, entry: CacheEntry) -> bool:
         return fits(entry, self.params, self.secret)
 
-    def _intact(self, output: str | None, files: Mapping[str, str]) -> bool:
+    def _reusable(self, entry: CacheEntry, spec: TaskSpec) -> bool:
+        """The entry's value is stored, and its declared files are on disk as recorded, or
+        are put back now from the artifact store (engine/outputs.py)."""
+        output = entry.output
         if output is None:
             return False
         memo = self._intact_memo
         if output not in memo:
             memo[output] = self.ws.holds(output)
-        return memo[output] and all(self.ws.artifacts.exists(h) for h in files.values())
+        if not memo[output]:
+            return False
+        if not entry.files:
+            return True
+        files = outputs.check(self._root, spec.outputs, entry.files, self.ws.artifacts)
+        return files.usable and all(outputs.restore(self.ws.artifacts, path, digest)
+                                    for path, digest in files.restore)
 
     # -- submitting and collecting ----------------------------------------------------------
 
@@ -512,7 +522,14 @@ class Runner:
             ti.token += 1
             ti.started, ti.ended, ti.error = time.time(), None, None
             self._move(ti, RUNNING)
-            call = self._call(ti, node)
+            try:
+                call = self._call(ti, node)
+            except DamagedArtifactError as damaged:  # an input's stored bytes changed
+                journal.instance(ti)
+                ti.running = journal.attempt(ti, "running", None)
+                self._settle(ti, AttemptResult(
+                    S.FAILED, "error", ti.started, time.time(), error=str(damaged)))
+                continue
             journal.instance(ti)
             ti.running = journal.attempt(ti, "running", call.log_path)
             if direct is not None:  # done when it returns: no Future, no pool slot held
