@@ -67,7 +67,7 @@ def test_the_walk_stops_at_a_store_another_user_owns(tmp_path: Path) -> None:
     assert found.source == "none" and found.home == tmp_path / "shared/me/.cadenza"
     assert found.foreign == tmp_path / "shared/.cadenza"
     assert f"uid {OTHER_UID}" in found.owner
-    with pytest.raises(NoStoreError, match="belongs to .*not to you, so it is not used"):
+    with pytest.raises(NoStoreError, match=r"belongs to .*not to you, so it is not used"):
         Workspace.open(found, create=False)
     Workspace.open(found).close()  # a writer makes its own store, here
     assert (tmp_path / "shared/me/.cadenza/cadenza.db").is_file()

@@ -23,7 +23,7 @@ def init(ctx: click.Context) -> None:
         _warn_shadowing(locate(None, here))
     Workspace.open(target, create=True).close()
     console.print(f"a store is already at {target.home}; nothing changed" if existed
-                  else f"made a store at {target.home}", highlight=False)
+                  else f"made a store at {target.home}", soft_wrap=True)
 
 
 def _warn_shadowing(outer: Location) -> None:

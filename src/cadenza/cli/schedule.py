@@ -141,7 +141,7 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         signal.signal(signum, lambda *_: stop.set())
     names = ", ".join(e.pipeline.name for e in entries)
     console.print(f"scheduler {sched.holder}: serving {names} (store {sched.workspace.home})",
-                  highlight=False)
+                  soft_wrap=True)
 
     def report(created: list[str], started: list[str]) -> None:
         for run_id in created:
