@@ -61,4 +61,4 @@ def test_cli_artifacts(home: Path) -> None:
     shown = cli("show", listed[0]["hash"][:10]).output
     assert "models.train (return)" in shown and "'weight': 2.0" in shown
     never = runner.invoke(main, ["--home", str(home), "artifacts", "rollback", "models", "nope"])
-    assert never.exit_code == 2 and "was never set" in never.output
+    assert never.exit_code == 2 and "Pipeline 'models' has no task 'nope'" in never.output

@@ -100,6 +100,7 @@ def test_unknown_pipelines_and_tasks_in_runs_and_artifacts(cli) -> None:  # type
     assert "Did you mean 'good'?" in one_error(cli("artifacts", "tag", "godo", "train"))
     assert "Did you mean 'train'?" in one_error(cli("artifacts", "tag", "good", "trian"))
     assert "Did you mean 'train'?" in one_error(cli("artifacts", "rollback", "good", "trian"))
+    assert "it was never set" in one_error(cli("artifacts", "rollback", "good", "train"))
     tagged = cli("artifacts", "tag", "good", "train")
     assert tagged.exit_code == 0 and tagged.stdout.startswith("good.train active -> ")
     assert cli("runs", "--pipeline", "good").exit_code == 0
