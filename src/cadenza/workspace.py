@@ -174,8 +174,8 @@ class Workspace:
                 raise NoStoreError(found)
         elif found.foreign == path:  # another user's store is in the working directory
             raise CadenzaError(
-                f"{found.skipped()[0].upper()}{found.skipped()[1:]}, and no store of yours can "
-                "be made beside it; work in another folder."
+                f"{found.skipped()}, and no store of yours can be made beside it; work in "
+                "another folder."
             )
         else:
             path.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -49,7 +48,8 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="CADENZA_HOME",
-              help="The .cadenza folder holding state (default: found from here upward).")
+              help="The .cadenza folder holding state (default: the nearest one from here "
+                   "up to the project root that you own; see docs/stores.md).")
 @click.version_option(package_name="cadenza")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None) -> None:
@@ -73,8 +73,9 @@ def _workspace(ctx: click.Context, *, create: bool = False, write: bool = False,
     found, say so and give an empty one in memory (``plan`` before the first run)."""
     found = _location(ctx)
     if missing_ok and not found.exists:
-        errors.print(f"note: no store was found {found.searched()}; this is what a first run "
-                     "would do.", soft_wrap=True)
+        skipped = f" ({found.skipped()})" if found.foreign is not None else ""
+        errors.print(f"note: no store was found {found.searched()}{skipped}; this is what a "
+                     "first run would do.", soft_wrap=True)
         ws = Workspace.memory(found.start)
     else:
         ws = Workspace.open(found, create=create, readonly=not (create or write))
@@ -100,6 +101,8 @@ def _say_where(found: Location) -> None:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """" Did you mean 'x'?" for the known name closest to ``name`` (ignoring case), or ""."""
+    import difflib  # only an error needs it
+
     by_lower = {k.lower(): k for k in known}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
