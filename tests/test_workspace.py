@@ -122,3 +122,19 @@ def test_a_readonly_open_completes_a_schema_an_older_version_made(tmp_path: Path
         assert ws.store.approvals("no-such-run") == []
     finally:
         ws.close()
+
+
+def test_a_reader_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    home = tmp_path / ".cadenza"
+    Workspace.open(home).close()
+    writer = sqlite3.connect(home / "cadenza.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a run in the middle of a commit holds this
+    try:
+        ws = Workspace.open(home, readonly=True)
+        try:
+            assert ws.store.list_runs() == []
+        finally:
+            ws.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
