@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from cadenza.exceptions import CadenzaError, RunNotFoundError
-from cadenza.workspace import Location, Workspace, locate
+from cadenza.workspace import HOME_DIR, Location, Workspace, locate
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_EXECUTOR = "threads"
@@ -95,7 +95,7 @@ def _say_where(found: Location) -> None:
     elif found.source == "above":
         errors.print(f"using the store at {found.home} (found above the current folder)",
                      soft_wrap=True)
-    elif found.source == "env" and found.home != found.start / ".cadenza":
+    elif found.source == "env" and found.home != found.start / HOME_DIR:
         errors.print(f"using the store at {found.home} (from $CADENZA_HOME)", soft_wrap=True)
 
 
@@ -113,12 +113,12 @@ def _listing(names: Iterable[str], most: int = 8) -> str:
     return ", ".join(shown[:most]) + (", ..." if len(shown) > most else "") or "none"
 
 
-def check_pipeline(ws: Workspace, pipeline: str | None, also: Iterable[str] = ()) -> None:
-    """Raise unless the store knows ``pipeline`` (it has runs, or was paused) or it is in
-    ``also``: a mistyped name is an error, not an empty answer. None passes."""
+def check_pipeline(ws: Workspace, pipeline: str | None) -> None:
+    """Raise unless the store knows ``pipeline`` (it has runs, or was paused): a mistyped name
+    is an error, not an empty answer. None passes."""
     if pipeline is None:
         return
-    known = set(ws.store.pipelines()) | ws.store.paused() | set(also)
+    known = set(ws.store.pipelines()) | ws.store.paused()
     if pipeline not in known:
         raise CadenzaError(
             f"No pipeline named {pipeline!r} has runs in the store at {str(ws.home)!r}."
