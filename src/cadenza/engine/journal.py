@@ -37,6 +37,11 @@ Key = tuple[str, int]
 GROUP_COMMIT = 0.02
 """Seconds a write may wait to be committed with others (never past the start of anything
 that depends on it)."""
+COMMIT_SHARE = 0.25
+"""At most about this share of a run's time goes to commits that nothing waits for: after a
+commit that took ``c`` seconds, the next may wait ``c / COMMIT_SHARE``. A large store makes
+each commit dearer (index pages to rewrite), so a long fan-out commits in larger groups, up
+to WAITING_COMMIT apart."""
 WAITING_COMMIT = 1.0
 """Seconds a pending row may wait to be committed: it shows a task that has not started yet."""
 VALUE: dict[TaskState, str] = {state: state.value for state in TaskState}
@@ -95,11 +100,14 @@ class Journal:
         self.generation = 0
         """How many commits there have been."""
         self.last_commit = time.monotonic()
+        self.gap = GROUP_COMMIT
+        """How long writes may wait for the next commit: GROUP_COMMIT, or longer after a slow
+        commit (COMMIT_SHARE)."""
 
     def due(self) -> float | None:
         """When (``time.monotonic``) the next commit is due; None if nothing waits for one."""
         if self.instances or self.attempts or self.batch:
-            return self.last_commit + GROUP_COMMIT
+            return self.last_commit + self.gap
         if self.waiting:
             return self.waiting_since + WAITING_COMMIT
         return None
@@ -157,4 +165,6 @@ class Journal:
         if batch:  # else only young pending rows: nothing to write, yet a task may start
             self.store.apply(batch)
         self.generation += 1
-        self.last_commit = now
+        self.last_commit = time.monotonic()
+        took = self.last_commit - now
+        self.gap = min(WAITING_COMMIT, max(GROUP_COMMIT, took / COMMIT_SHARE))

@@ -136,6 +136,10 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        # Up to 64 MiB of pages in memory (the default is 2 MiB): a large fan-out inserts into
+        # indexes keyed by hash, at random places, and with a small cache each insert reads
+        # its page back from the file. The cache grows only as pages are used.
+        self._db.execute("PRAGMA cache_size=-65536")
         # A reader (`cadenza status`) takes no write lock unless the schema is incomplete (a
         # new file, or one an older cadenza made), and then refuses every write.
         have = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")
@@ -244,22 +248,26 @@ class SqliteStore:
                     "checks=excluded.checks",
                 )
             if batch.artifacts:
-                insert(
-                    f"INSERT OR IGNORE INTO artifacts ({_ART_COLS})",
-                    [
-                        (a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id,
-                         a.created_at, a.name, a.uri, a.data)
-                        for a in batch.artifacts
-                    ],
-                )
                 # Lineage belongs to the record that was kept: the first one for its hash.
-                db.executemany(
-                    "INSERT OR IGNORE INTO lineage (child, parent) SELECT ?, ? WHERE EXISTS "
-                    "(SELECT 1 FROM artifacts WHERE hash = ? AND run_id = ? AND task = ? "
-                    "AND created_at = ?)",
-                    [(a.hash, p, a.hash, a.run_id, a.task, a.created_at)
-                     for a in batch.artifacts for p in a.parents],
-                )
+                # RETURNING names the rows really inserted (a known hash is ignored), so no
+                # lineage row needs a query of its own to find out.
+                kept: set[str] = set()
+                rows = [(a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id,
+                         a.created_at, a.name, a.uri, a.data) for a in batch.artifacts]
+                for start in range(0, len(rows), 64):
+                    chunk = rows[start:start + 64]
+                    kept.update(hash for (hash,) in db.execute(
+                        f"INSERT OR IGNORE INTO artifacts ({_ART_COLS}) VALUES "
+                        f"{', '.join(['(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} "
+                        "RETURNING hash", [value for row in chunk for value in row],
+                    ))
+                lineage: list[tuple[str, str]] = []
+                for a in batch.artifacts:
+                    if a.hash in kept:
+                        kept.discard(a.hash)  # a later record of the same hash was ignored
+                        lineage += [(a.hash, parent) for parent in a.parents]
+                if lineage:
+                    insert("INSERT OR IGNORE INTO lineage (child, parent)", lineage)
             if batch.cache:
                 insert(
                     f"INSERT OR REPLACE INTO cache ({_CACHE_COLS})",
