@@ -86,3 +86,4 @@ def test_a_damaged_value_kept_in_the_store_makes_its_task_run_again(tmp_path: Pa
     assert second.tasks["source"].state == "success"
     assert second.output("double") == 80000
     assert calls.read_text() == "xx"
+

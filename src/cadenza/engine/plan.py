@@ -1,4 +1,11 @@
-"""What a run would do now, and why: never ran, code changed, input changed, cached..."""
+"""What a run would do now, and why: the run's own decision (engine/reuse.py), made early.
+
+Tasks are visited in run order. A task that will be reused passes on its stored output. A task
+that will run cannot say what it will return; the plan assumes it returns what it returned
+last time, and every verdict downstream that rests on that says so in ``assumes``: "cached if
+'ingest' returns what it returned last time, else runs". A verdict with nothing assumed, and
+one whose assumptions hold, is what the run will do: tests/engine/test_plan_property.py.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cadenza.engine.cache import (
-    CacheIndex,
-    Outputs,
-    canonical,
-    code_hash,
-    fits,
-    key_meta,
-    key_of,
-)
-from cadenza.engine.outputs import check as check_files
+from cadenza.artifacts.serializers import serialize
+from cadenza.engine.cache import CacheIndex, canonical, sha256
+from cadenza.engine.result import load_value
+from cadenza.engine.reuse import Interval, files, find, gate_key
+from cadenza.exceptions import CadenzaError
 from cadenza.graph import Node
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import CacheEntry
@@ -28,75 +30,154 @@ class PlanStep:
     runs: bool
     reason: str
     key: str | None = None
+    assumes: tuple[str, ...] = ()
+    """Tasks that run first, whose outputs are assumed to be what they were last time."""
+
+
+@dataclass
+class _Guess:
+    """What the plan knows of a task's output when the tasks after it are decided."""
+
+    output: str | None
+    files: Mapping[str, str]
+    assumes: frozenset[str]  # empty: known for sure
+
+
+_NOTHING = _Guess(None, {}, frozenset())
+
+
+class _Planner:
+    def __init__(self, pipe: Pipeline, ws: Workspace, params: Mapping[str, Any], force: bool,
+                 selected: set[str] | None, interval: Interval) -> None:
+        self.pipe, self.ws, self.params, self.force = pipe, ws, params, force
+        self.selected, self.interval = selected, interval
+        self.graph = pipe.graph()
+        # as a run finds its cache entries, asking only for what it needs: a few per task
+        self.cache = CacheIndex(ws.store, pipe.name, preload=0)
+        self.needed = self.graph.needed_outputs(selected)
+        self.guesses: dict[str, _Guess] = {}
+
+    def step(self, node: Node) -> PlanStep:
+        name, spec = node.name, node.spec
+        # the task's own newest result (a mapped task's items have entries under its name)
+        last = next((e for e in self.cache.newest(name)
+                     if spec.map_over is None or "items" in e.meta), None)
+        if self.selected is not None and name not in self.selected:
+            if name not in self.needed:
+                return self._skip(name, "not selected: skipped")
+            if last is None:
+                return self._skip(name, "not selected, and has no stored output: the run "
+                                  "will stop")
+            self.guesses[name] = _Guess(last.output, last.files, frozenset())
+            return PlanStep(name, False, "not selected: uses its latest stored output")
+        ups = [self.guesses.get(up, _NOTHING) for up in node.inputs]
+        assumed = frozenset().union(*(g.assumes for g in ups)) if ups else frozenset()
+        unknown = [up for up in node.inputs if self.guesses.get(up, _NOTHING).output is None]
+        if self.force:
+            return self._run(name, last, "forced", assumed)
+        if spec.kind == "gate":
+            key = gate_key({up: self.guesses.get(up, _NOTHING).output for up in node.upstream})
+            entry = self.cache.get(name, key)
+            if entry is not None and self._holds(entry):
+                return self._reuse(name, entry, "cached: approved before for these inputs",
+                                   assumed)
+            return self._run(name, last, "a gate: waits for a person", assumed)
+        if spec.cache is False:
+            return self._run(name, last, "cache=False: always runs", assumed)
+        if unknown:
+            return self._run(name, last, f"upstream {unknown[0]!r} has no output yet",
+                             assumed | set(unknown))
+        outputs = {up: (g.output, g.files) for up, g in zip(node.inputs, ups, strict=True)}
+        if spec.map_over is not None:
+            return self._mapped(node, last, outputs, assumed)
+        meta, key, entry = find(node, outputs, self.params, self.ws.root, self.interval,
+                                self.cache, self.pipe.secret_params)
+        if entry is None:
+            return self._run(name, last, _why(meta, last, self.params), assumed, key)
+        if not self._holds(entry):
+            return self._run(name, last, "output missing", assumed, key)
+        checked = files(entry, spec, self.ws.root, self.ws.artifacts)
+        if not checked.usable:
+            return self._run(name, last, "output missing: " + "; ".join(checked.reasons),
+                             assumed, key)
+        return self._reuse(name, entry, "; ".join(("cached", *checked.reasons)), assumed)
+
+    def _mapped(self, node: Node, last: CacheEntry | None, outputs: Any,
+                assumed: frozenset[str]) -> PlanStep:
+        """Each item is decided as the run decides it: the list is read from the store."""
+        spec = node.spec
+        assert spec.map_over is not None
+        source = self.guesses[spec.map_over].output
+        try:
+            items = load_value(self.ws, source) if source is not None else None
+        except CadenzaError:
+            items = None
+        if not isinstance(items, list | tuple):
+            return self._run(node.name, last, "mapped over a list the plan cannot read",
+                             assumed)
+        runs = 0
+        for item in items:
+            digest = sha256(serialize(item, node.name)[1])
+            _, _, entry = find(node, outputs, self.params, self.ws.root, self.interval,
+                               self.cache, self.pipe.secret_params, digest)
+            if entry is None or not self._holds(entry) or not files(
+                    entry, spec, self.ws.root, self.ws.artifacts).usable:
+                runs += 1
+        if runs:
+            return self._run(node.name, last, f"mapped: {runs} of {len(items)} items run",
+                             assumed)
+        # every item reused: the run stores the list again, so its hash is the last one's
+        self.guesses[node.name] = _Guess(last.output if last else None,
+                                         last.files if last else {}, assumed)
+        return PlanStep(node.name, False, _cached(f"cached: all {len(items)} items", assumed),
+                        None, tuple(sorted(assumed)))
+
+    def _holds(self, entry: CacheEntry) -> bool:
+        return entry.output is not None and self.ws.holds(entry.output)
+
+    def _reuse(self, name: str, entry: CacheEntry, reason: str, assumed: frozenset[str]
+               ) -> PlanStep:
+        self.guesses[name] = _Guess(entry.output, entry.files, assumed)
+        return PlanStep(name, False, _cached(reason, assumed), entry.key,
+                        tuple(sorted(assumed)))
+
+    def _run(self, name: str, last: CacheEntry | None, reason: str, assumed: frozenset[str],
+             key: str | None = None) -> PlanStep:
+        # what it returns is known only once it ran: assume what it returned last time
+        self.guesses[name] = _Guess(last.output if last else None,
+                                    last.files if last else {}, assumed | {name})
+        return PlanStep(name, True, reason, key, tuple(sorted(assumed)))
+
+    def _skip(self, name: str, reason: str) -> PlanStep:
+        self.guesses[name] = _NOTHING
+        return PlanStep(name, False, reason)
+
+
+def _cached(reason: str, assumed: frozenset[str]) -> str:
+    if not assumed:
+        return reason
+    names = ", ".join(repr(n) for n in sorted(assumed))
+    if len(assumed) == 1:
+        return f"{reason} if {names} returns what it returned last time, else runs"
+    return f"{reason} if {names} return what they returned last time, else runs"
 
 
 def plan_pipeline(
     pipe: Pipeline, workspace: Workspace, params: Mapping[str, Any], *,
     force: bool = False, selected: set[str] | None = None,
+    interval: Interval = (None, None),
 ) -> list[PlanStep]:
-    """One step per task, in run order. A task downstream of one that runs is marked to run:
-    whether its input really changes is known only once the upstream task has run."""
-    graph = pipe.graph()
-    # as a run finds its cache entries, but asking only for what it needs: a few per task
-    cache = CacheIndex(workspace.store, pipe.name, preload=0)
-    needed = graph.needed_outputs(selected)
-    outputs: dict[str, tuple[str | None, Mapping[str, str]]] = {}
-    steps: list[PlanStep] = []
-    for node in graph:
-        name = node.name
-        last = next(cache.newest(name), None)
-        runs, reason, found = _decide(node, last, outputs, needed, selected, force,
-                                      workspace, params, cache, pipe.secret_params)
-        steps.append(PlanStep(name, runs, reason, found.key if found else None))
-        if not runs and found is not None:
-            outputs[name] = (found.output, found.files)
-        elif not runs and last is not None and reason != "not selected: skipped":
-            outputs[name] = (last.output, last.files)
-    return steps
+    """One step per task, in run order. ``interval``: the data interval of the run to plan (a
+    manual run has none)."""
+    planner = _Planner(pipe, workspace, params, force, selected, interval)
+    return [planner.step(node) for node in planner.graph]
 
 
-def _decide(
-    node: Node, last: CacheEntry | None, outputs: Outputs, needed: set[str],
-    selected: set[str] | None, force: bool, workspace: Workspace, params: Mapping[str, Any],
-    cache: CacheIndex, secret: frozenset[str],
-) -> tuple[bool, str, CacheEntry | None]:
-    if selected is not None and node.name not in selected:
-        if node.name not in needed:
-            return False, "not selected: skipped", None
-        if last is None:
-            return False, "not selected, and has no stored output: the run will stop", None
-        return False, "not selected: uses its latest stored output", None
-    if force:
-        return True, "forced", None
-    if node.spec.kind == "gate":
-        return True, "a gate: waits for a person, unless these inputs were approved before", None
-    if node.spec.cache is False:
-        return True, "cache=False: always runs", None
+def _why(meta: Mapping[str, Any], last: CacheEntry | None, params: Mapping[str, Any]) -> str:
     if last is None:
-        return True, "never ran", None
-    if last.meta.get("cacheable", True) and last.meta.get("code") != code_hash(node.spec):
-        return True, "code changed", None
-    moving = [up for up in node.inputs if up not in outputs]
-    if moving:
-        return True, f"upstream {moving[0]!r} runs first; its output may change", None
-    if node.spec.map_over is not None:
-        return True, "mapped: each item is checked against the cache when it runs", None
-    meta = key_meta(node, outputs, params, workspace.root, secret=secret)
-    found = cache.get(node.name, key_of(meta, None))
-    if found is not None and fits(found, params, secret):
-        if found.output is None or not workspace.holds(found.output):
-            return True, "output missing", None
-        files = check_files(workspace.root, node.spec.outputs, found.files,
-                              workspace.artifacts)
-        if not files.usable:
-            return True, "output missing: " + "; ".join(files.reasons), None
-        return False, "; ".join(("cached", *files.reasons)), found
-    return True, _why(meta, last, params), None
-
-
-def _why(meta: Mapping[str, Any], last: CacheEntry, params: Mapping[str, Any]) -> str:
+        return "never ran"
     before = last.meta
-    if before.get("code") != meta["code"]:
+    if "code" in before and before["code"] != meta["code"]:
         return "code changed"
     reasons: list[str] = []
     for kind, label in (("params", "param"), ("inputs", "input"), ("files", "input file")):
@@ -109,3 +190,4 @@ def _why(meta: Mapping[str, Any], last: CacheEntry, params: Mapping[str, Any]) -
         if params.get(k) != v:
             reasons.append(f"param {k!r} changed")
     return ", ".join(reasons) if reasons else "no stored result for this key"
+

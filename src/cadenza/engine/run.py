@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.artifacts.serializers import serialize
-from cadenza.engine import logs, outputs
+from cadenza.engine import logs, outputs, reuse
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
-from cadenza.engine.cache import CacheIndex, fits, hide, key_meta, key_of, sha256
+from cadenza.engine.cache import CacheIndex, hide, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result
+from cadenza.engine.reuse import find, gate_key
 from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
@@ -371,8 +372,7 @@ class Runner:
     def _gate(self, ti: Instance, node: Node) -> None:
         """A gate approved before for these very upstream outputs stays approved (cached);
         anything new waits for a person."""
-        parts = "|".join(f"{up}={self.tis[(up, -1)].output}" for up in node.upstream)
-        ti.cache_key = sha256(f"gate:{parts}".encode())
+        ti.cache_key = gate_key({up: self.tis[(up, -1)].output for up in node.upstream})
         ti.meta = {"gate": True, "cacheable": True}
         decided_here = any(a.task == node.name for a in self.ws.store.approvals(self.run.run_id))
         entry = None if self.force or decided_here else self.cache.get(node.name, ti.cache_key)
@@ -462,19 +462,13 @@ class Runner:
             tis = self.tis
             outputs = {up: (tis[(up, -1)].output, tis[(up, -1)].files) for up in node.inputs}
             item = None if ti.index < 0 else sha256(serialize(ti.item, ti.task)[1])
-            ti.meta = key_meta(node, outputs, self.params, self._root, item, self.secret)
-            ti.cache_key = key = key_of(
-                ti.meta, self.interval[1:] if spec.cache == "interval" else None
-            )
-            entry = None if self.force else self.cache.get(ti.task, key)
-            if entry is not None and self._fits(entry) and self._reusable(entry, spec):
+            ti.meta, ti.cache_key, entry = find(node, outputs, self.params, self._root,
+                                                self.interval[1:], self.cache, self.secret, item)
+            if entry is not None and not self.force and self._reusable(entry, spec):
                 ti.output, ti.files = entry.output, entry.files
                 self._end(ti, S.CACHED)
                 return
         self._queue(ti)
-
-    def _fits(self, entry: CacheEntry) -> bool:
-        return fits(entry, self.params, self.secret)
 
     def _reusable(self, entry: CacheEntry, spec: TaskSpec) -> bool:
         """The entry's value is stored, and its declared files are on disk as recorded, or
@@ -489,7 +483,7 @@ class Runner:
             return False
         if not entry.files:
             return True
-        files = outputs.check(self._root, spec.outputs, entry.files, self.ws.artifacts)
+        files = reuse.files(entry, spec, self._root, self.ws.artifacts)
         return files.usable and all(outputs.restore(self.ws.artifacts, path, digest)
                                     for path, digest in files.restore)
 

@@ -1,0 +1,46 @@
+"""Whether a task's earlier result can be reused: the one decision `run` and `plan` share.
+
+The runner asks when a task becomes ready, with its upstream outputs in hand; `plan` asks
+before anything runs, with the outputs the upstream tasks will have if they are reused, or
+return what they returned last time. Both get their answer from ``find`` and ``files``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cadenza.artifacts.base import ArtifactStore
+from cadenza.engine.cache import CacheIndex, Outputs, fits, key_meta, key_of, sha256
+from cadenza.engine.outputs import Files, check
+from cadenza.graph import Node
+from cadenza.pipeline import TaskSpec
+from cadenza.store.base import CacheEntry
+
+Interval = tuple[str | None, str | None]
+
+
+def find(
+    node: Node, outputs: Outputs, params: Mapping[str, Any], root: Path, interval: Interval,
+    cache: CacheIndex, secret: frozenset[str], item: str | None = None,
+) -> tuple[dict[str, Any], str, CacheEntry | None]:
+    """The task's cache key (and what it is made of), and the entry stored under it whose
+    params read through ``ctx.params`` are unchanged, if there is one."""
+    meta = key_meta(node, outputs, params, root, item, secret)
+    key = key_of(meta, interval if node.spec.cache == "interval" else None)
+    entry = cache.get(node.name, key)
+    if entry is not None and not fits(entry, params, secret):
+        entry = None
+    return meta, key, entry
+
+
+def files(entry: CacheEntry, spec: TaskSpec, root: Path, artifacts: ArtifactStore) -> Files:
+    """The verdict on the entry's declared files (the value itself is checked by the caller,
+    which remembers it per run: ``Workspace.holds``)."""
+    return check(root, spec.outputs, entry.files, artifacts)
+
+
+def gate_key(upstream: Mapping[str, str | None]) -> str:
+    """A gate's key: the outputs it was shown. Approved once for these, approved again."""
+    return sha256(("gate:" + "|".join(f"{up}={out}" for up, out in upstream.items())).encode())
