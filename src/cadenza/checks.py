@@ -150,13 +150,20 @@ def in_range(column: str, lo: Any = None, hi: Any = None) -> Check:
     return _named(check, f"in_range({name}, {_keywords(lo=lo, hi=hi)})")
 
 
+# Dtype names every supported pandas accepts: schema() takes them without importing pandas,
+# so loading a pipeline (cadenza show, plan, a cached run) does not pay for it.
+_COMMON_DTYPES = frozenset({
+    "object", "bool", "boolean", "category", "string", "float32", "float64", "Float64",
+    "int8", "int16", "int32", "int64", "Int64", "uint8", "uint16", "uint32", "uint64",
+    "datetime64[ns]", "datetime64[ns, UTC]", "timedelta64[ns]",
+})
+
+
 def schema(expected: dict[str, str]) -> Check:
     """Pass when the DataFrame has exactly these columns with these dtypes (as pandas prints
     them: 'int64', 'float64', 'object', 'datetime64[ns]', 'bool', ...). Always records
     ``metadata["schema_hash"]``, a sha256 of the actual column names and dtypes in order.
     """
-    from pandas.api.types import pandas_dtype  # type: ignore[import-untyped]
-
     if not isinstance(expected, dict) or not expected:
         raise InvalidOptionError(
             f"schema() needs a non-empty dict of column name to dtype, got {expected!r}. "
@@ -168,7 +175,10 @@ def schema(expected: dict[str, str]) -> Check:
         try:
             if not isinstance(name, str) or not isinstance(dtype, str):
                 raise TypeError
-            pandas_dtype(dtype)
+            if dtype not in _COMMON_DTYPES:  # only an unusual name costs a pandas import
+                from pandas.api.types import pandas_dtype  # type: ignore[import-untyped]
+
+                pandas_dtype(dtype)
         except TypeError:
             raise InvalidOptionError(
                 f"schema() entry {name!r}: {dtype!r} is not a column name and a dtype pandas "
