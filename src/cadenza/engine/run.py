@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.artifacts.serializers import serialize
-from cadenza.engine import logs, outputs, reuse
+from cadenza.engine import branching, logs, outputs, reuse
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
 from cadenza.engine.cache import CacheIndex, hide, sha256
 from cadenza.engine.hooks import Callbacks, Hooks
@@ -111,7 +111,9 @@ class Runner:
         self.tis: dict[Key, Instance] = {}
         self.done: dict[str, TaskState] = {}
         self.waiting: dict[str, int] = {}
-        self.follow: dict[str, set[str]] = {}
+        self.branches = frozenset(n.name for n in self.graph if n.spec.kind == "branch")
+        self.unchosen: dict[str, frozenset[str]] = {}
+        """For each branch that succeeded: its direct downstream tasks it skips."""
         self.remaining: dict[str, int] = {}
         self.ready: list[tuple[int, int, int, int, Instance]] = []
         """A heap: higher priority first, then run order, then item, then arrival."""
@@ -355,11 +357,10 @@ class Runner:
             return
         done = self.done
         verdict = decide(spec.trigger_rule, [done[up] for up in node.upstream])
-        if self.follow:
+        if self.branches:  # a branch's skip comes before any trigger rule, as in Airflow
             for up in node.upstream:
-                chosen = self.follow.get(up)
-                if chosen is not None and name not in chosen:
-                    verdict = S.SKIPPED  # a branch upstream chose another path
+                if up in self.branches and done[up] in SUCCEEDED and name in self._skips(up):
+                    verdict = S.SKIPPED
         if verdict is not None:
             self._end(self.tis[(name, -1)], verdict)
         elif spec.kind == "gate":
@@ -530,6 +531,8 @@ class Runner:
                 try:
                     result = direct(run_attempt, call)
                 except BaseException as error:  # as a Future would hold it
+                    if isinstance(error, KeyboardInterrupt):
+                        raise  # Ctrl-C in an inline task cancels the run (see execute)
                     result = self._failure(ti, error)
                 self._settle(ti, result)
                 continue
@@ -633,6 +636,8 @@ class Runner:
         return AttemptResult(outcome.state, outcome.kind, started, time.time(), error=str(error))
 
     def _record(self, ti: Instance, result: AttemptResult) -> None:
+        if result.follow is not None and result.state is SUCCESS:
+            result = self._choose(ti, result)
         if result.error is not None:  # a task's error text may quote a secret
             result.error, result.traceback = mask(result.error), mask_data(result.traceback)
         ti.started, ti.ended, ti.error = result.started, result.ended, result.error
@@ -669,8 +674,6 @@ class Runner:
         ti.output = stored.hash
         ti.files = {name: file.hash for name, file in result.files.items()} if result.files else {}
         self.values.stored((ti.task, ti.index), result.value, stored)
-        if result.follow is not None:  # a branch task: the downstream tasks to follow
-            self.follow[ti.task] = set(result.follow)
         parents = self._parents(node)
         self._artifact(ti.task, "return", stored, parents)
         for name, file in result.files.items():
