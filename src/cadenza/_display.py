@@ -1,10 +1,16 @@
-"""Rich output for the CLI: live run progress, run summaries, tables of runs and tasks."""
+"""Rich output for the CLI: live run progress, run summaries, tables of tasks, and what went
+wrong (failures, retries, data checks, rejected gates) in full.
+
+Everything that comes from users and tasks (names, errors, check descriptions) is added to
+``Text`` as plain strings, never parsed as markup."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -14,16 +20,30 @@ from rich.text import Text
 
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.result import RunResult
-from cadenza.engine.states import TERMINAL, TaskState
+from cadenza.engine.states import TaskState
 from cadenza.graph import Graph
-from cadenza.store.base import RunRecord, TaskInstanceRecord
+from cadenza.store.base import AttemptRecord, RunRecord, TaskInstanceRecord
 
 COLORS = {
     "success": "green", "cached": "cyan", "failed": "red", "upstream_failed": "dark_orange",
     "running": "yellow", "queued": "blue", "pending": "grey50", "skipped": "grey62",
     "up_for_retry": "magenta", "cancelled": "red3", "awaiting_approval": "bright_blue",
-    "interrupted": "dark_orange", "waiting": "bright_blue",
+    "interrupted": "dark_orange", "waiting": "bright_blue", "warned": "yellow",
+    "passed": "green",
 }
+ORDER = ("failed", "upstream_failed", "cancelled", "up_for_retry", "awaiting_approval",
+         "running", "queued", "pending", "success", "cached", "skipped")
+"""States in the order a grouped summary lists them: what needs a look first."""
+NOT_A_TERMINAL_HEIGHT = 40
+"""Rows a summary may take when the output is not a terminal (a CI log, a pipe)."""
+LISTED = 10
+"""Tasks a grouped summary names per kind of problem before pointing to `cadenza status`."""
+PROGRESS_EVERY = 5.0
+"""Seconds between count lines when the progress is not drawn live (not a terminal)."""
+FAILURE_LINES = 20
+"""Failure and retry lines the non-terminal progress prints before it only counts them."""
+
+
 def styled(state: str) -> Text:
     return Text(state, style=COLORS.get(state, ""))
 
@@ -39,24 +59,34 @@ def duration(start: float | None, end: float | None) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
+def screen_rows(console: Console) -> int:
+    """How many lines of output fit before the summary's head scrolls away."""
+    return console.size.height if console.is_terminal else NOT_A_TERMINAL_HEIGHT
+
+
 class Progress(Hooks):
-    """Counts task states as the run moves; draws them live on a terminal, else logs lines."""
+    """Counts task states as the run moves. On a terminal it draws them live; elsewhere it
+    prints a bounded log: a line per failure or retry (the first FAILURE_LINES) and a count
+    line every PROGRESS_EVERY seconds, never a line per task."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.live: Live | None = None
         self.states: dict[str, TaskState] = {}
         self.items: Counter[str] = Counter()
-        self.items_done = 0
         self.running: dict[str, float] = {}
         self.started = time.monotonic()
+        self.next_count = self.started + PROGRESS_EVERY
+        self.failures = 0
         self.run_id = ""
+        self.closed = False
         self._lock = threading.Lock()
 
     def before_run(self, run: RunRecord, graph: Graph) -> None:
         self.run_id = run.run_id
         self.states = {name: TaskState.PENDING for name in graph.order}
         self.started = time.monotonic()
+        self.next_count = self.started + PROGRESS_EVERY
         if self.console.is_terminal:
             # No stdout/stderr redirection: while a run is active, sys.stdout is the router of
             # engine/logs.py, and a Rich FileProxy wrapped by (or wrapping) it writes to itself.
@@ -72,18 +102,45 @@ class Progress(Hooks):
             if map_index >= 0:
                 self.items[new.value] += 1
                 self.items[old.value] -= 1
-                return
-            self.states[task] = new
-            if new is TaskState.RUNNING:
-                self.running[task] = time.monotonic()
             else:
-                self.running.pop(task, None)
-        if self.live is None and new in TERMINAL:
-            self.console.print(Text.assemble(f"  {task} ", styled(new.value)))
+                self.states[task] = new
+                if new is TaskState.RUNNING:
+                    self.running[task] = time.monotonic()
+                else:
+                    self.running.pop(task, None)
+        if self.live is not None or self.closed:
+            return
+        if new is TaskState.FAILED or new is TaskState.UP_FOR_RETRY:
+            self.failures += 1
+            if self.failures <= FAILURE_LINES:
+                name = task if map_index < 0 else f"{task}[{map_index}]"
+                self.console.print(Text.assemble(f"  {name} ", styled(new.value)))
+            elif self.failures == FAILURE_LINES + 1:
+                self.console.print("  (more failures and retries: counted, not listed)")
+        now = time.monotonic()
+        if now >= self.next_count:
+            self.next_count = now + PROGRESS_EVERY
+            self.console.print(self._counts(now - self.started))
 
     def after_run(self, result: RunResult) -> None:
+        self.closed = True
         if self.live is not None:
             self.live.stop()
+
+    def _counts(self, elapsed: float) -> Text:
+        with self._lock:
+            counts = Counter(state.value for state in self.states.values())
+            items = {k: v for k, v in self.items.items() if v > 0}
+        line = Text(f"  {elapsed:.0f}s:")
+        for state, count in sorted(counts.items()):
+            line.append("  ")
+            line.append_text(styled(f"{state} {count}"))
+        if items:
+            line.append("  mapped items:")
+            for state, count in sorted(items.items()):
+                line.append("  ")
+                line.append_text(styled(f"{state} {count}"))
+        return line
 
     def __rich__(self) -> RenderableType:
         with self._lock:
@@ -111,31 +168,170 @@ class Progress(Hooks):
         return Group(*parts)
 
 
-def task_table(instances: list[TaskInstanceRecord], attempts: dict[str, int],
-               order: list[str] | None = None,
-               checks: dict[str, list[dict[str, Any]]] | None = None) -> Table:
+# -- what a run's tasks did -------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One task of a run, as the summary and `cadenza status` show it."""
+
+    task: str
+    state: str
+    attempts: int = 0
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    items: int = 0
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """The data checks of the task's last attempt."""
+    earlier_error: str | None = None
+    """What made the last retried attempt fail, when the task took more than one."""
+
+
+def _row(task: str, state: str, error: str | None, items: int,
+         attempts: list[AttemptRecord], started: float | None, ended: float | None) -> Row:
+    own = [a for a in attempts if a.map_index < 0]
+    last = own[-1] if own else None
+    earlier = next((a.error for a in reversed(own[:-1]) if a.error), None)
+    return Row(task, state, len(own), started, ended, error, items,
+               list(last.checks) if last is not None else [], earlier)
+
+
+def rows_of_result(result: RunResult) -> list[Row]:
+    """The rows of a run that just ended, from what the runner holds (no store reads)."""
+    rows = []
+    for name, t in result.tasks.items():
+        started = min((a.started_at for a in t.attempts), default=None)
+        ended = max((a.ended_at or 0.0 for a in t.attempts), default=None) or None
+        rows.append(_row(name, t.state, t.error, t.items, t.attempts, started, ended))
+    return rows
+
+
+def rows_of_records(instances: Iterable[TaskInstanceRecord],
+                    attempts: Iterable[AttemptRecord]) -> list[Row]:
+    """The rows of a run as the store keeps it, in the order its tasks started."""
+    by_task: dict[str, list[AttemptRecord]] = {}
+    for attempt in attempts:  # oldest first
+        by_task.setdefault(attempt.task, []).append(attempt)
+    parents: dict[str, TaskInstanceRecord] = {}
+    items: Counter[str] = Counter()
+    for ti in instances:
+        if ti.map_index < 0:
+            parents[ti.task] = ti
+        else:
+            items[ti.task] += 1
+    order = sorted(parents, key=lambda n: parents[n].started_at or float("inf"))
+    return [_row(n, parents[n].state, parents[n].error, items[n], by_task.get(n, []),
+                 parents[n].started_at, parents[n].ended_at) for n in order]
+
+
+def _verdict(check: dict[str, Any]) -> str:
+    if check["passed"]:
+        return "passed"
+    return "failed" if check["severity"] == "error" else "warned"
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _note(row: Row) -> str:
+    parts = []
+    if row.checks:
+        tally = Counter(_verdict(c) for c in row.checks)
+        parts.append("checks: " + ", ".join(f"{n} {word}" for word, n in sorted(tally.items())))
+    if row.items:
+        parts.append(f"{row.items} mapped items")
+    if row.error and not any(not c["passed"] and c["severity"] == "error" for c in row.checks):
+        parts.append(_first_line(row.error))  # (a failed check's error repeats the check)
+    return "; ".join(parts)
+
+
+def task_table(rows: Iterable[Row]) -> Table:
+    """One line per task. A long note ends in an ellipsis at the screen's edge: ``problems``
+    prints the whole of it below the table."""
+    cells = [(row.task, row.state, str(row.attempts),
+              duration(row.started, row.ended) if row.started else "-", _note(row))
+             for row in rows]
     table = Table(show_edge=False, header_style="bold")
-    for column in ("task", "state", "attempts", "duration", "note"):
-        table.add_column(column)
-    parents = {ti.task: ti for ti in instances if ti.map_index < 0}
-    items = Counter(ti.task for ti in instances if ti.map_index >= 0)
-    names = order or sorted(parents, key=lambda n: parents[n].started_at or float("inf"))
-    for name in names:
-        ti = parents.get(name)
-        if ti is None:
-            continue
-        note = (ti.error or "").strip().splitlines()[0][:100] if ti.error else ""
-        if items.get(name):
-            note = f"{items[name]} mapped items" + (f"; {note}" if note else "")
-        results = (checks or {}).get(name)
-        if results:
-            tally = Counter("passed" if c["passed"] else
-                            "failed" if c["severity"] == "error" else "warned" for c in results)
-            summary = ", ".join(f"{n} {word}" for word, n in sorted(tally.items()))
-            note = f"checks: {summary}" + (f"; {note}" if note else "")
-        table.add_row(name, styled(ti.state), str(attempts.get(name, 0)),
-                      duration(ti.started_at, ti.ended_at) if ti.started_at else "-", note)
+    for i, column in enumerate(("task", "state", "attempts", "duration")):
+        # these keep their width; the note takes what is left of the line
+        widest = max((len(c[i]) for c in cells), default=0)
+        table.add_column(column, no_wrap=True, min_width=min(max(widest, len(column)), 40))
+    table.add_column("note", no_wrap=True, overflow="ellipsis")
+    for task, state, attempts, took, note in cells:
+        table.add_row(task, styled(state), attempts, took, note)
     return table
+
+
+def _indented(text: str, by: int = 6) -> Text:
+    return Text("\n".join(" " * by + line for line in text.rstrip().splitlines()))
+
+
+def check_lines(checks: Iterable[dict[str, Any]], lead: str = "") -> list[Text]:
+    """Each check's verdict on a line, its description (in full) indented below."""
+    lines = []
+    for check in checks:
+        lines.append(Text.assemble(lead, "check ", str(check["check"]), " ",
+                                   styled(_verdict(check))))
+        if check.get("description"):
+            lines.append(_indented(str(check["description"]), len(lead) + 4))
+    return lines
+
+
+def problems(rows: Iterable[Row], most: int | None = None) -> list[Text]:
+    """What a person should read, in full: each failed task's error, each failed or warned
+    data check with its description, each task that needed retries. ``most``: name at most
+    this many tasks per kind (the rest are counted)."""
+    failed: list[list[Text]] = []
+    checks: list[list[Text]] = []
+    retried: list[list[Text]] = []
+    for row in rows:
+        bad = [c for c in row.checks if not c["passed"]]
+        if bad:
+            checks.append(check_lines(bad, f"  {row.task}: "))
+        if row.state == "failed" and row.error and not any(
+                c["severity"] == "error" for c in bad):  # else the check said it all
+            failed.append([Text.assemble("  ", row.task, " ", styled("failed"), ":"),
+                           _indented(row.error)])
+        if row.attempts > 1:
+            line = Text.assemble("  ", row.task, f": {row.attempts} attempts, ended ",
+                                 styled(row.state))
+            lines = [line]
+            if row.earlier_error:
+                lines.append(_indented("before: " + _first_line(row.earlier_error)))
+            retried.append(lines)
+    out: list[Text] = []
+    for title, groups in (("failed", failed), ("data checks", checks), ("retried", retried)):
+        if not groups:
+            continue
+        out.append(Text(f"{title}:", style="bold"))
+        shown = groups if most is None else groups[:most]
+        for lines in shown:
+            out.extend(lines)
+        if len(groups) > len(shown):
+            out.append(Text(f"  ... and {len(groups) - len(shown)} more"))
+    return out
+
+
+def grouped(rows: list[Row]) -> Text:
+    """The tasks counted by state, most urgent first."""
+    counts = Counter(row.state for row in rows)
+    line = Text(f"{len(rows)} tasks:")
+    for state in sorted(counts, key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s)):
+        line.append("  ")
+        line.append_text(styled(f"{state} {counts[state]}"))
+    return line
+
+
+def summary(rows: list[Row], run_id: str, height: int) -> list[RenderableType]:
+    """A run's tasks and what went wrong. Past a screenful (``height`` lines) the tasks are
+    counted by state instead of listed, and a few of each kind of problem are named."""
+    details = problems(rows)
+    if len(rows) + len(details) + 6 <= height:
+        return [task_table(rows), *details]
+    return [grouped(rows), *problems(rows, LISTED),
+            Text(f"every task: cadenza status {run_id}")]
 
 
 def result_json(result: RunResult) -> dict[str, Any]:

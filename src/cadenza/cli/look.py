@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from cadenza._display import (
+    COLORS,
+    check_lines,
     duration,
+    problems,
+    rows_of_records,
     styled,
     task_table,
 )
@@ -34,7 +38,7 @@ from cadenza.exceptions import CadenzaError
 from cadenza.params import as_param, parse_assignments, resolve_params
 from cadenza.report import critical_path, dag_of
 from cadenza.show import FORMATS, render
-from cadenza.store.base import RunRecord, effective_state
+from cadenza.store.base import Approval, AttemptRecord, RunRecord, effective_state
 
 
 @main.command()
@@ -121,13 +125,13 @@ def _run_json(r: RunRecord) -> dict[str, Any]:
 @_json_option
 @click.pass_context
 def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Show a run's tasks: state, attempts, duration, error."""
+    """Show a run's tasks: state, attempts, duration, error, data checks, gate decisions."""
     with _workspace(ctx) as ws:
         record = ws.store.get_run(run_id := resolve_run(ws, run_id))
         instances = ws.store.task_instances(run_id)
         attempts = ws.store.attempts(run_id)
+        decisions = {a.task: a for a in ws.store.approvals(run_id)}
         path = critical_path(instances, dag_of(ws.store.events(run_id)))
-    counts = Counter(a.task for a in attempts)
     if as_json:
         data = _run_json(record)
         data["critical_path"] = path
@@ -139,23 +143,39 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
                   "checks": a.checks}
                  for a in attempts if a.task == ti.task and a.map_index == ti.map_index],
              "started_at": ti.started_at, "ended_at": ti.ended_at, "error": ti.error,
-             "output": ti.output, "files": ti.files}
+             "output": ti.output, "files": ti.files,
+             "decision": _decision_json(decisions.get(ti.task)) if ti.map_index < 0 else None}
             for ti in instances
         ]
         _print_json(data)
         return
     console.print(Text.assemble(f"run {record.run_id} ", styled(effective_state(record)),
                                 f"  params {json.dumps(record.params)}"))
-    last_checks: dict[str, list[dict[str, Any]]] = {}
-    for attempt in attempts:  # in order: the last attempt of each task wins
-        if attempt.map_index < 0 and attempt.checks:
-            last_checks[attempt.task] = attempt.checks
-    console.print(task_table(instances, dict(counts), checks=last_checks))
+    rows = rows_of_records(instances, attempts)
+    console.print(task_table(rows))
+    for line in problems(rows):
+        console.print(line, soft_wrap=True)
+    if decisions:
+        console.print(Text("gates:", style="bold"))
+        for gate, decision in sorted(decisions.items()):
+            word = "approved" if decision.approved else "rejected"
+            console.print(Text.assemble(
+                f"  {gate} ", (word, "green" if decision.approved else "red"),
+                f" by {decision.by}", f": {decision.reason}" if decision.reason else "",
+                time.strftime(" (%Y-%m-%d %H:%M:%S)", time.localtime(decision.at))),
+                soft_wrap=True)
     if path:
         times = {ti.task: ti for ti in instances if ti.map_index < 0}
         first, last = times[path[0]], times[path[-1]]
         console.print(f"critical path: {' → '.join(path)} "
                       f"({duration(first.started_at, last.ended_at)})", highlight=False)
+
+
+def _decision_json(decision: Approval | None) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    return {"approved": decision.approved, "by": decision.by, "at": decision.at,
+            "reason": decision.reason}
 
 
 @main.command()
@@ -164,8 +184,9 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the run goes on.")
 @click.pass_context
 def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -> None:
-    """Print the logs of a run's task attempts (all tasks, or one)."""
-    printed: dict[str, int] = {}
+    """Print the logs of a run's task attempts (all tasks, or one), and each attempt's data
+    checks and error when its log does not hold them."""
+    shown = _Shown()
     with _workspace(ctx) as ws:
         record = ws.store.get_run(run_id := resolve_run(ws, run_id))
         known = {ti.task for ti in ws.store.task_instances(run_id)}
@@ -175,22 +196,71 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
             )
         root = ws.logs / record.pipeline / run_id
         while True:
+            recorded = set()
+            for attempt in ws.store.attempts(run_id, task_name):
+                stem = (f"{attempt.map_index}." if attempt.map_index >= 0 else "") + str(
+                    attempt.attempt)
+                path = root / attempt.task / f"{stem}.log"
+                recorded.add(path)
+                shown.log(path, f"{attempt.task} · attempt {stem}")
+                if attempt.state != "running":
+                    shown.verdict(attempt, path, f"{attempt.task} · attempt {stem}")
+            # an attempt that is running may not be recorded yet: its log is shown all the same
             files = sorted(
-                (p for p in root.glob(f"{task_name or '*'}/*.log")),
+                (p for p in root.glob(f"{task_name or '*'}/*.log") if p not in recorded),
                 key=lambda p: p.stat().st_mtime,
             ) if root.is_dir() else []
             for path in files:
-                text = path.read_text(errors="replace")
-                seen = printed.get(str(path))
-                if seen is None:
-                    console.rule(f"{path.parent.name} · attempt {path.stem}", style="grey50")
-                    seen = 0
-                if len(text) > seen:
-                    click.echo(text[seen:], nl=False)
-                printed[str(path)] = len(text)
+                shown.log(path, f"{path.parent.name} · attempt {path.stem}")
             if not follow or effective_state(ws.store.get_run(run_id)) != "running":
                 break
             time.sleep(0.5)
-        if not printed:
+        if not shown.any:
             console.print(f"no output was logged for run {run_id}"
                           + (f" task {task_name}" if task_name else ""))
+
+
+class _Shown:
+    """What `cadenza logs` has printed so far: of each log, how much; of each attempt, whether
+    its verdict."""
+
+    def __init__(self) -> None:
+        self.printed: dict[Path, int] = {}
+        self.headed: set[str] = set()
+        self.told: set[str] = set()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.headed)
+
+    def _head(self, label: str) -> None:
+        if label not in self.headed:
+            self.headed.add(label)
+            console.rule(Text(label), style="grey50")
+
+    def log(self, path: Path, label: str) -> None:
+        if not path.is_file():
+            return
+        text = path.read_text(errors="replace")
+        seen = self.printed.get(path, 0)
+        if len(text) > seen or label not in self.headed:
+            self._head(label)
+            click.echo(text[seen:], nl=False)
+        self.printed[path] = len(text)
+
+    def verdict(self, attempt: AttemptRecord, path: Path, label: str) -> None:
+        """The attempt's data checks, and its error if its log does not say it already."""
+        if label in self.told:
+            return
+        self.told.add(label)
+        lines = check_lines(attempt.checks)
+        blocking = any(not c["passed"] and c["severity"] == "error" for c in attempt.checks)
+        logged = path.read_text(errors="replace") if path.is_file() else ""
+        error = (attempt.error or "").strip()
+        if error and not blocking and error.splitlines()[0] not in logged:
+            lines.append(Text.assemble((f"{attempt.state}: ", COLORS.get(attempt.state, "")),
+                                       error))
+        if lines:
+            self._head(label)
+            for line in lines:
+                console.print(line, soft_wrap=True)

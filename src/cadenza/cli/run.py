@@ -3,38 +3,45 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.text import Text
 
 from cadenza._display import (
     Progress,
+    check_lines,
     duration,
     result_json,
+    rows_of_result,
+    screen_rows,
     styled,
-    task_table,
+    summary,
 )
 from cadenza._loader import load_pipeline
 from cadenza.cli._base import (
     DEFAULT_EXECUTOR,
     EXIT_FAILED,
     _json_option,
+    _location,
     _params_option,
     _print_json,
     _selection_options,
     _workspace,
     console,
+    did_you_mean,
     errors,
     main,
     resolve_run,
 )
 from cadenza.engine.hooks import Hooks
-from cadenza.engine.launch import run_pipeline
+from cadenza.engine.launch import DryWorkspace, dry_workspace, run_pipeline
 from cadenza.engine.result import RunResult
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
@@ -47,58 +54,94 @@ from cadenza.workspace import Workspace
 
 
 def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
-             show_output: str | None = None, metrics_file: Path | None = None,
-             lineage: Transport | None = None, **options: Any) -> RunResult:
+             metrics_file: Path | None = None, lineage: Transport | None = None,
+             **options: Any) -> NoReturn:
+    """Run ``pipe``, print what happened, and exit with the run's code."""
     cancel = threading.Event()
     hooks: list[Hooks] = [] if as_json or quiet else [Progress(console)]
     metrics = Metrics() if metrics_file is not None else None
     if metrics is not None:
         hooks.append(metrics.hooks(pipe.name))
+    left: list[str] = []
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:
         with _workspace(ctx, create=True) as ws:
             if lineage is not None:
                 hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
-            result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel, **options)
+            result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel,
+                                  still_running=left, **options)
             if metrics is not None and metrics_file is not None:
                 metrics.write_textfile(metrics_file)
             if lineage is not None and hasattr(lineage, "close"):
                 lineage.close()
             _report(result, ws, as_json, quiet, pipe)
-            if show_output and result.ok and not as_json:
-                console.print("output:", repr(result.output(show_output))[:2000],
-                              highlight=False)
     except KeyboardInterrupt:
         errors.print(Text("interrupted: the run was cancelled and its state recorded.", "red"))
-        sys.exit(130)
+        _exit(130, left)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return result
+    _exit(0 if result.ok else EXIT_FAILED, left)
+
+
+def _exit(code: int, left: list[str]) -> NoReturn:
+    """Exit with ``code`` now, even while cancelled calls run on in threads (which cannot be
+    stopped, and which the interpreter would otherwise wait for at exit)."""
+    if not left:
+        sys.exit(code)
+    one = len(left) == 1
+    errors.print(
+        f"note: {'task' if one else 'tasks'} {', '.join(left)} {'was' if one else 'were'} still "
+        f"running in {'a thread' if one else 'threads'}, which cannot be stopped from outside: "
+        f"{'it ends' if one else 'they end'}, unfinished, as cadenza exits now. Anything "
+        f"{'it' if one else 'they'} started outside this process (a shell command, a remote "
+        "job) is not stopped.", soft_wrap=True)
+    if not _whole_process():  # cadenza called from Python (a test, a notebook): leave it be
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _whole_process() -> bool:
+    """True when this process is the `cadenza` command itself (``python -m cadenza`` or the
+    installed script), so ending it ends nobody else's work."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None:
+        return bool(spec.name == "cadenza.__main__")
+    return Path(sys.argv[0]).stem == "cadenza"
 
 
 def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
-            pipe: Pipeline | None = None) -> None:
+            pipe: Pipeline) -> None:
     if as_json:
         _print_json(result_json(result))
         return
     run = ws.store.get_run(result.run_id)
     if not quiet:
-        attempts = {name: len(t.attempts) for name, t in result.tasks.items()}
-        order = list(result.tasks)
-        console.print(task_table(ws.store.task_instances(result.run_id), attempts, order))
+        for part in summary(rows_of_result(result), result.run_id, screen_rows(console) - 4):
+            console.print(part, soft_wrap=isinstance(part, Text))
     took = duration(run.started_at, run.ended_at)
     console.print(Text.assemble(f"run {result.run_id} ", styled(result.state), f" in {took}"))
-    if pipe is not None:  # where the files the tasks declared are: reports, models, plots
+    # where the files the tasks declared are: reports, models, plots
+    for name, task in result.tasks.items():
+        for output in task.files:
+            path = ws.root / pipe.tasks[name].outputs[output]
+            if path.exists():
+                console.print(f"  {name}.{output}: {path}", soft_wrap=True)
+    if result.state == "waiting":
+        nodes = pipe.graph().nodes
         for name, task in result.tasks.items():
-            for output in task.files:
-                path = ws.root / pipe.tasks[name].outputs[output]
-                if path.exists():
-                    console.print(f"  {name}.{output}: {path}", highlight=False)
-    if not result.ok:
+            if task.state == "awaiting_approval":
+                message = nodes[name].spec.message
+                console.print(Text.assemble("  waiting at gate ", (name, "bold"),
+                                            f": {message}" if message else ""), soft_wrap=True)
+                console.print(f"  approve: cadenza approve {result.run_id} {name}", soft_wrap=True)
+        console.print(f"  then:    cadenza run --resume {result.run_id}", soft_wrap=True)
+    elif not result.ok:
         bad = [n for n, t in result.tasks.items() if t.state == "failed"]
         if bad:
-            console.print(f"  see why: cadenza logs {result.run_id} {bad[0]}", highlight=False)
-        console.print(f"  resume:  cadenza run --resume {result.run_id}", highlight=False)
+            console.print(f"  see why: cadenza logs {result.run_id} {bad[0]}", soft_wrap=True)
+        console.print(f"  resume:  cadenza run --resume {result.run_id}", soft_wrap=True)
 
 
 @main.command()
@@ -138,26 +181,28 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
     if target is None:
         raise click.UsageError("give the pipeline to run: cadenza run TARGET")
     pipe = load_pipeline(target)
-    result = _execute(
+    _execute(
         ctx, pipe, as_json, quiet, params=parse_assignments(params), executor=executor,
         workers=workers, only=only or None, from_=from_ or None, force=force, resume=resume,
         target=target, params_from_text=True, approve=approve, wait=not no_wait,
         metrics_file=metrics_file, lineage=lineage_transport(lineage_file, lineage_url),
     )
-    sys.exit(0 if result.ok else EXIT_FAILED)
 
 
 @main.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--executor", "-e", type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR)
 @click.option("--workers", "-w", type=int)
+@click.option("--no-wait", is_flag=True,
+              help="Do not wait for gates: end the run `waiting`; resume it after approval.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
 @_json_option
 @click.pass_context
-def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None,
-          as_json: bool) -> None:
+def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None, no_wait: bool,
+          quiet: bool, as_json: bool) -> None:
     """Re-run what did not succeed in RUN (same as run --resume RUN)."""
     ctx.invoke(run, target=None, params=(), executor=executor, workers=workers, only=(),
-               from_=(), force=False, resume=run_id, approve=(), no_wait=False, quiet=False,
+               from_=(), force=False, resume=run_id, approve=(), no_wait=no_wait, quiet=quiet,
                metrics_file=None, lineage_file=None, lineage_url=None, as_json=as_json)
 
 
@@ -171,24 +216,96 @@ def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None,
 @click.pass_context
 def task(ctx: click.Context, target: str, task: str, inputs: tuple[str, ...],
          params: tuple[str, ...], as_json: bool) -> None:
-    """Run one TASK of a pipeline alone; its inputs come from --input files or earlier runs."""
+    """Try one TASK of a pipeline alone, dry: its inputs come from --input files or from the
+    outputs of earlier runs, and nothing is recorded (no run, no new artifact versions).
+    Files the task writes itself are written, as in a real run."""
     pipe = load_pipeline(target)
     nodes = pipe.graph().nodes
     if task not in nodes:
         raise CadenzaError(
-            f"Pipeline {pipe.name!r} has no task {task!r}; its tasks are {list(nodes)}."
+            f"Pipeline {pipe.name!r} has no task {task!r}.{did_you_mean(task, nodes)} Its "
+            f"tasks are {list(nodes)}."
         )
-    provided = {name: _read_input(name, path) for name, path in parse_assignments(inputs).items()}
-    for name in provided:
+    given = parse_assignments(inputs)
+    for name in given:
         if name not in nodes[task].inputs:
             raise CadenzaError(
                 f"--input {name!r}: task {task!r} takes no input of that name; its inputs are "
                 f"{list(nodes[task].inputs)}."
             )
-    result = _execute(ctx, pipe, as_json, False, show_output=task,
-                      params=parse_assignments(params), executor="inline", only=[task],
-                      provided=provided, target=target, params_from_text=True)
-    sys.exit(0 if result.ok else EXIT_FAILED)
+    provided = {name: _read_input(name, str(path)) for name, path in given.items()}
+    found = _location(ctx)
+    project = Workspace.open(found, readonly=True) if found.exists else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="cadenza-task-") as scratch:
+            dry = dry_workspace(pipe, task, project, found.home.parent, Path(scratch), provided)
+            missing = [up for up in sorted(pipe.graph().needed_outputs({task}) - set(provided))
+                       if not dry.store.cache_entries(pipe.name, up, limit=1)]
+            if missing:
+                where = (f"no run in the store at {str(found.home)!r} stored"
+                         if project is not None else "no store was found to read")
+                raise CadenzaError(
+                    f"Task {task!r} needs the output of {', '.join(map(repr, missing))}, and "
+                    f"{where} one. Give it as a file, e.g. --input {missing[0]}=data.json, or "
+                    f"run the pipeline {pipe.name!r} once first."
+                )
+            try:
+                result = run_pipeline(pipe, parse_assignments(params), workspace=dry,
+                                      executor="inline", only=[task], provided=provided,
+                                      target=target, params_from_text=True)
+            except KeyboardInterrupt:
+                errors.print(Text("interrupted: nothing was recorded.", "red"))
+                sys.exit(130)
+            ok = _report_task(result, dry, pipe, task, given, as_json)
+    finally:
+        if project is not None:
+            project.close()
+    sys.exit(0 if ok else EXIT_FAILED)
+
+
+def _report_task(result: RunResult, dry: DryWorkspace, pipe: Pipeline, name: str,
+                 given: dict[str, Any], as_json: bool) -> bool:
+    """Print what one task did in a dry run; return whether it succeeded."""
+    done = result.tasks[name]
+    files = {output: dry.root / pipe.tasks[name].outputs[output] for output in done.files}
+    ups = [up for up, t in result.tasks.items() if t.state == "cached" and up != name]
+    sources = {up: (f"--input {given[up]}" if up in given else
+                    f"run {dry.sources.get(result.tasks[up].output or '', '?')}") for up in ups}
+    last = done.attempts[-1] if done.attempts else None
+    log = Path(last.log_path) if last is not None and last.log_path else None
+    printed = log.read_text(errors="replace") if log is not None and log.is_file() else ""
+    value: Any = result.output(name) if done.state == "success" else None
+    if as_json:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            value = repr(value)
+        _print_json({
+            "pipeline": result.pipeline, "task": name, "state": done.state, "dry": True,
+            "attempts": len(done.attempts), "error": done.error, "inputs": sources,
+            "checks": last.checks if last is not None else [], "log": printed,
+            "output": value, "files": {k: str(path) for k, path in files.items()},
+        })
+        return done.state == "success"
+    took = duration(last.started_at, last.ended_at) if last is not None else "-"
+    console.print(Text.assemble(f"{name} ", styled(done.state), f" in {took} ",
+                                ("(dry: nothing was recorded)", "grey50")))
+    for up, source in sources.items():
+        console.print(f"  input {up}: from {source}", soft_wrap=True)
+    for line in check_lines(last.checks if last is not None else [], "  "):
+        console.print(line, soft_wrap=True)
+    if printed:
+        console.rule(Text("what it printed"), style="grey50")
+        click.echo(printed, nl=not printed.endswith("\n"))
+        console.rule(style="grey50")
+    if done.state != "success":
+        if done.error and (not printed or done.error.splitlines()[0] not in printed):
+            console.print(Text.assemble(("error: ", "red"), done.error), soft_wrap=True)
+        return False
+    for output, path in files.items():
+        console.print(f"  wrote {output}: {path}", soft_wrap=True)
+    console.print("output:", repr(value)[:2000], soft_wrap=True)
+    return True
 
 
 def _read_input(name: str, text: str) -> Any:

@@ -1,14 +1,20 @@
 """Start a run from Python: resolve params and the workspace, pick the executor, build the
-Runner, run it. Everything here happens once per run, before the loop in engine/run.py."""
+Runner, run it. Everything here happens once per run, before the loop in engine/run.py.
+Also the scratch workspace `cadenza task` tries one task in (``dry_workspace``)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cadenza.artifacts.base import ArtifactStore
+from cadenza.artifacts.local import LocalArtifactStore
+from cadenza.engine import logs
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.result import RunResult
 from cadenza.engine.run import Runner, new_run_id
@@ -18,7 +24,8 @@ from cadenza.executors import Executor, make_executor
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.secrets import masked_params, register
-from cadenza.store.base import RunRecord, TaskInstanceRecord
+from cadenza.store.base import ArtifactRecord, Batch, CacheEntry, RunRecord, TaskInstanceRecord
+from cadenza.store.memory import MemoryStore
 from cadenza.workspace import Workspace
 
 S = TaskState
@@ -44,6 +51,7 @@ def run_pipeline(
     approve: Iterable[str] = (),
     wait: bool = False,
     reset: bool = False,
+    still_running: list[str] | None = None,
 ) -> RunResult:
     """Run ``pipe`` and return its result. Raises only for bad input, never for a task's failure.
 
@@ -54,6 +62,9 @@ def run_pipeline(
     ``reset`` (with ``resume``): run every task of the run again, not only what failed.
     ``approve``: gates to approve up front. ``wait``: keep running while gates wait for a
     decision (else the run ends ``waiting``, to be resumed after a decision).
+    ``still_running``: a list this call fills, as it returns or raises, with the tasks whose
+    calls run on past the run's end: a cancelled (or timed-out) call on threads cannot be
+    stopped. Until they end, what they print still goes to their logs.
     """
     selected = select(pipe, only, from_)  # builds the graph: definition errors come first
     ws = workspace or Workspace.open(home)
@@ -91,14 +102,50 @@ def run_pipeline(
         runner_executor, owned = make_executor(executor, workers), True
     else:
         runner_executor, owned = executor, False
+    runner: Runner | None = None
+    logs.install()  # held past the run for calls that run on: see _release_logs
     try:
         runner = Runner(pipe, ws, runner_executor, run, hooks=hooks, selected=selected,
                         force=force, cancel=cancel, prior=prior, provided=provided,
                         approve=approve, wait=wait, params=real)
         return runner.execute()
     finally:
+        left = _running_on(runner)
+        if still_running is not None:
+            still_running.extend(sorted(left))
         if owned:
             runner_executor.shutdown(wait=False)
+        _release_logs(list(left.values()))
+
+
+def _running_on(runner: Runner | None) -> dict[str, Future[Any]]:
+    """The calls of a finished run that have not returned, by task (``task[i]`` for a mapped
+    item): cancelled or timed out on threads, which cannot be stopped."""
+    if runner is None:
+        return {}
+    return {
+        ti.task if ti.index < 0 else f"{ti.task}[{ti.index}]": ti.future
+        for ti in runner.tis.values() if ti.future is not None and not ti.future.done()
+    }
+
+
+def _release_logs(calls: list[Future[Any]]) -> None:
+    """Stop routing output to attempt logs once ``calls`` have all returned: until then, what
+    a call that runs on prints stays in its log instead of reaching the terminal."""
+    if not calls:
+        logs.uninstall()
+        return
+    lock, pending = threading.Lock(), [len(calls)]
+
+    def returned(_: Future[Any]) -> None:
+        with lock:
+            pending[0] -= 1
+            last = pending[0] == 0
+        if last:
+            logs.uninstall()
+
+    for call in calls:
+        call.add_done_callback(returned)
 
 
 def select(
@@ -120,3 +167,94 @@ def select(
         picked = set(names) if flag == "--only" else graph.descendants(names)
         chosen = picked if chosen is None else chosen | picked
     return chosen
+
+
+KEPT = 20
+"""Cache entries of each upstream task a dry workspace reads from the project's store: the
+runner takes the newest that is intact."""
+
+
+@dataclass
+class DryWorkspace(Workspace):
+    """Where `cadenza task` tries one task: records in memory, bytes and logs under
+    ``scratch``, nothing written to the project's store. Reads fall through to the project's
+    artifacts; paths in the pipeline resolve against the project, as in a real run."""
+
+    project: Path = field(default_factory=Path)
+    scratch: Path = field(default_factory=Path)
+    sources: dict[str, str] = field(default_factory=dict)
+    """Output hash -> the run that made it, for the outputs taken from the project's store."""
+
+    @property
+    def root(self) -> Path:
+        return self.project
+
+    @property
+    def logs(self) -> Path:
+        return self.scratch / "logs"
+
+
+class _ReadThrough:
+    """Writes go to ``own``; reads look there first, then in ``under``, which is never
+    written."""
+
+    def __init__(self, own: ArtifactStore, under: ArtifactStore | None) -> None:
+        self.own, self.under = own, under
+
+    def put(self, hash: str, data: bytes) -> str:
+        return self.own.put(hash, data)
+
+    def put_file(self, hash: str, source: Path) -> str:
+        return self.own.put_file(hash, source)
+
+    def _holder(self, hash: str) -> ArtifactStore:
+        if self.under is None or self.own.exists(hash):
+            return self.own
+        return self.under
+
+    def get(self, hash: str) -> bytes:
+        return self._holder(hash).get(hash)
+
+    def exists(self, hash: str) -> bool:
+        return self._holder(hash).exists(hash)
+
+    def path(self, hash: str) -> Path | None:
+        return self._holder(hash).path(hash)
+
+    def delete(self, hash: str) -> None:
+        self.own.delete(hash)
+
+
+def dry_workspace(pipe: Pipeline, task: str, project: Workspace | None, root: Path,
+                  scratch: Path, provided: Iterable[str] = ()) -> DryWorkspace:
+    """A scratch workspace to run ``task`` of ``pipe`` alone in. The outputs it reads from
+    earlier runs (all its inputs but ``provided``) are looked up in ``project``'s store (only
+    read) and their records copied in; their bytes are read from the project when needed."""
+    store = MemoryStore()
+    sources: dict[str, str] = {}
+    if project is not None:
+        batch = Batch()
+        seen: set[str] = set()
+        for up in sorted(pipe.graph().needed_outputs({task}) - set(provided)):
+            for entry in project.store.cache_entries(pipe.name, up, limit=KEPT):
+                batch.cache.append(entry)
+                batch.artifacts.extend(_records(project, entry, seen))
+                if entry.output is not None:
+                    sources.setdefault(entry.output, entry.run_id)
+        store.apply(batch)
+    home = scratch / ".cadenza"
+    artifacts = _ReadThrough(LocalArtifactStore(home / "artifacts"),
+                             project.artifacts if project is not None else None)
+    return DryWorkspace(home, store, artifacts, in_memory=True, project=root, scratch=scratch,
+                        sources=sources)
+
+
+def _records(project: Workspace, entry: CacheEntry, seen: set[str]) -> list[ArtifactRecord]:
+    found = []
+    for digest in (entry.output, *entry.files.values()):
+        if digest is not None and digest not in seen:
+            seen.add(digest)
+            record = project.store.artifact(digest)
+            if record is not None:
+                found.append(record)
+    return found
