@@ -18,3 +18,24 @@ def test_quick_benchmark_runs_every_shape() -> None:
     # --quick runs each shape small (fan100 for fan1000, sleep8 for sleep32, ...)
     assert {row["shape"][:3] for row in json.loads(done.stdout)["rows"]} >= {"cha", "fan", "sle"}
     assert len(shapes) >= 4
+
+
+CLI = Path(__file__).parents[1] / "benchmarks" / "cli.py"
+
+
+def test_quick_cli_benchmark_times_every_command_beside_its_baselines() -> None:
+    done = subprocess.run([sys.executable, str(CLI), "--quick", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    rows = {row["name"]: row for row in report["rows"]}
+    assert set(rows) == {"pass", "graphlib", "help", "one", "fan", "fan-q", "churn"}
+    assert report["fan"] == 20
+    for row in rows.values():
+        assert row["reps"] == 1 and len(row["all_s"]) == 1 and row["median_s"] > 0
+        assert row["vs_pass"] > 0 and row["vs_graphlib"] > 0
+    assert rows["one"]["fresh"] and not rows["churn"]["fresh"]
+    # quick runs judge nothing, but every cadenza row names its target
+    assert {t["verdict"] for row in rows.values() for t in row["targets"]} == {"-"}
+    assert {name for name, row in rows.items() if row["targets"]} == {"help", "one", "fan",
+                                                                      "churn"}
