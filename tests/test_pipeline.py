@@ -182,9 +182,10 @@ def test_every_trigger_rule_is_accepted(pipe: Pipeline, rule: str) -> None:
     assert pipe.tasks["t"].trigger_rule == rule
 
 
-def test_the_six_trigger_rules() -> None:
+def test_airflows_trigger_rules() -> None:
     assert frozenset(
-        {"all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"}
+        {"all_success", "all_done", "all_failed", "all_skipped", "one_success", "one_failed",
+         "one_done", "none_failed", "none_failed_min_one_success", "none_skipped", "always"}
     ) == TRIGGER_RULES
 
 

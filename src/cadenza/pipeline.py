@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cadenza._durations import parse_duration
 from cadenza.engine.retry import NO_RETRY, Retry
+from cadenza.engine.trigger import RULES
 from cadenza.exceptions import DuplicateTaskError, InvalidOptionError, ParamError
 from cadenza.params import as_param
 from cadenza.schedule.cron import DateLike, Schedule, parse_schedule
@@ -35,9 +36,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 CachePolicy = bool | Literal["interval"]
 TaskKind = Literal["python", "shell", "branch", "gate"]
 
-TRIGGER_RULES = frozenset(
-    {"all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"}
-)
+TRIGGER_RULES = frozenset(RULES)
+_AIRFLOW_ONLY = {
+    "none_failed_or_skipped": "Airflow renamed it 'none_failed_min_one_success'; use that",
+    "dummy": "Airflow renamed it 'always'; use that",
+    "all_done_setup_success": "cadenza has no setup/teardown tasks; use 'all_done'",
+    "all_done_min_one_success": "cadenza does not have it yet; 'one_success' or 'all_done' "
+                                "may do",
+}
+"""Airflow trigger rules cadenza does not take, with what to use instead."""
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 CONTEXT_ARG = "ctx"
@@ -146,7 +153,8 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
     if "trigger_rule" in options:
         value = options["trigger_rule"]
         if not isinstance(value, str) or value not in TRIGGER_RULES:
-            raise bad("trigger_rule", value, "choose one of " + ", ".join(sorted(TRIGGER_RULES)))
+            hint = _AIRFLOW_ONLY.get(value) if isinstance(value, str) else None
+            raise bad("trigger_rule", value, hint or "choose one of " + ", ".join(RULES))
         out["trigger_rule"] = value
     if "after" in options:
         out["after"] = names("after", options["after"], "give a list of task names")
@@ -395,7 +403,14 @@ class Pipeline:
         return self._decorate(fn, name, "python", options)
 
     def branch(self, fn: F | None = None, /, *, name: str | None = None, **options: Any) -> Any:
-        """Declare a task that returns the name (or names) of the downstream tasks to follow."""
+        """Declare a task that returns the name (or names) of the downstream tasks to follow,
+        or None to follow none; engine/branching.py says what that skips."""
+        if options.get("map_over") is not None:
+            raise InvalidOptionError(
+                f"Branch {name or getattr(fn, '__name__', '?')!r} cannot take map_over: one "
+                "run of a branch makes one choice. Map the tasks after it instead.",
+                option="map_over", value=options["map_over"], pipeline=self.name, task=name,
+            )
         return self._decorate(fn, name, "branch", options)
 
     def gate(

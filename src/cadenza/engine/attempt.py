@@ -22,7 +22,7 @@ import cadenza
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.serializers import serialize
 from cadenza.checks import CheckResult, run_check
-from cadenza.engine import logs
+from cadenza.engine import branching, logs
 from cadenza.engine.cache import file_hash, sha256
 from cadenza.engine.context import RecordingParams, TaskContext, reset_context, set_context
 from cadenza.engine.outcomes import classify
@@ -209,7 +209,7 @@ def _success(call: Call, value: Any, started: float) -> AttemptResult:
         files[output] = StoredValue("file", digest, path.stat().st_size, None, uri)
     follow: tuple[str, ...] | None = None
     if call.kind == "branch":
-        follow = (value,) if isinstance(value, str) else tuple(value or ())
+        follow = branching.names(value)  # the loop checks them (engine/branching.py)
     return AttemptResult(  # positional, in field order: this runs once per attempt
         _SUCCESS, "success", started, time.time(),
         value if call.keep_value else None, stored, files, follow,

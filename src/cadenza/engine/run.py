@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
 from cadenza.engine.values import Values
-from cadenza.exceptions import CadenzaError, DamagedArtifactError, TaskTimeoutError
+from cadenza.exceptions import CadenzaError, DamagedArtifactError, TaskError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
 from cadenza.graph import Node
 from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction, TaskSpec
@@ -370,6 +371,39 @@ class Runner:
         else:
             self._prepare(self.tis[(name, -1)], node)
 
+    def _skips(self, branch: str) -> frozenset[str]:
+        """What a succeeded branch skips. One reused from the cache or a resumed run chooses
+        from its stored output, exactly as it chose when it ran."""
+        found = self.unchosen.get(branch)
+        if found is None:
+            value = self.values.of(self.tis[(branch, -1)])
+            try:
+                found = branching.skipped_by(self.graph, branch, value)
+            except TaskError:  # resumed into a changed pipeline: what it chose is gone
+                found = frozenset(self.graph.nodes[branch].downstream)
+            self.unchosen[branch] = found
+        return found
+
+    def _choose(self, ti: Instance, result: AttemptResult) -> AttemptResult:
+        """A branch's attempt returned: note what its choice skips, or fail it for a choice
+        it may not make (not retried: the same inputs make the same choice)."""
+        assert result.follow is not None
+        try:
+            picked = branching.chosen(ti.task, result.follow, self.graph.nodes[ti.task].downstream)
+        except TaskError as error:
+            return replace(result, state=FAILED, kind="failed", error=str(error), stored=None,
+                           files={}, follow=None)
+        self.unchosen[ti.task] = branching.unchosen(self.graph, ti.task, picked)
+        return result
+
+    def _can_choose(self, branch: str, output: str) -> bool:
+        """Whether a branch's stored choice names only tasks still after it."""
+        try:
+            branching.skipped_by(self.graph, branch, self.values.load(output))
+        except TaskError:
+            return False
+        return True
+
     def _gate(self, ti: Instance, node: Node) -> None:
         """A gate approved before for these very upstream outputs stays approved (cached);
         anything new waits for a person."""
@@ -482,6 +516,8 @@ class Runner:
             memo[output] = self.ws.holds(output)
         if not memo[output]:
             return False
+        if spec.kind == "branch" and not self._can_choose(spec.name, output):
+            return False  # it chose a task no longer after it: run it, as a fresh run would
         if not entry.files:
             return True
         files = reuse.files(entry, spec, self._root, self.ws.artifacts)
