@@ -247,18 +247,19 @@ def _note(row: Row) -> str:
     return "; ".join(parts)
 
 
-def task_table(rows: Iterable[Row]) -> Table:
-    """One line per task. A long note ends in an ellipsis at the screen's edge: ``problems``
-    prints the whole of it below the table."""
+def task_table(rows: Iterable[Row], width: int = 80) -> Table:
+    """One line per task. A note too long for a line of ``width`` ends in an ellipsis at the
+    edge: ``problems`` prints the whole of it below the table."""
     cells = [(row.task, row.state, str(row.attempts),
               duration(row.started, row.ended) if row.started else "-", _note(row))
              for row in rows]
-    table = Table(show_edge=False, header_style="bold")
-    for i, column in enumerate(("task", "state", "attempts", "duration")):
-        # these keep their width; the note takes what is left of the line
-        widest = max((len(c[i]) for c in cells), default=0)
-        table.add_column(column, no_wrap=True, min_width=min(max(widest, len(column)), 40))
-    table.add_column("note", no_wrap=True, overflow="ellipsis")
+    heads = ("task", "state", "attempts", "duration", "note")
+    widths = [max([len(head), *(len(c[i]) for c in cells)]) for i, head in enumerate(heads)]
+    # Too wide: the note alone gives way (the others keep their width, the names their words).
+    table = Table(show_edge=False, header_style="bold", expand=sum(widths) + 13 > width)
+    for head in heads[:-1]:
+        table.add_column(head, no_wrap=True)
+    table.add_column("note", no_wrap=True, overflow="ellipsis", ratio=1)
     for task, state, attempts, took, note in cells:
         table.add_row(task, styled(state), attempts, took, note)
     return table
@@ -324,12 +325,13 @@ def grouped(rows: list[Row]) -> Text:
     return line
 
 
-def summary(rows: list[Row], run_id: str, height: int) -> list[RenderableType]:
+def summary(rows: list[Row], run_id: str, height: int, width: int = 80
+            ) -> list[RenderableType]:
     """A run's tasks and what went wrong. Past a screenful (``height`` lines) the tasks are
     counted by state instead of listed, and a few of each kind of problem are named."""
     details = problems(rows)
     if len(rows) + len(details) + 6 <= height:
-        return [task_table(rows), *details]
+        return [task_table(rows, width), *details]
     return [grouped(rows), *problems(rows, LISTED),
             Text(f"every task: cadenza status {run_id}")]
 

@@ -152,7 +152,7 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
     console.print(Text.assemble(f"run {record.run_id} ", styled(effective_state(record)),
                                 f"  params {json.dumps(record.params)}"))
     rows = rows_of_records(instances, attempts)
-    console.print(task_table(rows))
+    console.print(task_table(rows, console.width))
     for line in problems(rows):
         console.print(line, soft_wrap=True)
     if decisions:
@@ -189,7 +189,8 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
     shown = _Shown()
     with _workspace(ctx) as ws:
         record = ws.store.get_run(run_id := resolve_run(ws, run_id))
-        known = {ti.task for ti in ws.store.task_instances(run_id)}
+        instances = ws.store.task_instances(run_id, mapped=False)
+        known = {ti.task for ti in instances}
         if task_name is not None and task_name not in known:
             raise CadenzaError(
                 f"Run {run_id} has no task {task_name!r}; its tasks are {sorted(known)}."
@@ -218,6 +219,10 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
         if not shown.any:
             console.print(f"no output was logged for run {run_id}"
                           + (f" task {task_name}" if task_name else ""))
+            for ti in instances:  # a task that ran no code (a gate) may still have a reason
+                if ti.error and task_name in (None, ti.task):
+                    console.print(Text.assemble(f"{ti.task} ", styled(ti.state), f": {ti.error}"),
+                                  soft_wrap=True)
 
 
 class _Shown:

@@ -118,7 +118,8 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
         return
     run = ws.store.get_run(result.run_id)
     if not quiet:
-        for part in summary(rows_of_result(result), result.run_id, screen_rows(console) - 4):
+        for part in summary(rows_of_result(result), result.run_id,
+                            screen_rows(console) - 4, console.width):
             console.print(part, soft_wrap=isinstance(part, Text))
     took = duration(run.started_at, run.ended_at)
     console.print(Text.assemble(f"run {result.run_id} ", styled(result.state), f" in {took}"))
@@ -138,7 +139,7 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
                 console.print(f"  approve: cadenza approve {result.run_id} {name}", soft_wrap=True)
         console.print(f"  then:    cadenza run --resume {result.run_id}", soft_wrap=True)
     elif not result.ok:
-        bad = [n for n, t in result.tasks.items() if t.state == "failed"]
+        bad = [n for n, t in result.tasks.items() if t.state == "failed" and t.attempts]
         if bad:
             console.print(f"  see why: cadenza logs {result.run_id} {bad[0]}", soft_wrap=True)
         console.print(f"  resume:  cadenza run --resume {result.run_id}", soft_wrap=True)
