@@ -165,6 +165,11 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
             for k, v in value.items()
         ):
             raise bad("outputs", value, "give a dict of {name: file path}")
+        from cadenza.engine.outputs import check_template  # it imports this module
+
+        for path in value.values():
+            if (why := check_template(str(path))) is not None:
+                raise bad("outputs", value, f"path {str(path)!r} cannot be filled in: {why}")
         out["outputs"] = {k: str(v) for k, v in value.items()}
     if "inputs" in options:
         out["input_files"] = names("inputs", options["inputs"], "give a list of file paths")

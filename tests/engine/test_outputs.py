@@ -87,3 +87,55 @@ def test_a_damaged_value_kept_in_the_store_makes_its_task_run_again(tmp_path: Pa
     assert second.output("double") == 80000
     assert calls.read_text() == "xx"
 
+
+
+def test_declared_paths_name_the_interval_so_parallel_runs_never_share_a_file(tmp_path: Path
+                                                                             ) -> None:
+    from cadenza.schedule.backfill import backfill
+
+    pipe = Pipeline("daily", schedule="@daily", start="2026-01-01")
+
+    @pipe.task(cache="interval",
+               outputs={"day": "lake/date={interval_start:%Y-%m-%d}/part.txt"})
+    def land(ctx) -> str:  # type: ignore[no-untyped-def]
+        ctx.outputs["day"].write_text(str(ctx.interval_start))
+        return str(ctx.outputs["day"].relative_to(ctx.root))
+
+    @pipe.task(cache=False)
+    def read(land: str, ctx) -> str:  # type: ignore[no-untyped-def]
+        return (ctx.root / land).read_text()
+
+    items = backfill(pipe, "2026-01-01", "2026-01-05", home=tmp_path / ".cadenza",
+                     parallel=2, executor="threads")
+    assert [i.state for i in items] == ["success"] * 4
+    for day in ("01", "02", "03", "04"):
+        text = (tmp_path / "lake" / f"date=2026-01-{day}" / "part.txt").read_text()
+        assert text.startswith(f"2026-01-{day}")
+
+
+def test_a_manual_run_and_params_fill_in_declared_paths(tmp_path: Path) -> None:
+    pipe = Pipeline("named", params={"name": "a"})
+
+    @pipe.task(outputs={"out": "out/{params[name]}-{interval_start}.txt"})
+    def write(name: str) -> None:
+        ctx.outputs["out"].write_text(name)
+
+    assert pipe.run(home=tmp_path / ".cadenza", params={"name": "b"}).ok
+    assert (tmp_path / "out" / "b-manual.txt").read_text() == "b"
+    escape = pipe.run(home=tmp_path / ".cadenza", params={"name": "../../x"})
+    assert escape.tasks["write"].state == "failed"
+    assert "outside the project folder" in (escape.tasks["write"].error or "")
+    assert not (tmp_path.parent / "x-manual.txt").exists()
+
+
+def test_a_path_naming_an_unknown_field_is_refused_where_it_is_written() -> None:
+    from cadenza.exceptions import InvalidOptionError
+
+    pipe = Pipeline("bad")
+    try:
+        @pipe.task(outputs={"out": "out/{date}.txt"})
+        def write() -> None: ...
+    except InvalidOptionError as error:
+        assert "{date}" in str(error) and "{interval_start}" in str(error)
+    else:
+        raise AssertionError("an unknown field in a declared path was accepted")

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cadenza.artifacts.serializers import serialize
+from cadenza.engine.branching import PlannedSkips
 from cadenza.engine.cache import CacheIndex, canonical, sha256
+from cadenza.engine.outputs import fields, resolve
 from cadenza.engine.result import load_value
 from cadenza.engine.reuse import Interval, files, find, gate_key
 from cadenza.exceptions import CadenzaError
@@ -56,6 +58,9 @@ class _Planner:
         self.cache = CacheIndex(ws.store, pipe.name, preload=0)
         self.needed = self.graph.needed_outputs(selected)
         self.guesses: dict[str, _Guess] = {}
+        self.skips = PlannedSkips(self.graph, lambda digest: load_value(ws, digest))
+        # the run does not exist yet: a path naming {run_id} is one no file is at
+        self.fields = fields("(the next run)", (None, *interval), params)
 
     def step(self, node: Node) -> PlanStep:
         name, spec = node.name, node.spec
@@ -70,6 +75,8 @@ class _Planner:
                                   "will stop")
             self.guesses[name] = _Guess(last.output, last.files, frozenset())
             return PlanStep(name, False, "not selected: uses its latest stored output")
+        if (skip := self.skips.verdict(node, self.guesses)) is not None:
+            return self._skip(name, *skip)  # a branch's choice, or a trigger rule
         ups = [self.guesses.get(up, _NOTHING) for up in node.inputs]
         assumed = frozenset().union(*(g.assumes for g in ups)) if ups else frozenset()
         unknown = [up for up in node.inputs if self.guesses.get(up, _NOTHING).output is None]
@@ -96,7 +103,11 @@ class _Planner:
             return self._run(name, last, _why(meta, last, self.params), assumed, key)
         if not self._holds(entry):
             return self._run(name, last, "output missing", assumed, key)
-        checked = files(entry, spec, self.ws.root, self.ws.artifacts)
+        try:
+            declared = resolve(spec.outputs, self.fields, self.ws.root)
+        except CadenzaError as error:
+            return self._run(name, last, str(error), assumed, key)
+        checked = files(entry, declared, self.ws.root, self.ws.artifacts)
         if not checked.usable:
             return self._run(name, last, "output missing: " + "; ".join(checked.reasons),
                              assumed, key)
@@ -121,7 +132,8 @@ class _Planner:
             _, _, entry = find(node, outputs, self.params, self.ws.root, self.interval,
                                self.cache, self.pipe.secret_params, digest)
             if entry is None or not self._holds(entry) or not files(
-                    entry, spec, self.ws.root, self.ws.artifacts).usable:
+                    entry, resolve(spec.outputs, self.fields, self.ws.root), self.ws.root,
+                    self.ws.artifacts).usable:
                 runs += 1
         if runs:
             return self._run(node.name, last, f"mapped: {runs} of {len(items)} items run",
@@ -148,9 +160,10 @@ class _Planner:
                                     last.files if last else {}, assumed | {name})
         return PlanStep(name, True, reason, key, tuple(sorted(assumed)))
 
-    def _skip(self, name: str, reason: str) -> PlanStep:
+    def _skip(self, name: str, reason: str, assumes: frozenset[str] = frozenset()) -> PlanStep:
         self.guesses[name] = _NOTHING
-        return PlanStep(name, False, reason)
+        self.skips.skip(name, assumes)
+        return PlanStep(name, False, reason, None, tuple(sorted(assumes)))
 
 
 def _cached(reason: str, assumed: frozenset[str]) -> str:

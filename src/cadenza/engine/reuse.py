@@ -15,7 +15,6 @@ from cadenza.artifacts.base import ArtifactStore
 from cadenza.engine.cache import CacheIndex, Outputs, fits, key_meta, key_of, sha256
 from cadenza.engine.outputs import Files, check
 from cadenza.graph import Node
-from cadenza.pipeline import TaskSpec
 from cadenza.store.base import CacheEntry
 
 Interval = tuple[str | None, str | None]
@@ -35,10 +34,11 @@ def find(
     return meta, key, entry
 
 
-def files(entry: CacheEntry, spec: TaskSpec, root: Path, artifacts: ArtifactStore) -> Files:
-    """The verdict on the entry's declared files (the value itself is checked by the caller,
-    which remembers it per run: ``Workspace.holds``)."""
-    return check(root, spec.outputs, entry.files, artifacts)
+def files(entry: CacheEntry, declared: Mapping[str, str], root: Path,
+          artifacts: ArtifactStore) -> Files:
+    """The verdict on the entry's declared files at this run's paths (the value itself is
+    checked by the caller, which remembers it per run: ``Workspace.holds``)."""
+    return check(root, declared, entry.files, artifacts)
 
 
 def gate_key(upstream: Mapping[str, str | None]) -> str:

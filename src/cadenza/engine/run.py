@@ -48,7 +48,7 @@ from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
 from cadenza.engine.values import Values
-from cadenza.exceptions import CadenzaError, DamagedArtifactError, TaskError, TaskTimeoutError
+from cadenza.exceptions import CadenzaError, TaskError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
 from cadenza.graph import Node
 from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction, TaskSpec
@@ -145,6 +145,9 @@ class Runner:
         self.keep_values = bool(getattr(executor, "in_process", True))
         self.cancelled = False
         self.interval = (run.logical_date, run.interval_start, run.interval_end)
+        self._fields = outputs.fields(run.run_id, self.interval, self.params)
+        self._paths: dict[str, dict[str, str]] = {}
+        """Each task's declared output paths with this run's fields filled in."""
         self.prior = {(t.task, t.map_index): t for t in prior}
         self.provided = dict(provided or {})
         self.approve = set(approve)
@@ -505,6 +508,13 @@ class Runner:
                 return
         self._queue(ti)
 
+    def _declared(self, spec: TaskSpec) -> dict[str, str]:
+        found = self._paths.get(spec.name)
+        if found is None:
+            found = self._paths[spec.name] = outputs.resolve(spec.outputs, self._fields,
+                                                             self._root)
+        return found
+
     def _reusable(self, entry: CacheEntry, spec: TaskSpec) -> bool:
         """The entry's value is stored, and its declared files are on disk as recorded, or
         are put back now from the artifact store (engine/outputs.py)."""
@@ -520,7 +530,11 @@ class Runner:
             return False  # it chose a task no longer after it: run it, as a fresh run would
         if not entry.files:
             return True
-        files = reuse.files(entry, spec, self._root, self.ws.artifacts)
+        try:
+            declared = self._declared(spec)
+        except CadenzaError:  # a path this run cannot fill in: the attempt will say so
+            return False
+        files = reuse.files(entry, declared, self._root, self.ws.artifacts)
         return files.usable and all(outputs.restore(self.ws.artifacts, path, digest)
                                     for path, digest in files.restore)
 
@@ -555,7 +569,7 @@ class Runner:
             self._move(ti, RUNNING)
             try:
                 call = self._call(ti, node)
-            except DamagedArtifactError as damaged:  # an input's stored bytes changed
+            except CadenzaError as damaged:  # an input damaged, a path that cannot be filled
                 journal.instance(ti)
                 ti.running = journal.attempt(ti, "running", None)
                 self._settle(ti, AttemptResult(
@@ -617,7 +631,7 @@ class Runner:
             spec.fn if keep or spec.fn is None else TaskFunction(pipe.token, ti.task),
             kwargs, self.params, log_path, self._home, self._root, spec.retry, spec.timeout,
             self.ws.artifacts, keep,
-            {name: self._root / path for name, path in spec.outputs.items()},
+            {name: self._root / path for name, path in self._declared(spec).items()},
             spec.command, shell_inputs, spec.shell_inputs, self.interval, node.wants_ctx,
             tuple((c.name, c.severity, c.fn if keep else CheckFunction(pipe.token, ti.task, i))
                   for i, c in enumerate(checks)) if checks else (),
