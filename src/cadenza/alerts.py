@@ -13,22 +13,20 @@ import difflib
 import json
 import logging
 import queue
-import smtplib
-import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
-from ssl import SSLContext, create_default_context
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cadenza.engine.hooks import Hooks
 from cadenza.exceptions import CadenzaError, InvalidOptionError
 from cadenza.store.base import Event
+
+if TYPE_CHECKING:  # each is imported where it sends: a run without alerts needs none of them
+    from email.message import EmailMessage
+    from ssl import SSLContext
 
 log = logging.getLogger("cadenza.alerts")
 
@@ -200,6 +198,9 @@ class WebhookNotifier:
         body = json.dumps({"text": alert.summary, **alert.to_json()}, default=str).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "cadenza-alerts",
                    **self.headers}
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(self.url, body, headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -243,6 +244,8 @@ class EmailNotifier:
         self.username, self._password, self.ssl_context = username, password, ssl_context
 
     def message(self, alert: Alert) -> EmailMessage:
+        from email.message import EmailMessage
+
         msg = EmailMessage()
         msg["Subject"] = alert.summary
         msg["From"], msg["To"] = self.sender, ", ".join(self.to)
@@ -250,6 +253,9 @@ class EmailNotifier:
         return msg
 
     def notify(self, alert: Alert) -> None:
+        import smtplib
+        from ssl import create_default_context
+
         tls = self.ssl_context or (create_default_context() if self.ssl or self.starttls
                                    else None)
         smtp = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=tls)
@@ -285,6 +291,8 @@ class CommandNotifier:
 
     def notify(self, alert: Alert) -> None:
         payload = json.dumps(alert.to_json(), default=str).encode()
+        import subprocess
+
         done = subprocess.run(self.argv, input=payload, capture_output=True,
                               timeout=self.timeout, check=False)
         if done.returncode != 0:

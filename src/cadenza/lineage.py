@@ -16,14 +16,12 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -39,12 +37,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("cadenza.lineage")
 
-try:
-    _VERSION = version("cadenza")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    _VERSION = "0"
-PRODUCER = f"urn:cadenza:{_VERSION}"
-"""Who made the events: cadenza has no canonical URL yet, so a URN with its version."""
+
+@cache
+def default_producer() -> str:
+    """Who made the events: cadenza has no canonical URL yet, so a URN with its version.
+    Read when first needed: importlib.metadata costs a run that sends no lineage ~7 ms."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"urn:cadenza:{version('cadenza')}"
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "urn:cadenza:0"
+
+
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 FACETS = "https://openlineage.io/spec/facets"
 PARENT_FACET = f"{FACETS}/1-0-1/ParentRunFacet.json#/$defs/ParentRunFacet"
@@ -220,6 +225,9 @@ class HttpTransport(_Reports):
                     self._cond.notify_all()
 
     def _post(self, body: bytes) -> None:
+        import urllib.error  # here: with http.client and ssl it costs ~10 ms to import
+        import urllib.request
+
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -290,11 +298,12 @@ class OpenLineageHooks(_Reports, Hooks):
 
     def __init__(
         self, transport: Transport, *, namespace: str = "cadenza", home: str | Path | None = None,
-        dataset_namespace: str | None = None, producer: str = PRODUCER, items: bool = True,
+        dataset_namespace: str | None = None, producer: str | None = None, items: bool = True,
         flush_timeout: float = 10.0, on_error: OnError | None = None,
     ) -> None:
         super().__init__(on_error)
-        self.transport, self.namespace, self.producer = transport, namespace, producer
+        self.transport, self.namespace = transport, namespace
+        self.producer = producer if producer is not None else default_producer()
         if dataset_namespace is None:
             where = Path(home).resolve().as_posix() if home is not None else namespace
             dataset_namespace = f"cadenza://{where}"
