@@ -64,9 +64,8 @@ class Dag:
             if t.output_file:
                 # not the bytes of a value: a file and a value with the same bytes share one
                 # artifact record (noted in the session's report)
-                body.append(f'ctx.outputs["out"].write_text("file " + str(base))')
-            body.append("return base if False else [base % 5, 1]"
-                        if not t.mapped_over else "return base % 5")
+                body.append('ctx.outputs["out"].write_text("file " + str(base))')
+            body.append("return base % 5" if t.mapped_over else "return [base % 5, 1]")
             lines += [decorator, f"def {t.name}({', '.join(args)}):"]
             lines += [f"    {b}" for b in body] + [""]
         return "\n".join(lines)
@@ -76,7 +75,7 @@ def random_dag(rng: random.Random) -> Dag:
     dag = Dag()
     for i in range(rng.randint(3, 6)):
         earlier = [t.name for t in dag.tasks]
-        ups = rng.sample(earlier, k=min(len(earlier), rng.randint(0 if i else 0, 2))) if i else []
+        ups = rng.sample(earlier, k=min(len(earlier), rng.randint(0, 2)))
         task = Task(f"t{i}", ups, rng.randint(0, 9))
         roll = rng.random()
         if roll < 0.15:
