@@ -18,12 +18,12 @@ branch, naming the value and the valid choices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from cadenza.engine.states import TaskState
 from cadenza.engine.trigger import decide
-from cadenza.exceptions import TaskError
+from cadenza.exceptions import CadenzaError, TaskError
 from cadenza.graph import Graph, Node
 
 S = TaskState
@@ -76,21 +76,56 @@ def skipped_by(graph: Graph, branch: str, value: Any) -> frozenset[str]:
     return unchosen(graph, branch, picked)
 
 
-def planned(
-    node: Node, skipped: Mapping[str, str], skips: Mapping[str, frozenset[str]]
-) -> str | None:
-    """For ``cadenza plan``: why ``node`` will be skipped, or None if it may run.
+class Guess(Protocol):
+    output: str | None
+    assumes: frozenset[str]
 
-    ``skipped``: the tasks planned as skipped so far, with why; ``skips``: for each branch the
-    plan expects to succeed, the tasks its choice skips. Upstream tasks not skipped are assumed
-    to succeed, as the plan assumes of every task that runs."""
-    for up in node.upstream:
-        if node.name in skips.get(up, ()):
-            return f"skipped: branch {up!r} did not choose it"
-    if not any(up in skipped for up in node.upstream):
-        return None
-    states = [S.SKIPPED if up in skipped else S.SUCCESS for up in node.upstream]
-    if decide(node.spec.trigger_rule, states) is not S.SKIPPED:
-        return None
-    first = next(up for up in node.upstream if up in skipped)
-    return f"skipped: upstream {first!r} is skipped (trigger rule {node.spec.trigger_rule})"
+
+class PlannedSkips:
+    """For ``cadenza plan``: the tasks the run will skip, decided as the run decides them.
+
+    A branch's choice is read from the output the plan expects it to have (its cached one, or
+    the one it made last time if it runs again); tasks not skipped are assumed to succeed, as
+    the plan assumes of every task that runs. A verdict that rests on a task running again
+    names it in ``assumes``."""
+
+    def __init__(self, graph: Graph, load: Callable[[str], Any]) -> None:
+        self.graph, self.load = graph, load
+        self.skipped: dict[str, frozenset[str]] = {}
+        """Tasks planned as skipped, with what that assumes."""
+        self._skips: dict[str, frozenset[str]] = {}
+
+    def skip(self, task: str, assumes: frozenset[str] = frozenset()) -> None:
+        self.skipped[task] = assumes
+
+    def verdict(
+        self, node: Node, guesses: Mapping[str, Guess]
+    ) -> tuple[str, frozenset[str]] | None:
+        """Why ``node`` will be skipped, and what that assumes; None if it may run."""
+        for up in node.upstream:
+            guess = guesses.get(up)
+            if up in self.skipped or guess is None or guess.output is None:
+                continue
+            if self.graph.nodes[up].spec.kind == "branch" and node.name in self._of(up, guess):
+                return f"skipped: branch {up!r} does not choose it", guess.assumes
+        if not any(up in self.skipped for up in node.upstream):
+            return None
+        states = [S.SKIPPED if up in self.skipped else S.SUCCESS for up in node.upstream]
+        if decide(node.spec.trigger_rule, states) is not S.SKIPPED:
+            return None
+        first = next(up for up in node.upstream if up in self.skipped)
+        assumes = frozenset().union(*(self.skipped[up] for up in node.upstream
+                                      if up in self.skipped))
+        return (f"skipped: upstream {first!r} is skipped "
+                f"(trigger rule {node.spec.trigger_rule})", assumes)
+
+    def _of(self, branch: str, guess: Guess) -> frozenset[str]:
+        found = self._skips.get(branch)
+        if found is None:
+            assert guess.output is not None
+            try:
+                found = skipped_by(self.graph, branch, self.load(guess.output))
+            except CadenzaError:  # unreadable, or a choice it may no longer make: it runs
+                found = frozenset()
+            self._skips[branch] = found
+        return found
