@@ -4,6 +4,13 @@
 give ``Interval`` values the Airflow way: the run for ``[start, end)`` fires at ``end``, and its
 ``logical_date`` is ``start``. Intervals hold UTC instants and the schedule's time zone for display.
 
+Days follow Airflow (croniter), not cronsim. When day-of-month and day-of-week are both
+restricted, a day matches if it matches *either*: ``0 16 */2 * sat`` fires on odd days and on
+Saturdays. A field counts as unrestricted when it is ``*`` (or ``?``), or when it names every
+value and the other field has a ``*`` in it (croniter's reading of ``*/2 * 0-6``); then a day must
+match the other field. cronsim ANDs as soon as either field *starts* with ``*``, so the fields are
+rewritten (``*/2`` as ``1-31/2``) before cronsim sees them; only its public API is used.
+
 DST policy. cronsim matches cron fields against the wall clock in the schedule's time zone. This
 module then decides, whatever cronsim would do by itself, what a wall-clock time that happens zero
 or two times means:
@@ -190,24 +197,28 @@ class CronSchedule(Schedule):
         super().__init__(timezone, start, end)
         self.expr = expr
         """The expression as given, e.g. ``"@daily"``."""
-        self.cron, self._template = _compile(expr)
+        self.cron, self._matched, self._template = _compile(expr)
         # The DST policy in the module docstring: fixed-hour schedules follow the wall clock,
         # schedules that fire in every hour follow real time.
-        self._every_hour = self._template.hours == set(range(24))
+        self._every_hour = _every_hour(self._matched.split()[1])
         self._utc = self.tzinfo.key in _UTC_KEYS
         self._last: Interval | None = None  # next_after's last answer
-        self._step = _minute_step(self.cron, self.tzinfo)
+        self._step = _minute_step(self._matched, self.tzinfo)
         """Seconds between fires for ``*/k * * * *`` when the zone's offsets keep it aligned
         to real time: then fire times are arithmetic, no cron walk needed."""
 
     @property
     def description(self) -> str:
-        step = re.fullmatch(r"\*/(\d+) \* \* \* \*", self.cron)
+        step = re.fullmatch(r"\*/(\d+) \* \* \* \*", self._matched)
         if step and 60 % int(step[1]) == 0:
             words = "every minute" if step[1] == "1" else f"every {int(step[1])} minutes"
         else:
             words = self._template.explain()
             words = words[:1].lower() + words[1:]
+            _, _, dom, _, dow = self._matched.split()
+            if not dom.startswith("*") and not dow.startswith("*"):
+                # cronsim joins the two day fields with "and", which reads like "odd Saturdays".
+                words = words.replace(" and on ", " or on ", 1)
         return f"{words} ({self.timezone})"
 
     def next_after(self, moment: datetime) -> Interval | None:
@@ -312,15 +323,10 @@ class CronSchedule(Schedule):
         whole = wall.replace(second=0, microsecond=0)
         if reverse and whole != wall:
             whole += _MINUTE
-        # cronsim parses in its constructor (10 us); a shallow copy of the parsed template with
-        # its clock moved costs 0.6 us. Iteration only rebinds `dt`. Starting on a whole minute
-        # makes cronsim 2.6 (which drops seconds) and later versions step to the same times.
-        cursor = CronSim.__new__(CronSim)
-        cursor.__dict__.update(self._template.__dict__)
-        cursor.dt = whole
-        cursor.tick_direction = -1 if reverse else 1
-        cursor.skip_initial_tick = False
-        return cursor
+        # Starting on a whole minute makes cronsim 2.6 (which drops seconds) and later versions
+        # step to the same times. Parsing again here costs about 6 us a call; next_after's
+        # memo keeps calls to one or two per interval.
+        return CronSim(self._matched, whole, reverse=reverse)
 
     def _wall(self, instant: datetime) -> datetime:
         if self._utc:
@@ -515,8 +521,9 @@ def get_zone(name: str) -> ZoneInfo:
     )
 
 
-def _compile(expr: object) -> tuple[str, CronSim]:
-    """Resolve @-shortcuts and parse with cronsim once: the 5-field text and a template."""
+def _compile(expr: object) -> tuple[str, str, CronSim]:
+    """Resolve @-shortcuts and check the fields with cronsim: the 5-field text, the text to
+    give cronsim (its day fields rewritten by ``_day_fields``) and a parsed copy of that."""
 
     def bad(why: str) -> InvalidOptionError:
         return InvalidOptionError(
@@ -539,8 +546,11 @@ def _compile(expr: object) -> tuple[str, CronSim]:
             f"it has {len(fields)} fields, but needs 5: minute hour day-of-month month "
             "day-of-week, like '30 2 * * *' for 02:30 every day"
         )
+    minute, hour, dom, month, dow = fields
+    dom, dow = _day_fields(dom, dow)
+    matched = f"{minute} {hour} {dom} {month} {dow}"
     try:
-        return text, CronSim(text, datetime(1970, 1, 1))
+        return text, matched, CronSim(matched, datetime(1970, 1, 1))
     except CronSimError as exc:
         for index, (name, allowed) in enumerate(_FIELDS):
             if str(exc) == f"Bad {name}":
@@ -549,6 +559,60 @@ def _compile(expr: object) -> tuple[str, CronSim]:
                     "lists (1,15), ranges (1-5) or steps (*/10)"
                 ) from None
         raise bad(str(exc)) from None
+
+
+def _day_fields(dom: str, dow: str) -> tuple[str, str]:
+    """The day-of-month and day-of-week fields to give cronsim so that it picks the days that
+    croniter (Airflow) picks: both must match if either is unrestricted, else either may."""
+    dom = "*" if dom == "?" else dom  # croniter reads '?' as '*'; cronsim rejects it
+    dow = "*" if dow == "?" else dow
+    # Unrestricted: a day must match the other field. cronsim ANDs when one starts with '*'.
+    dom_any, dow_any = "*" in dom.split(","), "*" in dow.split(",")
+    if dom_any or dow_any:
+        return "*" if dom_any else dom, "*" if dow_any else dow
+    # croniter also counts a field naming every value as '*' when the other field has a '*'
+    # in it: "*/2 * 0-6" is odd days, "1-31 * */2" every second weekday.
+    every_date, every_weekday = _fills(f"0 0 {dom} * *", _DATES), _fills(f"0 0 * * {dow}", _WEEK)
+    if every_date and "*" in dow:
+        return "*", dow
+    if every_weekday and "*" in dom:
+        return dom, "*"
+    if every_date or every_weekday:
+        return "*", "*"  # "*/1 * sat": either matches every day (cronsim's words would not say so)
+    # cronsim ORs only when neither field starts with '*', so spell "*/2" as "1-31/2": the
+    # same days to cronsim, and its explain() still says "every second day of month".
+    return _spell(dom, "1-31"), _spell(dow, "0-7")
+
+
+def _spell(field: str, whole: str) -> str:
+    """``field`` with each leading ``*`` written as the range ``whole`` it stands for."""
+    return ",".join(whole + term[1:] if term.startswith("*") else term for term in field.split(","))
+
+
+# A cron expression fires at exactly these times, in order, when the field it tests names
+# every value of its range: every hour of a day, days 1-31 (of January), Sunday to Saturday.
+_HOURS = [datetime(2000, 1, 1, hour) for hour in range(24)]
+_DATES = [datetime(2000, 1, day) for day in range(1, 32)]
+_WEEK = [datetime(2000, 1, day) for day in range(2, 9)]  # 2000-01-02 was a Sunday
+
+
+def _every_hour(hours: str) -> bool:
+    """Whether the hour field names all 24 hours: ``*``, ``0-23``, ``*/1``..."""
+    if hours == "*":
+        return True
+    if hours.replace(",", "").isdigit() and hours.count(",") < 23:
+        return False  # a plain list of fewer than 24 hours, without stepping through a day
+    return _fills(f"0 {hours} * * *", _HOURS)
+
+
+def _fills(cron: str, fires: list[datetime]) -> bool:
+    """Whether cronsim's first fire times for ``cron`` are ``fires`` (False if it is invalid:
+    ``_compile`` reports that, naming the field)."""
+    try:
+        found = CronSim(cron, fires[0] - _MINUTE)
+    except CronSimError:
+        return False
+    return all(next(found, None) == fire for fire in fires)
 
 
 def _parse_every(every: object) -> timedelta:
