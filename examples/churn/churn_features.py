@@ -12,13 +12,13 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from churn_quality import KNOWN, normalize
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline as SkPipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+if TYPE_CHECKING:  # pandas and scikit-learn are imported where they are used
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
 
 NUMERIC = [
     "tenure_months", "monthly_charges", "support_calls", "total_charges", "calls_per_year",
@@ -51,6 +51,8 @@ def prepare(batch: pd.DataFrame) -> pd.DataFrame:
 
 def engineer(clean: pd.DataFrame) -> pd.DataFrame:
     """One row per customer: its features as of its ``updated_at``, label and split."""
+    import pandas as pd
+
     tenure = clean["tenure_months"]
     out = pd.DataFrame({
         "customer_id": clean["customer_id"].astype(object),
@@ -75,6 +77,11 @@ def _bucket(customer_id: str) -> int:
 
 
 def make_preprocessor() -> ColumnTransformer:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline as SkPipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     numeric = SkPipeline([
         ("impute", SimpleImputer(strategy="median", add_indicator=True)),
         ("scale", StandardScaler()),
@@ -114,6 +121,8 @@ def get_features(ids: Iterable[str], as_of: datetime | str, root: str | Path = "
                  ) -> pd.DataFrame:
     """Each customer's features as they were known at ``as_of``: the newest row stamped at or
     before it, never a later one. Customers with no row by then are left out."""
+    import pandas as pd
+
     cutoff = pd.Timestamp(as_of)
     cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
     wanted = pd.Index(list(ids), dtype=object)

@@ -10,11 +10,13 @@ and ``*.json`` file in the landing folder, so a user can drop in an export of th
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas are imported where they are used: loading stays fast
+    import pandas as pd
 
 CSV_FILE = "crm_export.csv"
 JSON_FILE = "billing_api_dump.json"
@@ -38,6 +40,9 @@ def customers(rows: int, seed: int, start: datetime, end: datetime,
     ``shift`` moves the population (newer, pricier customers who call support more), the way a
     pricing change or a new acquisition channel would: the drift monitor should notice.
     """
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     ids = rng.choice(np.arange(100_000, 100_000 + rows * 3), size=rows, replace=False)
     tenure = np.clip(rng.gamma(1.6, 14.0, rows), 0, 72).round()
@@ -76,6 +81,9 @@ def write_batch(landing: Path, rows: int, seed: int, start: datetime, end: datet
     writes the CSV the way a broken export job would: a renamed column with currency-formatted
     text, and blank customer ids.
     """
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed + 1)
     frame = customers(rows, seed, start, end, shift).astype(object)
     n = len(frame)
@@ -117,6 +125,8 @@ def write_batch(landing: Path, rows: int, seed: int, start: datetime, end: datet
 
 
 def _plain(value: object) -> object:
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"cannot write {value!r} to JSON")
@@ -128,6 +138,8 @@ def load_landing(landing: Path) -> pd.DataFrame:
     Values stay text here: the raw layer keeps what the sources sent, and typing them is
     validation's job, where a value that does not parse can be reported instead of guessed.
     """
+    import pandas as pd
+
     frames = []
     for path in sorted(landing.glob("*.csv")) + sorted(landing.glob("*.json")):
         if path.suffix == ".csv":
@@ -149,6 +161,6 @@ def load_landing(landing: Path) -> pd.DataFrame:
 
 
 def _text(value: object) -> object:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)

@@ -8,9 +8,12 @@ readable sentence and JSON metadata.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cadenza.checks import CheckResult
+
+if TYPE_CHECKING:  # pandas is imported where it is used, so loading the pipeline stays fast
+    import pandas as pd
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_calls"]
 TYPED_SCHEMA = {
@@ -32,6 +35,8 @@ def parse(raw: pd.DataFrame) -> pd.DataFrame:
     not parse becomes missing and is named in the row's ``unparsed`` column, so a check can
     quote it. Unknown columns pass through and missing ones stay missing: the schema check
     reports both."""
+    import pandas as pd
+
     out = raw.copy()
     for column in NUMERIC:
         if column in out:
@@ -47,12 +52,16 @@ def parse(raw: pd.DataFrame) -> pd.DataFrame:
     for column in ("customer_id", "contract", "payment_method", "source"):
         if column in out:
             out[column] = out[column].astype(object)
-    problems = pd.Series([""] * len(out), index=out.index, dtype=object)
+    # Built in plain Python: pandas 3 reads text as its `str` dtype, which does not mix with
+    # object columns in arithmetic, and the result must not depend on the pandas version.
+    problems = [""] * len(out)
     for column in [*NUMERIC, "updated_at", "churned"]:
         if column in out:
-            bad = raw[column].notna() & out[column].isna()
-            problems[bad] = problems[bad] + column + "=" + raw.loc[bad, column].map(repr) + " "
-    out["unparsed"] = problems.str.strip().astype(object)
+            bad = (raw[column].notna() & out[column].isna()).tolist()
+            for row, (failed, sent) in enumerate(zip(bad, raw[column].tolist(), strict=True)):
+                if failed:
+                    problems[row] += f"{column}={sent!r} "
+    out["unparsed"] = pd.Series([p.strip() for p in problems], index=out.index, dtype=object)
     return out
 
 

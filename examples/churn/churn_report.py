@@ -9,16 +9,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix, roc_curve
+if TYPE_CHECKING:  # matplotlib, numpy, pandas and scikit-learn are imported where they are used
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 def _png(fig: Figure) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -26,6 +26,9 @@ def _png(fig: Figure) -> str:
 
 
 def roc_plot(holdout: pd.DataFrame, auc: float) -> str:
+    from matplotlib.figure import Figure
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(holdout["churned"], holdout["probability"])
     fig = Figure(figsize=(4.5, 4))
     ax = fig.subplots()
@@ -37,6 +40,8 @@ def roc_plot(holdout: pd.DataFrame, auc: float) -> str:
 
 
 def importance_plot(importance: pd.Series, top: int = 12) -> str:
+    from matplotlib.figure import Figure
+
     shown = importance.head(top)[::-1]
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
@@ -46,6 +51,10 @@ def importance_plot(importance: pd.Series, top: int = 12) -> str:
 
 
 def confusion_plot(holdout: pd.DataFrame) -> str:
+    import numpy as np
+    from matplotlib.figure import Figure
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(holdout["churned"], holdout["probability"] >= 0.5, labels=[0, 1])
     fig = Figure(figsize=(4, 3.6))
     ax = fig.subplots()
@@ -60,6 +69,8 @@ def confusion_plot(holdout: pd.DataFrame) -> str:
 
 
 def history_plot(history: list[dict[str, Any]]) -> str:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5.5, 3.6))
     ax = fig.subplots()
     steps = range(1, len(history) + 1)

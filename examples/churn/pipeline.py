@@ -26,20 +26,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# The helper modules import pandas, scikit-learn and matplotlib inside the functions that use
+# them, so `cadenza show`, `plan` and a fully cached run never load those libraries.
 import churn_features as features
 import churn_generate as sources
 import churn_model as model
 import churn_quality as quality
 import churn_report as report
-import pandas as pd
 
 from cadenza import Param, Pipeline, Retry, checks, ctx
 from cadenza.alerts import LogNotifier
 from cadenza.artifacts import active, load, versions
 from cadenza.artifacts import promote as set_active
 from cadenza.checks import CheckResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PIPELINE = "churn"
 LANDING = Path("landing")
@@ -132,6 +136,8 @@ def store_raw(ingest: pd.DataFrame, ctx: Any) -> pd.DataFrame:
     """Append the batch to lake/raw/date=YYYY-MM-DD/ as a file named by its content, never
     rewriting one; return the batch as read back from the lake."""
     start, _ = batch_window(ctx.params["batch_date"], (ctx.interval_start, ctx.interval_end))
+    import pandas as pd
+
     data = ingest.to_parquet(index=False)
     folder = ctx.root / LAKE / f"date={start:%Y-%m-%d}"
     path = folder / f"part-{hashlib.sha256(data).hexdigest()[:16]}.parquet"

@@ -17,14 +17,16 @@ import json
 import math
 import urllib.request
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from prices_forecast import MIN_HISTORY, feature_names, forecast, make_features
 
 from cadenza import Param, Pipeline, Retry, checks
 from cadenza.artifacts import active, load, promote, versions
+
+if TYPE_CHECKING:  # numpy and pandas are imported in the tasks that use them: loading the
+    import numpy as np  # pipeline (cadenza show, plan, a cached run) stays fast
+    import pandas as pd
 
 PIPELINE, MODEL_TASK = "prices", "train_or_score"
 ANCHOR = "2025-01-01"
@@ -60,6 +62,9 @@ pipe = Pipeline(
 def synthetic_prices(seed: int, days: int, noise: float, end: str = ANCHOR) -> pd.DataFrame:
     """A daily price series: trend + weekly and yearly seasonality + AR(1) noise, with about
     2% of prices missing and two spikes, as a real export would have."""
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     t = np.arange(days, dtype=float)
     slope = rng.uniform(0.03, 0.12)
@@ -81,6 +86,8 @@ def fetch_prices(url: str, timeout: float = 10.0) -> pd.DataFrame:
 
     Column types are left as the source gave them (numbers as float), so validation sees
     what really arrived."""
+    import pandas as pd
+
     with urllib.request.urlopen(url, timeout=timeout) as response:
         body = response.read()
         kind = response.headers.get_content_type()
@@ -144,6 +151,9 @@ pipe.check("validate", checks.not_null("price"), severity="warn", name="price_ga
 def clean_transform(ctx: Any, validate: pd.DataFrame) -> pd.DataFrame:
     """One row per calendar day, sorted; spikes (more than 5 robust standard deviations from
     the 7-day rolling median) and gaps filled by time interpolation."""
+    import numpy as np
+    import pandas as pd
+
     series = validate.sort_values("date").set_index("date")["price"].asfreq("D")
     missing_days = int(series.isna().sum())
     median = series.rolling(7, center=True, min_periods=3).median()
@@ -164,6 +174,8 @@ def clean_transform(ctx: Any, validate: pd.DataFrame) -> pd.DataFrame:
 def feature_engineer(ctx: Any, clean_transform: pd.DataFrame) -> pd.DataFrame:
     """Lags and rolling statistics of the past prices (relative to the last one), the previous
     price, and the target: the change to this day's price."""
+    import pandas as pd
+
     prices = clean_transform["price"]
     frame = pd.concat([clean_transform[["date", "price"]], make_features(prices)], axis=1)
     frame["prev_price"] = prices.shift(1)
@@ -198,6 +210,9 @@ def train_or_score(ctx: Any, feature_engineer: pd.DataFrame, clean_transform: pd
 
     Every distinct model is kept as a version of this task's output (`cadenza artifacts ls
     --pipeline prices --task train_or_score`)."""
+    import numpy as np
+    import pandas as pd
+
     train = feature_engineer.iloc[:-holdout]
     if len(train) < 2 * MIN_HISTORY:
         raise ValueError(
@@ -261,6 +276,8 @@ def evaluate_report(ctx: Any, train_or_score: dict[str, Any], feature_engineer: 
     """Score the model on the held-out days against naive baselines (last value, and the value
     a week before), write a text report and a plot, and promote the model to `active` unless
     its MAE is more than `max_degradation` worse than the better baseline's."""
+    import numpy as np
+
     model = train_or_score
     test = feature_engineer.iloc[-holdout:]
     actual = test["price"].to_numpy()
@@ -332,6 +349,7 @@ def _report_text(summary: dict[str, Any], model: dict[str, Any], decision: str,
 def _plot(path: Any, frame: pd.DataFrame, test: pd.DataFrame, predicted: np.ndarray,
           seasonal: np.ndarray, model: dict[str, Any], future: list[float]) -> None:
     import matplotlib
+    import pandas as pd
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

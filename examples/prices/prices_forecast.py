@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where it is used, so loading the pipeline stays fast
+    import pandas as pd
 
 LAGS = (1, 2, 3, 7, 14)
 """Past prices used: yesterday's is the anchor every other feature is measured from; the
@@ -32,6 +32,8 @@ def make_features(prices: pd.Series) -> pd.DataFrame:
 
     Rows without a full history (the first ``MIN_HISTORY``) hold NaNs.
     """
+    import pandas as pd
+
     s = prices.astype("float64").reset_index(drop=True)
     last = s.shift(1)
     columns: dict[str, pd.Series] = {}
@@ -47,7 +49,9 @@ def make_features(prices: pd.Series) -> pd.DataFrame:
 
 
 def feature_names() -> list[str]:
-    return list(make_features(pd.Series(np.zeros(MIN_HISTORY + 1))).columns)
+    import pandas as pd
+
+    return list(make_features(pd.Series([0.0] * (MIN_HISTORY + 1))).columns)
 
 
 def check_history(prices: Sequence[float]) -> list[float]:
@@ -65,6 +69,8 @@ def check_history(prices: Sequence[float]) -> list[float]:
 
 def predict_next(model: dict[str, Any], history: Sequence[float]) -> float:
     """The next price after ``history`` (at least ``MIN_HISTORY`` prices, oldest first)."""
+    import pandas as pd
+
     window = pd.Series([*history[-(MIN_HISTORY + 1):], math.nan])
     row = make_features(window).iloc[[-1]][model["features"]]
     value = float(model["estimator"].predict(row.to_numpy())[0])
