@@ -1,4 +1,9 @@
-"""Helpers for testing pipelines and cadenza plug-ins: in-memory runs and contract suites."""
+"""Helpers for testing pipelines and cadenza plug-ins: in-memory runs and contract suites.
+
+``run_in_memory`` needs nothing beyond cadenza. The contract suites live in
+``cadenza.testing.contracts``, which is imported only when asked for because it needs pytest
+(``pip install 'cadenza[testing]'``).
+"""
 
 from __future__ import annotations
 

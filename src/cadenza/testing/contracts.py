@@ -6,6 +6,10 @@ pytest then runs every contract test against your implementation::
     class TestMyStore(MetadataStoreContract):
         def make_store(self) -> MetadataStore:
             return MyStore(self.tmp_path / "my.db")
+
+The suites are pytest classes, so this module needs pytest, which cadenza itself does not:
+install it with ``pip install 'cadenza[testing]'``. ``cadenza.testing`` (``run_in_memory``)
+does not import this module and works without pytest.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+try:
+    import pytest
+except ImportError as error:  # pragma: no cover - pytest is there wherever the suites run
+    raise ImportError(
+        "cadenza.testing.contracts is a pytest suite and pytest is not installed. Install it "
+        "with: pip install 'cadenza[testing]'"
+    ) from error
 
 from cadenza.exceptions import RunNotFoundError
 from cadenza.store.base import (
