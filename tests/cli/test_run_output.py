@@ -106,6 +106,10 @@ def after(nap: int) -> int:
     return nap
 '''
 
+SELF_INTERRUPTING = SLEEPY.replace(
+    'Path(os.environ["MARKER"]).write_text("started")',
+    'import signal; os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C at the terminal would')
+
 
 @pytest.fixture
 def cli(home: Path):  # type: ignore[no-untyped-def]
@@ -279,3 +283,15 @@ def test_cancel_on_threads_ends_the_runner_at_once(tmp_path: Path, home: Path) -
     assert re.search(rf"run {run_id} cancelled in", text)
     assert "task nap was still running in a thread" in text and "tick" not in text
     assert _state(home)[0] == "cancelled"
+
+
+def test_ctrl_c_at_a_terminal_clears_the_display_and_exits_130(tmp_path: Path) -> None:
+    target = write(tmp_path, "sleepy", SELF_INTERRUPTING)
+    screen = run_at_terminal([sys.executable, "-m", "cadenza", "run", target, "-e", "threads"],
+                             cwd=tmp_path, timeout=20)
+    text = ANSI.sub("", screen.text).replace("\r", "")
+    assert screen.code == 130, text[-2000:]
+    assert len(screen.output) < 64_000
+    assert "interrupted: the run was cancelled" in text
+    assert "task nap was still running in a thread" in text
+    assert "tick" not in text

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
@@ -20,7 +20,7 @@ from cadenza.engine.result import RunResult
 from cadenza.engine.run import Runner, new_run_id
 from cadenza.engine.states import TaskState
 from cadenza.exceptions import CadenzaError
-from cadenza.executors import Executor, make_executor
+from cadenza.executors import Executor, ThreadExecutor, make_executor
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.secrets import masked_params, register
@@ -29,6 +29,7 @@ from cadenza.store.memory import MemoryStore
 from cadenza.workspace import Workspace
 
 S = TaskState
+T = TypeVar("T")
 
 
 def run_pipeline(
@@ -64,7 +65,7 @@ def run_pipeline(
     decision (else the run ends ``waiting``, to be resumed after a decision).
     ``still_running``: a list this call fills, as it returns or raises, with the tasks whose
     calls run on past the run's end: a cancelled (or timed-out) call on threads cannot be
-    stopped. Until they end, what they print still goes to their logs.
+    stopped. Until they return, what they print still goes to their logs.
     """
     selected = select(pipe, only, from_)  # builds the graph: definition errors come first
     ws = workspace or Workspace.open(home)
@@ -102,50 +103,67 @@ def run_pipeline(
         runner_executor, owned = make_executor(executor, workers), True
     else:
         runner_executor, owned = executor, False
-    runner: Runner | None = None
-    logs.install()  # held past the run for calls that run on: see _release_logs
+    watched = _Watched(runner_executor) if isinstance(runner_executor, ThreadExecutor) else None
+    logs.install()  # held past the run while calls run on: see _Watched
     try:
-        runner = Runner(pipe, ws, runner_executor, run, hooks=hooks, selected=selected,
-                        force=force, cancel=cancel, prior=prior, provided=provided,
-                        approve=approve, wait=wait, params=real)
+        runner = Runner(pipe, ws, watched or runner_executor, run, hooks=hooks,
+                        selected=selected, force=force, cancel=cancel, prior=prior,
+                        provided=provided, approve=approve, wait=wait, params=real)
         return runner.execute()
     finally:
-        left = _running_on(runner)
-        if still_running is not None:
-            still_running.extend(sorted(left))
         if owned:
             runner_executor.shutdown(wait=False)
-        _release_logs(list(left.values()))
-
-
-def _running_on(runner: Runner | None) -> dict[str, Future[Any]]:
-    """The calls of a finished run that have not returned, by task (``task[i]`` for a mapped
-    item): cancelled or timed out on threads, which cannot be stopped."""
-    if runner is None:
-        return {}
-    return {
-        ti.task if ti.index < 0 else f"{ti.task}[{ti.index}]": ti.future
-        for ti in runner.tis.values() if ti.future is not None and not ti.future.done()
-    }
-
-
-def _release_logs(calls: list[Future[Any]]) -> None:
-    """Stop routing output to attempt logs once ``calls`` have all returned: until then, what
-    a call that runs on prints stays in its log instead of reaching the terminal."""
-    if not calls:
-        logs.uninstall()
-        return
-    lock, pending = threading.Lock(), [len(calls)]
-
-    def returned(_: Future[Any]) -> None:
-        with lock:
-            pending[0] -= 1
-            last = pending[0] == 0
-        if last:
+        left = watched.end() if watched is not None else []
+        if still_running is not None:
+            still_running.extend(left)
+        if not left:
             logs.uninstall()
 
-    for call in calls:
-        call.add_done_callback(returned)
+
+class _Watched:
+    """A thread pool that knows which calls its threads are in. A call that was cancelled or
+    timed out runs on (a thread cannot be stopped): the caller is told which, and what such a
+    call prints goes on to its log, not to the terminal, until the last of them returns.
+
+    Each thread notes its call itself, so an interrupt landing in the run loop at any point
+    (between submit and the loop noting the Future, say) cannot lose one."""
+
+    def __init__(self, inner: ThreadExecutor) -> None:
+        self.inner, self.max_workers = inner, inner.max_workers
+        self._lock = threading.Lock()
+        self._active: dict[int, str] = {}
+        self._releases = False
+        """True once the run is over with calls running: the last of them releases routing."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        call = args[0] if args else None
+        index = getattr(call, "map_index", -1)
+        label = str(getattr(call, "task", "?")) + (f"[{index}]" if index >= 0 else "")
+        return self.inner.submit(self._watch, label, fn, *args)
+
+    def _watch(self, label: str, fn: Callable[..., T], *args: Any) -> T:
+        me = threading.get_ident()
+        with self._lock:
+            self._active[me] = label
+        try:
+            return fn(*args)
+        finally:
+            with self._lock:
+                del self._active[me]
+                last = self._releases and not self._active
+                self._releases = self._releases and not last
+            if last:
+                logs.uninstall()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.inner.shutdown(wait)
+
+    def end(self) -> list[str]:
+        """The run is over: the calls still running, sorted. Output routing is released by
+        the last of them to return (by the caller, if none is running)."""
+        with self._lock:
+            self._releases = bool(self._active)
+            return sorted(self._active.values())
 
 
 def select(
