@@ -4,6 +4,7 @@ exactly as it chose, with ``plan`` saying so first."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from cadenza import Pipeline
+from cadenza.artifacts.serializers import serialize
 from cadenza.engine.plan import plan_pipeline
 from cadenza.exceptions import InvalidOptionError
 from cadenza.testing import run_in_memory
@@ -359,3 +361,19 @@ def test_a_cached_choice_of_a_task_no_longer_after_it_runs_the_branch_again(
     assert "returned 'a', which is not a task directly after it" in (
         result.tasks["pick"].error or ""
     )
+
+
+def test_a_damaged_stored_choice_is_never_followed(home: Path, tmp_path: Path) -> None:
+    """Someone rewrote pick's stored choice from 'small' to 'big': pick runs again."""
+    log = tmp_path / "ran.txt"
+    pipe = counted(log)
+    first = pipe.run(home=home)
+    ran(log)
+    db = sqlite3.connect(home / "cadenza.db")
+    db.execute("UPDATE artifacts SET data = ? WHERE hash = ?",
+               (serialize("big", "pick")[1], first.tasks["pick"].output))
+    db.commit()
+    db.close()
+    second = pipe.run(home=home)
+    assert ran(log) == ["pick"]
+    assert states(second)["pick"] == "success" and states(second)["big"] == "skipped"

@@ -403,7 +403,7 @@ class Runner:
         """Whether a branch's stored choice names only tasks still after it."""
         try:
             branching.skipped_by(self.graph, branch, self.values.load(output))
-        except TaskError:
+        except CadenzaError:  # a bad choice, or a damaged value: run it again
             return False
         return True
 
