@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cadenza.artifacts.serializers import register_serializer
 from cadenza.engine.context import ctx
 from cadenza.engine.hooks import Hooks
@@ -28,9 +30,26 @@ from cadenza.exceptions import (
 )
 from cadenza.params import Param
 from cadenza.pipeline import Pipeline, TaskSpec
-from cadenza.schedule.sensors import FileSensor, Sensor, SensorResult, on_new_version
+
+if TYPE_CHECKING:
+    from cadenza.schedule.sensors import FileSensor, Sensor, SensorResult, on_new_version
 
 __version__ = "0.1.0"
+
+_LAZY = {name: "cadenza.schedule.sensors"
+         for name in ("FileSensor", "Sensor", "SensorResult", "on_new_version")}
+"""Public names imported when first used: the schedule package costs every `cadenza run` about
+10 ms (cron parsing, zoneinfo), and only scheduled pipelines need it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # found directly from now on
+        return value
+    raise AttributeError(f"module 'cadenza' has no attribute {name!r}")
 
 __all__ = [
     "CadenzaError",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ class Node:
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> str | None:
+    import difflib  # only for a mistake's message
+
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return close[0] if close else None
 

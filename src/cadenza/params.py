@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -142,6 +141,8 @@ def resolve_params(
     merged = {name: spec.default for name, spec in specs.items()}
     for name, value in (given or {}).items():
         if name not in specs:
+            import difflib  # only to suggest a name
+
             close = difflib.get_close_matches(name, list(specs), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             known = ", ".join(sorted(specs)) or "none"

@@ -23,12 +23,12 @@ from cadenza.engine.retry import NO_RETRY, Retry
 from cadenza.engine.trigger import RULES
 from cadenza.exceptions import DuplicateTaskError, InvalidOptionError, ParamError
 from cadenza.params import as_param
-from cadenza.schedule.cron import DateLike, Schedule, parse_schedule
 
 if TYPE_CHECKING:
     from cadenza.alerts import AlertRouter
     from cadenza.engine.result import RunResult
     from cadenza.graph import Graph
+    from cadenza.schedule.cron import DateLike, Schedule
     from cadenza.schedule.sensors import Sensor
     from cadenza.store.base import Event
 
@@ -319,8 +319,12 @@ class Pipeline:
                 option="max_active_tasks", value=max_active_tasks, pipeline=name,
             )
         self.max_active_tasks = max_active_tasks
-        self.schedule: Schedule | None = parse_schedule(schedule, every, timezone, start, end)
+        self.schedule: Schedule | None = None
         """When the scheduler runs it: a series of data intervals, or None (manual only)."""
+        if (schedule, every, timezone, start, end) != (None, None, "UTC", None, None):
+            from cadenza.schedule.cron import parse_schedule  # ~10 ms: only when scheduled
+
+            self.schedule = parse_schedule(schedule, every, timezone, start, end)
         if not isinstance(catchup, bool):
             raise InvalidOptionError(
                 f"Pipeline {name!r} has catchup={catchup!r}; give True (run every missed "
@@ -437,6 +441,8 @@ class Pipeline:
     def alert_router(self) -> AlertRouter | None:
         """The router for this pipeline's alerts: one per pipeline object, so the dedup window
         spans every run a process makes (the scheduler's, a notebook's); None without alerts."""
+        if not self.alerts and not any(spec.alerts for spec in self.tasks.values()):
+            return None  # without importing cadenza.alerts: most runs send none
         from cadenza.alerts import AlertRouter, Route
 
         routes = [a if isinstance(a, Route) else None for a in self.alerts]

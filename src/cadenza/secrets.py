@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
 from cadenza.exceptions import CadenzaError
 
 MASK = "***"
@@ -39,6 +37,8 @@ def secret(name: str, default: str | None = None, *, env_file: str | Path = ".en
     """The secret ``name`` from the environment, else from ``env_file``; masked from now on."""
     value = os.environ.get(name)
     if value is None and Path(env_file).is_file():
+        from dotenv import dotenv_values  # here: a run that reads no secret needs no dotenv
+
         value = dotenv_values(env_file).get(name)
     if value is None:
         value = default

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
-from cadenza.artifacts.memory import MemoryArtifactStore
 from cadenza.exceptions import CadenzaError
 from cadenza.store.base import MetadataStore
-from cadenza.store.memory import MemoryStore
 from cadenza.store.sqlite import SqliteStore
 
 HOME_DIR = ".cadenza"
@@ -188,6 +185,11 @@ class Workspace:
     @classmethod
     def memory(cls, root: str | Path | None = None) -> Workspace:
         """State in memory; logs under a temporary folder (or ``root/.cadenza/logs``)."""
+        import tempfile  # here, with the memory stores: a workspace on disk needs none
+
+        from cadenza.artifacts.memory import MemoryArtifactStore
+        from cadenza.store.memory import MemoryStore
+
         base = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cadenza-"))
         return cls(base.resolve() / HOME_DIR, MemoryStore(), MemoryArtifactStore(), True)
 

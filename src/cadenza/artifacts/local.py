@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -37,6 +35,8 @@ class LocalArtifactStore:
         target = self._file(hash)
         if target.exists():
             return str(target)
+        import tempfile  # here: most runs store only small values, which never come here
+
         # The writer's pid leads the name, so clean_temp can tell a live writer's file from
         # one a killed writer left behind.
         fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=f"{os.getpid()}.{hash[:16]}.")
@@ -61,6 +61,8 @@ class LocalArtifactStore:
         return self._commit(hash, lambda out: out.write(data))
 
     def put_file(self, hash: str, source: Path) -> str:
+        import shutil
+
         def copy(out: BinaryIO) -> None:
             with open(source, "rb") as src:
                 shutil.copyfileobj(src, out, _CHUNK)

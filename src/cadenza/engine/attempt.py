@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shlex
 import string
-import subprocess
 import sys
 import time
 import traceback
@@ -21,7 +20,6 @@ from typing import Any
 import cadenza
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.serializers import serialize
-from cadenza.checks import CheckResult, run_check
 from cadenza.engine import branching, logs
 from cadenza.engine.cache import file_hash, sha256
 from cadenza.engine.context import RecordingParams, TaskContext, reset_context, set_context
@@ -182,6 +180,8 @@ def run_attempt(call: Call) -> AttemptResult:
 
 def _run_checks(call: Call, value: Any) -> list[dict[str, Any]]:
     """Each check's result as data; a check that raises counts as failed."""
+    from cadenza.checks import CheckResult, run_check  # here: most tasks have no checks
+
     found: list[dict[str, Any]] = []
     for name, severity, check in call.checks:
         try:
@@ -234,6 +234,8 @@ class _Quoted:
 
 
 def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
+    import subprocess  # here: only shell tasks need it, and a run may have none
+
     assert call.command is not None
     ordered = tuple(call.shell_inputs.get(e, call.root / e) for e in call.shell_entries)
     fields = {
