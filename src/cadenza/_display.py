@@ -269,14 +269,16 @@ def _indented(text: str, by: int = 6) -> Text:
     return Text("\n".join(" " * by + line for line in text.rstrip().splitlines()))
 
 
-def check_lines(checks: Iterable[dict[str, Any]], lead: str = "") -> list[Text]:
-    """Each check's verdict on a line, its description (in full) indented below."""
+def check_lines(checks: Iterable[dict[str, Any]], lead: str = "", indent: int = 4
+                ) -> list[Text]:
+    """Each check's verdict on a line after ``lead``; its description, in full, below it,
+    ``indent`` spaces in."""
     lines = []
     for check in checks:
         lines.append(Text.assemble(lead, "check ", str(check["check"]), " ",
                                    styled(_verdict(check))))
         if check.get("description"):
-            lines.append(_indented(str(check["description"]), len(lead) + 4))
+            lines.append(_indented(str(check["description"]), indent))
     return lines
 
 
@@ -290,7 +292,7 @@ def problems(rows: Iterable[Row], most: int | None = None) -> list[Text]:
     for row in rows:
         bad = [c for c in row.checks if not c["passed"]]
         if bad:
-            checks.append(check_lines(bad, f"  {row.task}: "))
+            checks.append(check_lines(bad, f"  {row.task}: ", 6))
         if row.state == "failed" and row.error and not any(
                 c["severity"] == "error" for c in bad):  # else the check said it all
             failed.append([Text.assemble("  ", row.task, " ", styled("failed"), ":"),

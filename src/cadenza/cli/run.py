@@ -293,7 +293,7 @@ def _report_task(result: RunResult, dry: DryWorkspace, pipe: Pipeline, name: str
                                 ("(dry: nothing was recorded)", "grey50")))
     for up, source in sources.items():
         console.print(f"  input {up}: from {source}", soft_wrap=True)
-    for line in check_lines(last.checks if last is not None else [], "  "):
+    for line in check_lines(last.checks if last is not None else [], "  ", 6):
         console.print(line, soft_wrap=True)
     if printed:
         console.rule(Text("what it printed"), style="grey50")
