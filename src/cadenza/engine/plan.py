@@ -92,8 +92,8 @@ class _Planner:
         if spec.cache is False:
             return self._run(name, last, "cache=False: always runs", assumed)
         if unknown:
-            return self._run(name, last, f"upstream {unknown[0]!r} has no output yet",
-                             assumed | set(unknown))
+            why = "never ran" if last is None else f"upstream {unknown[0]!r} has no output yet"
+            return self._run(name, last, why, assumed | set(unknown))
         outputs = {up: (g.output, g.files) for up, g in zip(node.inputs, ups, strict=True)}
         if spec.map_over is not None:
             return self._mapped(node, last, outputs, assumed)
