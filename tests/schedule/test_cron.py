@@ -260,7 +260,7 @@ def test_a_naive_moment_is_wall_time_in_the_schedules_zone() -> None:
 
 
 SPECS = ["@hourly", "*/20 * * * *", "30 1 * * *", "30 2 * * *", "0 */6 * * *", "* 1 * * *",
-         "every 45m"]
+         "30 1 */2 * sat,sun", "every 45m"]
 
 
 @pytest.mark.parametrize("spec", SPECS)

@@ -547,7 +547,7 @@ def _compile(expr: object) -> tuple[str, str, CronSim]:
             "day-of-week, like '30 2 * * *' for 02:30 every day"
         )
     minute, hour, dom, month, dow = fields
-    dom, dow = _day_fields(dom, dow)
+    dom, dow = _day_fields(dom, month, dow)
     matched = f"{minute} {hour} {dom} {month} {dow}"
     try:
         return text, matched, CronSim(matched, datetime(1970, 1, 1))
@@ -561,7 +561,7 @@ def _compile(expr: object) -> tuple[str, str, CronSim]:
         raise bad(str(exc)) from None
 
 
-def _day_fields(dom: str, dow: str) -> tuple[str, str]:
+def _day_fields(dom: str, month: str, dow: str) -> tuple[str, str]:
     """The day-of-month and day-of-week fields to give cronsim so that it picks the days that
     croniter (Airflow) picks: both must match if either is unrestricted, else either may."""
     dom = "*" if dom == "?" else dom  # croniter reads '?' as '*'; cronsim rejects it
@@ -579,6 +579,8 @@ def _day_fields(dom: str, dow: str) -> tuple[str, str]:
         return dom, "*"
     if every_date or every_weekday:
         return "*", "*"  # "*/1 * sat": either matches every day (cronsim's words would not say so)
+    if _exists(f"0 0 {dom} * *") and not _exists(f"0 0 {dom} {month} *"):
+        return "*", dow  # "30 2 mon": only Mondays can match (cronsim 2.6 rejects the 30th)
     # cronsim ORs only when neither field starts with '*', so spell "*/2" as "1-31/2": the
     # same days to cronsim, and its explain() still says "every second day of month".
     return _spell(dom, "1-31"), _spell(dow, "0-7")
@@ -603,6 +605,15 @@ def _every_hour(hours: str) -> bool:
     if hours.replace(",", "").isdigit() and hours.count(",") < 23:
         return False  # a plain list of fewer than 24 hours, without stepping through a day
     return _fills(f"0 {hours} * * *", _HOURS)
+
+
+def _exists(cron: str) -> bool:
+    """Whether cronsim accepts ``cron`` (a day-of-month must exist in some chosen month)."""
+    try:
+        CronSim(cron, _HOURS[0])
+    except CronSimError:
+        return False
+    return True
 
 
 def _fills(cron: str, fires: list[datetime]) -> bool:
