@@ -58,7 +58,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
     shown = {k: ("***" if as_param(pipe.params[k]).secret else v) for k, v in values.items()}
     if as_json:
         _print_json({"pipeline": pipe.name, "params": shown, "tasks": [
-            {"task": s.task, "runs": s.runs, "reason": s.reason,
+            {"task": s.task, "runs": s.runs, "reason": s.reason, "assumes": list(s.assumes),
              "checks": [f"{c.name} ({c.severity})" for c in pipe.checks.get(s.task, ())]}
             for s in steps]})
         return

@@ -207,7 +207,8 @@ def plan(site: Site, name: str) -> dict[str, Any]:
     params = resolve_params(pipe.name, pipe.params, None)
     steps = plan_pipeline(pipe, site.workspace, params)
     return {"name": name, "steps": [
-        {"task": s.task, "runs": s.runs, "reason": s.reason} for s in steps]}
+        {"task": s.task, "runs": s.runs, "reason": s.reason, "assumes": list(s.assumes)}
+        for s in steps]}
 
 
 def schedule(site: Site, name: str, count: int = 10) -> dict[str, Any]:
