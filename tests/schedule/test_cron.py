@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -288,6 +289,23 @@ def test_next_after_reuses_nothing_that_changes_its_answer(spec: str) -> None:
     warm = make(spec, NY)
     for moment in moments + sorted(moments):
         assert warm.next_after(moment) == make(spec, NY).next_after(moment)
+
+
+def test_threads_can_share_a_schedule() -> None:
+    # next_after goes on with the fire-time iterator of its last answer, so threads (web
+    # requests beside the scheduler) asking one schedule must still each get the right answer.
+    shared = CronSchedule("*/20 9-17 * * mon-fri", NY)
+    moments = [at("2026-03-02T08:00-05:00") + n * timedelta(minutes=13) for n in range(600)]
+    expected = [CronSchedule("*/20 9-17 * * mon-fri", NY).next_after(m) for m in moments]
+
+    def walk(offset: int) -> list[Interval | None]:
+        order = moments[offset:] + moments[:offset]
+        got = [shared.next_after(m) for m in order]
+        return got[-offset:] + got[:-offset] if offset else got
+
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(walk, [0, 150, 300, 450]):
+            assert got == expected
 
 
 @pytest.mark.parametrize("expr", [

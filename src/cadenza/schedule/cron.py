@@ -38,6 +38,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import threading
 import zoneinfo
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -203,6 +204,10 @@ class CronSchedule(Schedule):
         self._every_hour = _every_hour(self._matched.split()[1])
         self._utc = self.tzinfo.key in _UTC_KEYS
         self._last: Interval | None = None  # next_after's last answer
+        self._ahead: Iterator[datetime] | None = None
+        """The fire-time iterator that found ``_last.end``, to go on from (its next value is
+        what ``_fires(_last.end)`` would give first, without parsing again)."""
+        self._lock = threading.Lock()  # an iterator must not run in two threads at once
         self._step = _minute_step(self._matched, self.tzinfo)
         """Seconds between fires for ``*/k * * * *`` when the zone's offsets keep it aligned
         to real time: then fire times are arithmetic, no cron walk needed."""
@@ -230,10 +235,12 @@ class CronSchedule(Schedule):
             # usually about the interval right after it, which needs one step, not two.
             if after < last.end:
                 return last
-            end = next(self._fires(last.end), None)
+            fires = self._take_ahead(last) or self._fires(last.end)
+            end = next(fires, None)
             if end is not None and end > after:
-                return self._interval(last.end, end)
-        end = next(self._fires(after), None)
+                return self._interval(last.end, end, fires)
+        fires = self._fires(after)
+        end = next(fires, None)
         if end is None:
             return None
         start = next(self._fires(end, reverse=True), None)
@@ -244,13 +251,26 @@ class CronSchedule(Schedule):
             start, end = next(fires, None), next(fires, None)
             if start is None or end is None:
                 return None
-        return self._interval(start, end)
+        return self._interval(start, end, fires)
 
-    def _interval(self, start: datetime, end: datetime) -> Interval | None:
+    def _interval(
+        self, start: datetime, end: datetime, fires: Iterator[datetime]
+    ) -> Interval | None:
+        """Remember and return ``[start, end)``; ``fires`` has just yielded ``end``."""
         if self.end is not None and end > self.end:
             return None
-        self._last = interval = Interval(start, end, self.timezone)
+        interval = Interval(start, end, self.timezone)
+        with self._lock:
+            self._last, self._ahead = interval, fires
         return interval
+
+    def _take_ahead(self, last: Interval) -> Iterator[datetime] | None:
+        """The iterator that found ``last.end``, taken so that no other thread runs it too."""
+        with self._lock:
+            if self._last is not last:
+                return None
+            fires, self._ahead = self._ahead, None
+            return fires
 
     def intervals_between(self, start: DateLike, end: DateLike) -> list[Interval]:
         lo, hi = self.bounds(start, end)
@@ -324,8 +344,8 @@ class CronSchedule(Schedule):
         if reverse and whole != wall:
             whole += _MINUTE
         # Starting on a whole minute makes cronsim 2.6 (which drops seconds) and later versions
-        # step to the same times. Parsing again here costs about 6 us a call; next_after's
-        # memo keeps calls to one or two per interval.
+        # step to the same times. Each call parses the expression again (about 6 us), which is
+        # why next_after goes on with the iterator it already has.
         return CronSim(self._matched, whole, reverse=reverse)
 
     def _wall(self, instant: datetime) -> datetime:
