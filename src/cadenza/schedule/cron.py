@@ -591,7 +591,7 @@ def _day_fields(dom: str, month: str, dow: str) -> tuple[str, str]:
     if dom_any or dow_any:
         return "*" if dom_any else dom, "*" if dow_any else dow
     # croniter also counts a field naming every value as '*' when the other field has a '*'
-    # in it: "*/2 * 0-6" is odd days, "1-31 * */2" every second weekday.
+    # in it: "*/2 * 0-6" is odd days, "1-31 * */2" Sundays, Tuesdays, Thursdays, Saturdays.
     every_date, every_weekday = _fills(f"0 0 {dom} * *", _DATES), _fills(f"0 0 * * {dow}", _WEEK)
     if every_date and "*" in dow:
         return "*", dow
