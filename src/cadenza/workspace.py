@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,12 +198,19 @@ class Workspace:
         """True if the artifact ``output`` is recorded and its bytes are still there: in a
         file, or kept in the store, where they are small and checked here against the hash
         (a file is checked when read, and set aside if damaged)."""
-        record = self.store.artifact(output)
-        if record is None:
-            return False
-        if record.data is None:
-            return self.artifacts.exists(output)
-        return hashlib.sha256(record.data).hexdigest() == output
+        return self.holds_all([output])[output]
+
+    def holds_all(self, outputs: Iterable[str]) -> dict[str, bool]:
+        """``holds`` for many artifacts, with one read of the store for all of them."""
+        wanted = list(dict.fromkeys(outputs))
+        stored = self.store.artifact_data(wanted)
+        return {
+            output: output in stored and (
+                self.artifacts.exists(output) if (data := stored[output][1]) is None
+                else hashlib.sha256(data).hexdigest() == output
+            )
+            for output in wanted
+        }
 
     def close(self) -> None:
         self.store.close()

@@ -184,9 +184,21 @@ class CacheIndex:
     def get(self, task: str, key: str) -> CacheEntry | None:
         if self.complete or (task, key) in self.entries:
             return self.entries.get((task, key))
-        rows = self.store.cache_entries(self.pipeline, task, key=key, limit=1)
+        rows = self.store.cache_entries(self.pipeline, task, keys=[key], limit=1)
         entry = self.entries[(task, key)] = rows[0] if rows else None
         return entry
+
+    def prefetch(self, task: str, keys: Iterable[str]) -> None:
+        """Read the entries under many keys of ``task`` at once (a mapped task's items), so
+        that ``get`` finds each without a query of its own."""
+        if self.complete:
+            return
+        wanted = [k for k in dict.fromkeys(keys) if (task, k) not in self.entries]
+        if not wanted:
+            return
+        found = {e.key: e for e in self.store.cache_entries(self.pipeline, task, keys=wanted)}
+        for key in wanted:
+            self.entries[(task, key)] = found.get(key)
 
     def add(self, entry: CacheEntry) -> None:
         self.entries[(entry.task, entry.key)] = entry

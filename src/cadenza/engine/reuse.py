@@ -26,12 +26,26 @@ def find(
 ) -> tuple[dict[str, Any], str, CacheEntry | None]:
     """The task's cache key (and what it is made of), and the entry stored under it whose
     params read through ``ctx.params`` are unchanged, if there is one."""
+    meta, key = cache_key(node, outputs, params, root, interval, secret, item)
+    return meta, key, entry_for(node, key, params, cache, secret)
+
+
+def cache_key(
+    node: Node, outputs: Outputs, params: Mapping[str, Any], root: Path, interval: Interval,
+    secret: frozenset[str], item: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The task's cache key and what it is made of (``find`` without the lookup)."""
     meta = key_meta(node, outputs, params, root, item, secret)
-    key = key_of(meta, interval if node.spec.cache == "interval" else None)
+    return meta, key_of(meta, interval if node.spec.cache == "interval" else None)
+
+
+def entry_for(node: Node, key: str, params: Mapping[str, Any], cache: CacheIndex,
+              secret: frozenset[str]) -> CacheEntry | None:
+    """The entry stored under ``key`` whose params read through ``ctx.params`` are unchanged."""
     entry = cache.get(node.name, key)
     if entry is not None and not fits(entry, params, secret):
         entry = None
-    return meta, key, entry
+    return entry
 
 
 def files(entry: CacheEntry, declared: Mapping[str, str], root: Path,

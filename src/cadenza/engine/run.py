@@ -43,7 +43,7 @@ from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result
-from cadenza.engine.reuse import find, gate_key
+from cadenza.engine.reuse import cache_key, entry_for, gate_key
 from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
 from cadenza.engine.trigger import decide
@@ -483,6 +483,7 @@ class Runner:
         self.remaining[node.name] = len(items)
         if not items:
             self._aggregate(node.name)
+        fresh: list[Instance] = []
         for index, item in enumerate(items):
             ti = self.tis[(node.name, index)] = Instance(node.name, index, item=item)
             prior = self.prior.get((node.name, index))
@@ -491,18 +492,44 @@ class Runner:
                 self._end(ti, S.CACHED)
             else:
                 self.journal.instance(ti)
-                self._prepare(ti, node)
+                fresh.append(ti)
+        if node.spec.cache is not False:
+            self._keys(fresh, node)
+        for ti in fresh:
+            self._prepare(ti, node)
+
+    def _keys(self, items: list[Instance], node: Node) -> None:
+        """Every item's cache key, then one read of the store for the entries under them and
+        one for the outputs those name: not a query or two per item."""
+        tis = self.tis
+        outputs = {up: (tis[(up, -1)].output, tis[(up, -1)].files) for up in node.inputs}
+        for ti in items:
+            ti.meta, ti.cache_key = cache_key(
+                node, outputs, self.params, self._root, self.interval[1:], self.secret,
+                sha256(serialize(ti.item, ti.task)[1]),
+            )
+        if self.force or len(items) < 2:
+            return
+        self.cache.prefetch(node.name, [ti.cache_key for ti in items if ti.cache_key])
+        memo = self._intact_memo
+        named = {entry.output for ti in items if ti.cache_key
+                 if (entry := self.cache.get(node.name, ti.cache_key)) is not None
+                 and entry.output is not None and entry.output not in memo}
+        memo.update(self.ws.holds_all(named))
 
     def _prepare(self, ti: Instance, node: Node) -> None:
         """Find the task's cache key; end it cached on a hit, else queue it."""
         spec = node.spec
         if spec.cache is not False:
-            tis = self.tis
-            outputs = {up: (tis[(up, -1)].output, tis[(up, -1)].files) for up in node.inputs}
-            item = None if ti.index < 0 else sha256(serialize(ti.item, ti.task)[1])
-            ti.meta, ti.cache_key, entry = find(node, outputs, self.params, self._root,
-                                                self.interval[1:], self.cache, self.secret, item)
-            if entry is not None and not self.force and self._reusable(entry, spec):
+            if ti.cache_key is None:  # a mapped task's items have theirs already (_keys)
+                tis = self.tis
+                outputs = {up: (tis[(up, -1)].output, tis[(up, -1)].files) for up in node.inputs}
+                item = None if ti.index < 0 else sha256(serialize(ti.item, ti.task)[1])
+                ti.meta, ti.cache_key = cache_key(node, outputs, self.params, self._root,
+                                                  self.interval[1:], self.secret, item)
+            entry = None if self.force else entry_for(node, ti.cache_key, self.params,
+                                                      self.cache, self.secret)
+            if entry is not None and self._reusable(entry, spec):
                 ti.output, ti.files = entry.output, entry.files
                 self._end(ti, S.CACHED)
                 return
@@ -815,6 +842,7 @@ class Runner:
             parent.error = f"{len(failed)} of {len(items)} mapped items failed: {failed[:10]}"
             self._end(parent, S.CANCELLED if states == {S.CANCELLED} else S.FAILED)
             return
+        self.values.preload([ti for ti in items if ti.state in SUCCEEDED])
         values = [
             self.values.take(ti) if ti.state in SUCCEEDED else None for ti in items
         ]

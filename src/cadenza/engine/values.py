@@ -46,6 +46,25 @@ class Values:
             self.held[key] = None if ti.output is None else self.load(ti.output)
         return self.held[key]
 
+    def preload(self, tis: list[Instance]) -> None:
+        """Load the values of many instances not held yet with one read of the store (a mapped
+        task's items from an earlier run, before its list is made): not a query each."""
+        wanted = [ti for ti in tis if ti.output is not None and ti.output not in self.fresh
+                  and (ti.task, ti.index) not in self.held]
+        if len(wanted) < 2:
+            return
+        found = self.ws.store.artifact_data([ti.output for ti in wanted if ti.output])
+        for ti in wanted:
+            assert ti.output is not None
+            if ti.output not in found:
+                continue  # `take` says that it is missing
+            serializer, data = found[ti.output]
+            if data is None:
+                data = self.ws.artifacts.get(ti.output)  # checked against its hash by the store
+            else:
+                data = check(ti.output, data, "the metadata store")
+            self.held[(ti.task, ti.index)] = deserialize(serializer, data)
+
     def take(self, ti: Instance) -> Any:
         """Like ``of``, for a mapped item whose value is needed once: it is not kept."""
         key = (ti.task, ti.index)

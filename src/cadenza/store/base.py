@@ -8,7 +8,7 @@ so a state change is durable before any task that depends on it starts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -209,6 +209,11 @@ class ArtifactIndex(Protocol):
     """Artifacts' records (the bytes are in an ArtifactStore), versions, aliases, the cache."""
 
     def artifact(self, hash: str) -> ArtifactRecord | None: ...
+    def artifact_data(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes | None]]:
+        """For each recorded artifact among ``hashes``: its serializer, and its bytes if the
+        store keeps them, else None (they are in a file). One read for many: a mapped task's
+        items ask together."""
+        ...
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]: ...
     def versions(self, pipeline: str, task: str, name: str = "return",
                  limit: int | None = None) -> list[ArtifactRecord]:
@@ -219,9 +224,11 @@ class ArtifactIndex(Protocol):
                       ) -> list[AliasChange]:
         """Every change of the alias, newest first: the first is where it points now."""
         ...
-    def cache_entries(self, pipeline: str, task: str | None = None, *, key: str | None = None,
-                      limit: int | None = None) -> list[CacheEntry]:
-        """Cache entries newest first, of a pipeline, or one task, or one key of a task."""
+    def cache_entries(self, pipeline: str, task: str | None = None, *,
+                      keys: Collection[str] | None = None, limit: int | None = None
+                      ) -> list[CacheEntry]:
+        """Cache entries newest first, of a pipeline, or one task, or only those under
+        ``keys`` (any number, read together)."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from cadenza.exceptions import RunNotFoundError
@@ -107,17 +107,24 @@ class MemoryStore:
         with self._lock:
             return copy.deepcopy(self._artifacts.get(hash))
 
+    def artifact_data(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes | None]]:
+        with self._lock:
+            return {h: (a.serializer, a.data) for h in hashes
+                    if (a := self._artifacts.get(h)) is not None}
+
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
         with self._lock:
             found = [a for a in self._artifacts.values() if pipeline in (None, a.pipeline)]
         return copy.deepcopy(sorted(found, key=lambda a: a.created_at, reverse=True)[:limit])
 
-    def cache_entries(self, pipeline: str, task: str | None = None, *, key: str | None = None,
-                      limit: int | None = None) -> list[CacheEntry]:
+    def cache_entries(self, pipeline: str, task: str | None = None, *,
+                      keys: Collection[str] | None = None, limit: int | None = None
+                      ) -> list[CacheEntry]:
+        wanted = None if keys is None else set(keys)
         with self._lock:
             found = [
                 e for k, e in self._cache.items()
-                if k[0] == pipeline and task in (None, k[1]) and key in (None, k[2])
+                if k[0] == pipeline and task in (None, k[1]) and (wanted is None or k[2] in wanted)
             ]
         return copy.deepcopy(sorted(found, key=lambda e: e.created_at, reverse=True)[:limit])
 

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ _ATTEMPT_COLS = (
 )
 _ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
 _CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
+_IN_CHUNK = 500
+"""Values in one ``IN (...)`` list: well under SQLite's limit on a statement's variables."""
 
 
 def _dumps(value: Any) -> str | None:
@@ -386,20 +388,40 @@ class SqliteStore:
         rows = self._read(f"SELECT {_ART_COLS} FROM artifacts WHERE hash = ?", (hash,))
         return self._artifact(rows[0]) if rows else None
 
+    def artifact_data(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes | None]]:
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, tuple[str, bytes | None]] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start:start + _IN_CHUNK]
+            rows = self._read("SELECT hash, serializer, data FROM artifacts WHERE hash IN "
+                              f"({', '.join('?' * len(chunk))})", tuple(chunk))
+            found.update((hash, (serializer, data)) for hash, serializer, data in rows)
+        return found
+
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
         cols = _ART_COLS.replace(", data", ", NULL")
         return [self._artifact(row) for row in self._newest(cols, "artifacts", pipeline, limit)]
 
-    def cache_entries(self, pipeline: str, task: str | None = None, *, key: str | None = None,
-                      limit: int | None = None) -> list[CacheEntry]:
+    def cache_entries(self, pipeline: str, task: str | None = None, *,
+                      keys: Collection[str] | None = None, limit: int | None = None
+                      ) -> list[CacheEntry]:
         sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = ?"
         args: tuple[Any, ...] = (pipeline,)
-        for column, value in (("task", task), ("key", key)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                args += (value,)
-        rows = self._read(sql + " ORDER BY created_at DESC LIMIT ?",
-                          (*args, -1 if limit is None else limit))
+        if task is not None:
+            sql += " AND task = ?"
+            args += (task,)
+        if keys is None:
+            rows = self._read(sql + " ORDER BY created_at DESC LIMIT ?",
+                              (*args, -1 if limit is None else limit))
+        else:  # a statement per _IN_CHUNK keys, so any number fits SQLite's variable limit
+            wanted = list(dict.fromkeys(keys))
+            rows = []
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start:start + _IN_CHUNK]
+                rows += self._read(f"{sql} AND key IN ({', '.join('?' * len(chunk))})",
+                                   (*args, *chunk))
+            rows.sort(key=lambda r: r[6], reverse=True)  # created_at, newest first
+            rows = rows[:limit]
         return [
             CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6], json.loads(r[7]))
             for r in rows

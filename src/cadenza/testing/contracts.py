@@ -393,6 +393,16 @@ class MetadataStoreContract:
         store.apply(Batch(artifacts=[copy.deepcopy(record)]))
         assert store.artifact("ab" * 32) == record
 
+    def test_artifact_data_reads_many_at_once(self, store: MetadataStore) -> None:
+        inline = [artifact_record(f"{i:04x}" * 16, data=b"%d" % i, size=1) for i in range(700)]
+        in_file = artifact_record("ff" * 32, data=None, uri="file:///tmp/a/ff", size=9)
+        store.apply(Batch(artifacts=[*inline, in_file]))
+        asked = [a.hash for a in inline[::3]] + [in_file.hash, "00" * 32]
+        found = store.artifact_data(asked)
+        assert found == {**{a.hash: ("json", a.data) for a in inline[::3]},
+                         in_file.hash: ("json", None)}
+        assert store.artifact_data([]) == {}
+
     def test_artifact_parents_round_trip(self, store: MetadataStore) -> None:
         parents = ("01" * 32, "02" * 32, "03" * 32)
         store.apply(Batch(artifacts=[artifact_record("ab" * 32, parents=parents)]))
@@ -477,11 +487,23 @@ class MetadataStoreContract:
             cache_entry("clean", "k1", created=1), cache_entry("train", "k1", created=2),
             cache_entry("clean", "k3", created=3),
         ]))
-        assert [e.task for e in store.cache_entries("p", key="k1")] == ["train", "clean"]
-        assert [e.key for e in store.cache_entries("p", "clean", key="k1")] == ["k1"]
-        assert store.cache_entries("p", "clean", key="k9") == []
+        assert [e.task for e in store.cache_entries("p", keys=["k1"])] == ["train", "clean"]
+        assert [e.key for e in store.cache_entries("p", "clean", keys=["k1"])] == ["k1"]
+        assert store.cache_entries("p", "clean", keys=["k9"]) == []
         assert [e.key for e in store.cache_entries("p", "clean", limit=1)] == ["k3"]
         assert [e.key for e in store.cache_entries("p", limit=2)] == ["k3", "k1"]
+
+    def test_cache_entries_under_many_keys_are_read_together(self, store: MetadataStore
+                                                             ) -> None:
+        entries = [cache_entry("double", f"k{i}", created=i) for i in range(1200)]
+        store.apply(Batch(cache=entries))
+        wanted = [f"k{i}" for i in range(0, 1200, 2)] + ["nope"]  # more than one IN list holds
+        found = store.cache_entries("p", "double", keys=wanted)
+        assert [e.key for e in found] == [f"k{i}" for i in range(1198, -1, -2)]  # newest first
+        assert [e.key for e in store.cache_entries("p", keys=wanted, limit=2)] == ["k1198",
+                                                                                  "k1196"]
+        assert store.cache_entries("p", "other", keys=wanted) == []
+        assert store.cache_entries("p", keys=[]) == []
 
     def test_cache_entry_with_the_same_key_replaces_it(self, store: MetadataStore) -> None:
         store.apply(Batch(cache=[cache_entry(key="k1", output="aa" * 32, created=1)]))
