@@ -70,9 +70,11 @@ def _names(code: types.CodeType) -> Iterator[str]:
 
     Only global loads count: ``df.transform(...)`` must not pull in a task named ``transform``.
     """
-    for instruction in dis.get_instructions(code):
-        if instruction.opname in _GLOBAL_READS:
-            yield instruction.argval
+    if code.co_names:  # a global load names one of them: with none, nothing to scan (dis is
+        # slow on long code, such as a task taking a thousand inputs)
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in _GLOBAL_READS:
+                yield instruction.argval
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _names(const)
