@@ -11,11 +11,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from cadenza.engine.hooks import Hooks
@@ -23,6 +21,10 @@ from cadenza.engine.result import RunResult
 from cadenza.engine.states import TaskState
 from cadenza.graph import Graph
 from cadenza.store.base import AttemptRecord, RunRecord, TaskInstanceRecord
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
 
 COLORS = {
     "success": "green", "cached": "cyan", "failed": "red", "upstream_failed": "dark_orange",
@@ -88,6 +90,8 @@ class Progress(Hooks):
         self.started = time.monotonic()
         self.next_count = self.started + PROGRESS_EVERY
         if self.console.is_terminal:
+            from rich.live import Live  # not imported for -q, --json or a pipe
+
             # No stdout/stderr redirection: while a run is active, sys.stdout is the router of
             # engine/logs.py, and a Rich FileProxy wrapped by (or wrapping) it writes to itself.
             self.live = Live(self, console=self.console, refresh_per_second=8, transient=True,
@@ -253,6 +257,8 @@ def task_table(rows: Iterable[Row], width: int = 80) -> Table:
     cells = [(row.task, row.state, str(row.attempts),
               duration(row.started, row.ended) if row.started else "-", _note(row))
              for row in rows]
+    from rich.table import Table  # not imported for -q or --json
+
     heads = ("task", "state", "attempts", "duration", "note")
     widths = [max([len(head), *(len(c[i]) for c in cells)]) for i, head in enumerate(heads)]
     # Too wide: the note alone gives way (the others keep their width, the names their words).

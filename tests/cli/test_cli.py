@@ -167,3 +167,36 @@ def test_cancel_of_a_run_whose_runner_is_gone(cli, home: Path) -> None:  # type:
     assert "recorded as cancelled" in result.output
     assert ws.store.get_run("ghost-1").state == "cancelled"
     assert ws.store.task_instances("ghost-1")[0].state == "cancelled"
+
+
+def test_every_command_is_found_where_the_lazy_table_says() -> None:
+    """cli/_base.COMMANDS names each command's module; a command missing from it would be
+    invisible, one named wrongly would fail on first use."""
+    import importlib
+
+    from cadenza.cli._base import COMMANDS
+
+    for module in set(COMMANDS.values()):
+        importlib.import_module(f"cadenza.cli.{module}")
+    assert set(main.commands) == set(COMMANDS)
+    for name, module in COMMANDS.items():
+        assert main.commands[name].callback.__module__ == f"cadenza.cli.{module}"  # type: ignore[union-attr]
+
+
+def test_cadenza_run_does_not_import_the_ui_the_scheduler_or_lineage(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from cadenza.cli import main\n"
+            "try: main(['--home', sys.argv[1], 'run', sys.argv[2], '-e', 'inline', '-q'])\n"
+            "except SystemExit: pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('cadenza', 'fastapi',"
+            " 'prometheus_client', 'cronsim', 'rich.table')))))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / ".cadenza"),
+                           fixture("good")], capture_output=True, text=True, timeout=60)
+    loaded = set(done.stdout.split())
+    assert "cadenza.cli.run" in loaded, done.stderr
+    for heavy in ("cadenza.cli.ui", "cadenza.web", "fastapi", "cadenza.schedule.scheduler",
+                  "cronsim", "cadenza.lineage", "prometheus_client", "cadenza.cli.look",
+                  "rich.table"):
+        assert heavy not in loaded, heavy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -35,8 +36,32 @@ def error_line(head: str, detail: object) -> Text:
     return Text.assemble((head, "bold red"), " ", str(detail))
 
 
+COMMANDS = {
+    "init": "init", "plan": "look", "show": "look", "runs": "look", "status": "look",
+    "logs": "look", "alerts": "observe", "lineage": "observe", "artifacts": "observe",
+    "cancel": "operate", "approve": "operate", "reject": "operate", "run": "run",
+    "retry": "run", "task": "run", "schedule": "schedule", "scheduler": "schedule",
+    "pause": "schedule", "unpause": "schedule", "backfill": "schedule", "ui": "ui",
+}
+"""The module of cadenza.cli that defines each command. A command's module is imported when
+the command is used, so `cadenza run` loads neither the UI, the scheduler nor the tables of the
+other commands (tests/cli/test_cli.py checks this table against the registered commands)."""
+
+
 class _Group(click.Group):
-    """Turns every CadenzaError into one red line on stderr and exit code 2."""
+    """Loads each command's module when it is used; turns every CadenzaError into one red
+    line on stderr and exit code 2."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"cadenza.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(COMMANDS.values())):
+            importlib.import_module(f"cadenza.cli.{module}")
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

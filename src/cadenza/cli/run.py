@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.text import Text
@@ -45,12 +45,13 @@ from cadenza.engine.launch import DryWorkspace, dry_workspace, run_pipeline
 from cadenza.engine.result import RunResult
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
-from cadenza.lineage import FileTransport, HttpTransport, OpenLineageHooks, Transport
-from cadenza.metrics import Metrics
 from cadenza.params import parse_assignments
 from cadenza.pipeline import Pipeline
 from cadenza.store.base import effective_state
 from cadenza.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cadenza.lineage import Transport
 
 
 def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
@@ -59,14 +60,19 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
     """Run ``pipe``, print what happened, and exit with the run's code."""
     cancel = threading.Event()
     hooks: list[Hooks] = [] if as_json or quiet else [Progress(console)]
-    metrics = Metrics() if metrics_file is not None else None
-    if metrics is not None:
+    metrics = None
+    if metrics_file is not None:  # imported only when asked for, as is lineage
+        from cadenza.metrics import Metrics
+
+        metrics = Metrics()
         hooks.append(metrics.hooks(pipe.name))
     left: list[str] = []
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:
         with _workspace(ctx, create=True) as ws:
             if lineage is not None:
+                from cadenza.lineage import OpenLineageHooks
+
                 hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
             result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel,
                                   still_running=left, **options)
@@ -332,6 +338,10 @@ def lineage_transport(path: Path | None, url: str | None) -> Transport | None:
     """The OpenLineage transport the options ask for: a file, a URL, or none."""
     if path is not None and url is not None:
         raise CadenzaError("Give --lineage-file or --lineage-url, not both.")
+    if path is None and url is None:
+        return None
+    from cadenza.lineage import FileTransport, HttpTransport
+
     if path is not None:
         return FileTransport(path)
     return HttpTransport(url) if url is not None else None
