@@ -39,3 +39,16 @@ def test_quick_cli_benchmark_times_every_command_beside_its_baselines() -> None:
     assert {t["verdict"] for row in rows.values() for t in row["targets"]} == {"-"}
     assert {name for name, row in rows.items() if row["targets"]} == {"help", "one", "fan",
                                                                       "churn"}
+
+
+VERIFY = Path(__file__).parents[1] / "benchmarks" / "verify.py"
+
+
+def test_verification_benchmark_times_a_cached_run_checked_and_not() -> None:
+    done = subprocess.run([sys.executable, str(VERIFY), "--repeat", "1", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["tasks"] == 1002 and report["repeat"] == 1
+    assert report["cached_run_verified_s"] > 0 and report["cached_run_unverified_s"] > 0
+    assert report["target_us"] == 5.0
