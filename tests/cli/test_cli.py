@@ -7,21 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cadenza.cli import main
 
 PIPELINES = Path(__file__).parents[1] / "pipelines"
-
-
-@pytest.fixture
-def cli(home: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-
-    return invoke
 
 
 def fixture(name: str) -> str:

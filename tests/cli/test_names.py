@@ -40,16 +40,6 @@ def day(label: str, n: int) -> str:
 '''
 
 
-@pytest.fixture
-def cli(home: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-
-    return invoke
-
-
 def one_error(result: Result) -> str:
     """The one line a bad name gives, on stderr, with exit code 2."""
     assert result.exit_code == 2, result.output

@@ -13,12 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
 from tests.cli._pty import run_at_terminal
 from tests.cli.test_terminal import ANSI
 
-from cadenza.cli import main
 from cadenza.store.sqlite import SqliteStore
 
 CHECKED = '''
@@ -109,16 +106,6 @@ def after(nap: int) -> int:
 SELF_INTERRUPTING = SLEEPY.replace(
     'Path(os.environ["MARKER"]).write_text("started")',
     'import signal; os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C at the terminal would')
-
-
-@pytest.fixture
-def cli(home: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-
-    return invoke
 
 
 def write(tmp_path: Path, name: str, source: str) -> str:
