@@ -12,6 +12,8 @@
     ├── DamagedArtifactError       .hash, .found: stored bytes no longer match their hash
     ├── InvalidTransitionError     .task, .run_id, .old, .new: the state machine said no
     ├── RunNotFoundError           .run_id
+    ├── RunClaimedError            .run_id, .owner: a live runner owns the run
+    ├── ClaimLostError             .run_id, .owner: another runner took this one's run
     └── TaskError                  .task, .run_id, .attempt: a task's own failure, wrapped once
         ├── TaskTimeoutError       the attempt ran past its timeout
         ├── CheckFailedError       .checks: an error-severity data check failed
@@ -101,8 +103,9 @@ class DamagedArtifactError(CadenzaError):
 
 
 class InvalidTransitionError(CadenzaError):
-    def __init__(self, *, task: str, run_id: str, old: str, new: str):
-        super().__init__(f"task {task!r} in run {run_id}: cannot go from {old} to {new}")
+    def __init__(self, *, task: str | None = None, run_id: str, old: str, new: str):
+        what = f"run {run_id}" if task is None else f"task {task!r} in run {run_id}"
+        super().__init__(f"{what}: cannot go from {old} to {new}")
         self.task = task
         self.run_id = run_id
         self.old = old
@@ -115,6 +118,32 @@ class RunNotFoundError(CadenzaError):
             f"No run has the id {run_id!r}. List the recorded runs with `cadenza runs`."
         )
         self.run_id = run_id
+
+
+class RunClaimedError(CadenzaError):
+    """A claim was refused: ``owner`` (``host:pid:token``) runs the run and is alive."""
+
+    def __init__(self, run_id: str, owner: str | None):
+        super().__init__(
+            f"Run {run_id} is being run by {owner!r}, which is alive; wait for it to end, or "
+            f"stop it with `cadenza cancel {run_id}`."
+        )
+        self.run_id = run_id
+        self.owner = owner
+
+
+class ClaimLostError(CadenzaError):
+    """A runner's claim on its run was taken over (``owner`` holds it now): the runner stops,
+    and the write that found out changed nothing."""
+
+    def __init__(self, run_id: str, owner: str | None):
+        super().__init__(
+            f"Run {run_id} was taken over by {owner or 'nobody'!r} while this runner was not "
+            "seen (stopped, or stalled past the claim's staleness limit); this runner stopped "
+            f"and wrote nothing more. See the run with `cadenza status {run_id}`."
+        )
+        self.run_id = run_id
+        self.owner = owner
 
 
 class TaskError(CadenzaError):

@@ -1,4 +1,5 @@
-"""The task-instance state machine, as a table: every (state, new state) pair, legal or not."""
+"""The task-instance and run state machines, as tables: every (state, new state) pair, legal or
+not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ import itertools
 import pytest
 
 from cadenza import InvalidTransitionError, TaskState
-from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TRANSITIONS, transition
+from cadenza.engine.states import (
+    RESUMABLE,
+    RUN_ENDED,
+    RUN_TRANSITIONS,
+    RUN_UNFINISHED,
+    SUCCEEDED,
+    TERMINAL,
+    TRANSITIONS,
+    RunState,
+    move_run,
+    transition,
+)
+from cadenza.store.base import RunRecord
 
 S = TaskState
 
@@ -111,3 +124,70 @@ def test_resumable_states() -> None:
 def test_a_resume_can_send_every_resumable_state_back_to_pending() -> None:
     for state in RESUMABLE:
         assert transition("x", "r1", state, S.PENDING) is S.PENDING
+
+
+# -- the run table ---------------------------------------------------------------------------
+
+R = RunState
+
+RUN_LEGAL: dict[RunState, set[RunState]] = {
+    R.QUEUED: {R.RUNNING, R.CANCELLED},
+    R.RUNNING: {R.SUCCESS, R.FAILED, R.CANCELLED, R.WAITING, R.INTERRUPTED},
+    R.WAITING: {R.RUNNING, R.QUEUED, R.CANCELLED},
+    R.INTERRUPTED: {R.RUNNING, R.QUEUED, R.CANCELLED},
+    R.FAILED: {R.RUNNING, R.QUEUED},
+    R.CANCELLED: {R.RUNNING, R.QUEUED},
+    R.SUCCESS: {R.RUNNING},
+}
+
+RUN_PAIRS = list(itertools.product(RunState, RunState))
+
+
+def test_the_run_table_covers_every_state() -> None:
+    assert {s.value for s in RunState} == {
+        "queued", "running", "waiting", "success", "failed", "cancelled", "interrupted"}
+    assert set(RUN_TRANSITIONS) == set(RUN_LEGAL) == set(RunState)
+    assert len(RUN_PAIRS) == 49
+
+
+def test_run_transitions_match_the_documented_table() -> None:
+    assert {old: set(new) for old, new in RUN_TRANSITIONS.items()} == RUN_LEGAL
+
+
+@pytest.mark.parametrize(("old", "new"), RUN_PAIRS, ids=[f"{o}->{n}" for o, n in RUN_PAIRS])
+def test_move_run(old: RunState, new: RunState) -> None:
+    run = RunRecord("r1", "p", old.value, {}, 0.0)
+    if new in RUN_LEGAL[old]:
+        assert move_run(run, new) is run
+        assert run.state == new.value and type(run.state) is str
+        return
+    with pytest.raises(InvalidTransitionError) as excinfo:
+        move_run(run, new)
+    exc = excinfo.value
+    assert str(exc) == f"run r1: cannot go from {old.value} to {new.value}"
+    assert (exc.task, exc.run_id, exc.old, exc.new) == (None, "r1", old.value, new.value)
+    assert run.state == old.value  # a refused move changes nothing
+
+
+def test_no_run_state_moves_to_itself() -> None:
+    for state in RunState:
+        assert state not in RUN_TRANSITIONS[state]
+
+
+def test_every_run_state_is_reachable_from_queued_and_can_run_again() -> None:
+    seen, frontier = {R.QUEUED}, [R.QUEUED]
+    while frontier:
+        for new in RUN_TRANSITIONS[frontier.pop()]:
+            if new not in seen:
+                seen.add(new)
+                frontier.append(new)
+    assert seen == set(RunState)
+    for state in set(RunState) - {R.RUNNING}:
+        assert R.RUNNING in RUN_TRANSITIONS[state], state  # a resume can take any run on
+
+
+def test_run_state_sets() -> None:
+    assert {R.SUCCESS, R.FAILED, R.CANCELLED} == RUN_ENDED
+    assert {R.QUEUED, R.RUNNING, R.WAITING, R.INTERRUPTED} == RUN_UNFINISHED
+    assert not RUN_ENDED & RUN_UNFINISHED
+    assert set(RunState) == RUN_ENDED | RUN_UNFINISHED

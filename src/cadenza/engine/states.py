@@ -1,14 +1,21 @@
-"""The task-instance state machine: every state, every legal move, one function that moves.
+"""The two state machines, each as a table: task instances (``TaskState``, ``TRANSITIONS``,
+``transition``) and runs (``RunState``, ``RUN_TRANSITIONS``, ``move_run``).
 
 The run loop (``engine/run.py``) is the only code that calls ``transition``; writing to the
-store, events and progress displays happen afterwards, in hooks, never inside it.
+store, events and progress displays happen afterwards, in hooks, never inside it. A run's
+state is moved by the runner that owns the run (engine/claim.py), or by a person's action
+(actions.py) made under a claim of its own.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from cadenza.exceptions import InvalidTransitionError
+
+if TYPE_CHECKING:
+    from cadenza.store.base import RunRecord
 
 
 class TaskState(StrEnum):
@@ -71,9 +78,43 @@ def transition(task: str, run_id: str, old: TaskState, new: TaskState) -> TaskSt
 
 
 class RunState(StrEnum):
-    RUNNING = "running"  # the runner is working on it
+    QUEUED = "queued"  # waiting for a runner: made by the scheduler, a trigger, or a retry
+    RUNNING = "running"  # a runner owns it and is working on it
+    WAITING = "waiting"  # only gates awaiting approval are left; a resume goes on after them
     SUCCESS = "success"  # every task ended success, cached or skipped
     FAILED = "failed"  # some task failed or could not run
     CANCELLED = "cancelled"  # a person or signal stopped it
-    INTERRUPTED = "interrupted"  # its runner died; resume it with `cadenza run --resume`
-    WAITING = "waiting"  # only gates awaiting approval are left
+    INTERRUPTED = "interrupted"  # its runner died or lost its claim; `cadenza run --resume`
+
+
+R = RunState
+
+RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    R.QUEUED: frozenset({R.RUNNING, R.CANCELLED}),
+    R.RUNNING: frozenset({R.SUCCESS, R.FAILED, R.CANCELLED, R.WAITING, R.INTERRUPTED}),
+    # Every state a run ends or stops in may run again: a resume (RUNNING) or `cadenza retry`
+    # from outside (QUEUED, for the scheduler). A success only re-runs (backfill --rerun-all).
+    R.WAITING: frozenset({R.RUNNING, R.QUEUED, R.CANCELLED}),
+    R.INTERRUPTED: frozenset({R.RUNNING, R.QUEUED, R.CANCELLED}),
+    R.FAILED: frozenset({R.RUNNING, R.QUEUED}),
+    R.CANCELLED: frozenset({R.RUNNING, R.QUEUED}),
+    R.SUCCESS: frozenset({R.RUNNING}),
+}
+
+RUN_ENDED: frozenset[RunState] = frozenset({R.SUCCESS, R.FAILED, R.CANCELLED})
+"""States a runner ends a run in; nothing moves it on unless a person asks again."""
+
+RUN_UNFINISHED: frozenset[RunState] = frozenset(
+    {R.QUEUED, R.RUNNING, R.WAITING, R.INTERRUPTED}
+)
+"""States of a run that still has work to do: the scheduler and backfill resume these."""
+
+
+def move_run(run: RunRecord, new: RunState) -> RunRecord:
+    """Set ``run.state`` to ``new`` if the move is legal, else raise
+    ``InvalidTransitionError``; return the run. Nothing is written: the caller commits it."""
+    old = RunState(run.state)
+    if new not in RUN_TRANSITIONS[old]:
+        raise InvalidTransitionError(run_id=run.run_id, old=old.value, new=new.value)
+    run.state = new.value
+    return run
