@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, wait
+from pathlib import Path
 
 import pytest
 
@@ -330,3 +331,76 @@ def _process_or_none(pid):
         return psutil.Process(pid)
     except psutil.NoSuchProcess:
         return None
+
+
+def test_a_worker_that_dies_before_taking_a_call_is_not_charged_with_it():
+    with ProcessExecutor(max_workers=1) as executor:
+        worker = executor.submit(pid).result(TIMEOUT)
+        os.kill(worker, signal.SIGSTOP)  # it cannot read the next call, let alone start it
+        try:
+            handed = executor.submit(add, 2, 3)  # sent to the stopped worker before this returns
+            assert not handed.done()
+        finally:
+            os.kill(worker, signal.SIGKILL)
+        assert handed.result(TIMEOUT) == 5  # run by its replacement, not failed as a crash
+        assert executor.submit(pid).result(TIMEOUT) != worker
+
+
+def exit_soon(code: int) -> str:
+    threading.Timer(0.1, os._exit, (code,)).start()
+    raise ValueError("failed, and the worker exits just after")
+
+
+def test_an_exit_after_a_call_failed_is_charged_to_no_later_call():
+    with ProcessExecutor(max_workers=1) as executor:
+        failed = executor.submit(exit_soon, 3)
+        assert isinstance(failed.exception(TIMEOUT), ValueError)
+        time.sleep(0.5)  # it exits while idle
+        assert [executor.submit(add, i, 1).result(TIMEOUT) for i in range(5)] == [1, 2, 3, 4, 5]
+
+
+def test_a_killed_call_that_had_not_started_is_still_killed():
+    with ProcessExecutor(max_workers=1) as executor:
+        worker = executor.submit(pid).result(TIMEOUT)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            handed = executor.submit(sleep, 60)
+            assert executor.kill(handed) is True
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        assert isinstance(handed.exception(TIMEOUT), WorkerCrashedError)
+        assert executor.submit(add, 1, 1).result(TIMEOUT) == 2
+
+
+WATCHED = """
+import os, signal, sys
+from cadenza.executors import _parent_death
+_parent_death.arm = lambda: False  # as where there is no parent-death signal
+from cadenza.executors.processes import ProcessExecutor
+ex = ProcessExecutor(1)
+future = ex.submit(os.getpid)
+print(future.result(30), flush=True)
+ex.submit(__import__("time").sleep, 60)
+os.kill(os.getpid(), signal.SIGKILL)  # no shutdown, no atexit: the worker is mid-call
+"""
+
+
+def test_without_a_parent_death_signal_a_busy_worker_still_dies_with_the_runner():
+    runner = subprocess.run([sys.executable, "-c", WATCHED], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert runner.returncode == -signal.SIGKILL, runner.stderr
+    worker = int(runner.stdout)
+    deadline = time.monotonic() + TIMEOUT
+    while not _gone(worker):
+        if time.monotonic() > deadline:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError(f"worker {worker} outlived its runner")
+        time.sleep(0.02)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

@@ -236,6 +236,8 @@ class _Quoted:
 def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
     import subprocess  # here: only shell tasks need it, and a run may have none
 
+    from cadenza.executors import _parent_death
+
     assert call.command is not None
     ordered = tuple(call.shell_inputs.get(e, call.root / e) for e in call.shell_entries)
     fields = {
@@ -257,7 +259,7 @@ def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
         with open(call.log_path, "ab") as out:
             process = subprocess.run(
                 command, shell=True, cwd=call.root, stdout=out, stderr=subprocess.STDOUT,
-                timeout=call.timeout,
+                timeout=call.timeout, preexec_fn=_parent_death.for_shell(),  # dies with a worker
             )
     except subprocess.TimeoutExpired:
         raise TaskTimeoutError(

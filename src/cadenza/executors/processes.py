@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import mmap
 import multiprocessing
+import os
 import pickle
 import signal
+import struct
 import threading
 import traceback
 import warnings
@@ -21,10 +24,13 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from cadenza.exceptions import InvalidOptionError, SerializationError, WorkerCrashedError
+from cadenza.executors import _parent_death
 
 T = TypeVar("T")
 
 _STOP = b""  # an empty message tells an idle worker to exit
+_TAKEN = struct.Struct("Q")  # how many calls a worker has taken, in memory it shares with us
+_RESENDS = 3  # times a call goes to a new worker when each died before taking it
 _STOP_GRACE = 5.0  # seconds a stopped worker gets to exit before it is killed
 _Outcome = bytes | BaseException  # a pickled reply from a worker, or an error made here
 
@@ -37,14 +43,17 @@ _runner_ends_lock = threading.Lock()
 @dataclass(eq=False)
 class _Call:
     future: Future[Any]
-    payload: bytes  # pickled (fn, args)
+    payload: bytes  # pickled (fn, args); kept until it ends, to resend if need be
     started: bool = False  # set_running_or_notify_cancel() has been called
+    resent: int = 0  # times its worker died before taking it
 
 
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
     conn: Connection
+    taken: mmap.mmap  # _TAKEN, counted by the worker as it takes each call, before running it
+    sent: int = 0  # calls sent to it
     call: _Call | None = None  # what it is running; None when idle or killed
     listening: bool = True  # False once conn hit EOF: the process sentinel reports the exit
     killed: bool = False
@@ -75,6 +84,7 @@ class ProcessExecutor:
                 option="max_workers", value=max_workers,
             )
         self.max_workers = max_workers
+        _parent_death.prepare()
         # fork, not spawn: pipeline modules are loaded from file paths and registered in
         # sys.modules, so a forked worker already has them and ``fn`` pickles by reference.
         self._context = multiprocessing.get_context("fork")
@@ -85,17 +95,23 @@ class ProcessExecutor:
         self._running: dict[Future[Any], _Worker] = {}
         self._closing = False
         self._wake_reader, self._wake_writer = self._context.Pipe(duplex=False)
-        with self._lock:
-            try:
-                for _ in range(max_workers):
-                    self._spawn()
-            except BaseException:
-                _stop_workers(self._workers, kill=True)
-                raise
+        # Nothing is ever sent on this pipe: each worker holds the read end and the runner the
+        # only write end, so a worker sees EOF once the runner is gone, however it died.
+        self._life_reader, self._life_writer = self._context.Pipe(duplex=False)
+        with _runner_ends_lock:
+            _runner_ends.add(self._life_writer)
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        # Every worker is forked by the dispatcher thread: Linux sends a worker its parent-death
+        # signal when the *thread* that forked it ends, and the dispatcher outlives them all.
         self._dispatcher = threading.Thread(
             target=self._dispatch, name="cadenza-process-dispatcher", daemon=True
         )
         self._dispatcher.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._dispatcher.join()
+            raise self._start_error
         # Registered after multiprocessing's own exit hook, so it runs first: that hook joins
         # non-daemon children, which would wait forever on idle workers.
         atexit.register(self._at_exit)
@@ -123,20 +139,26 @@ class ProcessExecutor:
         return future
 
     def kill(self, future: Future[Any]) -> bool:
+        done: list[tuple[Future[Any], _Outcome]] = []
+        killed = dropped = False
         with self._lock:
             worker = self._running.get(future)
             if worker is not None:
-                if worker.conn.poll():  # it already replied (or died): let the dispatcher report
-                    return False
-                self._detach(worker)
+                while worker.listening and worker.call is not None and worker.conn.poll():
+                    self._receive(worker, done)  # its note that it started, or its reply
+                if worker.call is not None and worker.listening:  # else its reply or death stands
+                    self._detach(worker)
+                    killed = True
             else:
                 call = next((c for c in self._queue if c.future is future), None)
-                if call is None:
-                    return False
-                self._queue.remove(call)
-        if worker is not None or not _cancel(future):
+                if call is not None:
+                    self._queue.remove(call)
+                    dropped = True
+        for settled, outcome in done:
+            _settle(settled, outcome)
+        if killed or (dropped and not _cancel(future)):
             _fail_if_pending(future, _killed("it was killed"))
-        return True
+        return killed or dropped
 
     def shutdown(self, wait: bool = True) -> None:
         killed: list[Future[Any]] = []
@@ -175,13 +197,17 @@ class ProcessExecutor:
     # -- with the lock held ------------------------------------------------------------------
 
     def _spawn(self) -> None:
-        """Start one worker. The lock keeps forks from interleaving with pipe bookkeeping."""
+        """Start one worker (dispatcher thread only). The lock keeps forks from interleaving
+        with pipe bookkeeping."""
         conn, child_conn = self._context.Pipe()
+        taken = mmap.mmap(-1, _TAKEN.size)  # shared with the child, which inherits the mapping
         with _runner_ends_lock:  # held across the fork, so the child's list is complete
             _runner_ends.add(conn)
             inherited = [self._wake_reader, self._wake_writer, *_runner_ends]
             process = self._context.Process(
-                target=_worker_main, args=(child_conn, inherited), name="cadenza-worker"
+                target=_worker_main,
+                args=(child_conn, inherited, self._life_reader, os.getpid(), taken),
+                name="cadenza-worker",
             )
             with warnings.catch_warnings():
                 # Python 3.12+ warns on fork() with threads running. Fork is the point here
@@ -189,7 +215,7 @@ class ProcessExecutor:
                 warnings.filterwarnings("ignore", "This process .* is multi-threaded")
                 process.start()
         child_conn.close()
-        worker = _Worker(process, conn)
+        worker = _Worker(process, conn, taken)
         self._workers.append(worker)
         self._idle.append(worker)
 
@@ -207,8 +233,8 @@ class ProcessExecutor:
             except OSError:  # the worker died while idle; its sentinel will report that
                 self._queue.appendleft(call)
                 continue
-            call.payload = b""  # the worker has it; free large arguments while it runs
             worker.call = call
+            worker.sent += 1
             self._running[call.future] = worker
 
     def _detach(self, worker: _Worker) -> Future[Any]:
@@ -227,9 +253,10 @@ class ProcessExecutor:
         except (EOFError, OSError):
             worker.listening = False
             return
-        call, worker.call = worker.call, None
+        call = worker.call
         if call is None:  # killed after it replied; kill() already settled the future
             return
+        worker.call = None
         del self._running[call.future]
         done.append((call.future, reply))
         self._idle.append(worker)
@@ -245,20 +272,49 @@ class ProcessExecutor:
         exitcode = worker.process.exitcode
         worker.process.close()
         worker.conn.close()
-        if worker.call is not None:
-            del self._running[worker.call.future]
+        # Charge its death to the call it had taken, not to one sent after its last reply that
+        # it never read: that call has not run, so it goes to the next free worker.
+        taken = _TAKEN.unpack_from(worker.taken)[0] == worker.sent
+        worker.taken.close()
+        call = worker.call
+        if call is not None:
+            del self._running[call.future]
             how = _describe_exit(exitcode)
-            done.append((worker.call.future, WorkerCrashedError(
-                f"The worker process running this task {how}. A crash in native code, "
-                "os._exit() or the out-of-memory killer can do this; a new worker has started.",
-                exitcode=exitcode,
-            )))
+            if not taken and call.resent < _RESENDS:
+                call.resent += 1
+                self._queue.appendleft(call)
+            elif not taken:
+                done.append((call.future, WorkerCrashedError(
+                    f"{call.resent + 1} worker processes in a row {how} before they could "
+                    "start this task, so it was not run. Check the machine's memory and "
+                    "process limits.", exitcode=exitcode,
+                )))
+            else:
+                done.append((call.future, WorkerCrashedError(
+                    f"The worker process running this task {how}. A crash in native code, "
+                    "os._exit() or the out-of-memory killer can do this; a new worker has "
+                    "started.", exitcode=exitcode,
+                )))
         if not self._closing or self._queue:
             self._spawn()
 
     # -- the dispatcher thread ---------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        try:
+            with self._lock:
+                for _ in range(self.max_workers):
+                    self._spawn()
+        except BaseException as exc:
+            _stop_workers(self._workers, kill=True)
+            self._workers, self._idle = [], deque()
+            for end in (self._wake_reader, self._wake_writer, self._life_reader,
+                        self._life_writer):
+                end.close()
+            self._start_error = exc
+            return
+        finally:
+            self._started.set()
         try:
             self._dispatch_until_closed()
         except BaseException as exc:
@@ -287,7 +343,8 @@ class ProcessExecutor:
                         self._wake_reader.recv_bytes()
                     for obj in ready:  # replies first, so one sent just before death counts
                         owner = owners.get(obj) if isinstance(obj, Connection) else None
-                        if owner is not None and owner.listening:
+                        # poll(): kill() may have read what woke us
+                        while owner is not None and owner.listening and owner.conn.poll():
                             self._receive(owner, done)
                     for obj in ready:
                         if isinstance(obj, int):
@@ -297,6 +354,8 @@ class ProcessExecutor:
                 for future, outcome in done:
                     _settle(future, outcome)
         _stop_workers(workers, kill=False)
+        self._life_reader.close()
+        self._life_writer.close()
 
     def _abandon(self, exc: BaseException) -> None:
         """The dispatcher failed (a bug, or fork() failing): fail every call, stop every worker."""
@@ -308,6 +367,8 @@ class ProcessExecutor:
             self._running.clear()
             self._idle.clear()
         _stop_workers(workers, kill=True)
+        self._life_reader.close()
+        self._life_writer.close()
         for call in calls:
             _fail_if_pending(call.future, WorkerCrashedError(
                 f"The process executor's dispatcher failed ({exc!r}), so this task was lost."
@@ -329,6 +390,7 @@ def _stop_workers(workers: list[_Worker], *, kill: bool) -> None:
             worker.process.join()
         worker.process.close()
         worker.conn.close()
+        worker.taken.close()
 
 
 def _cancel(future: Future[Any]) -> bool:
@@ -386,7 +448,8 @@ def _settle(future: Future[Any], outcome: _Outcome) -> None:
 # -- in the worker process -------------------------------------------------------------------
 
 
-def _worker_main(conn: Connection, inherited: list[Connection]) -> None:
+def _worker_main(conn: Connection, inherited: list[Connection], life: Connection,
+                 runner: int, counter: mmap.mmap) -> None:
     """Run calls sent over ``conn`` until told to stop or the runner goes away."""
     global _runner_ends_lock
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C hits the whole group; the runner acts
@@ -394,6 +457,8 @@ def _worker_main(conn: Connection, inherited: list[Connection]) -> None:
         other.close()  # hold no runner-side pipe ends, so EOF arrives if the runner dies
     _runner_ends.clear()
     _runner_ends_lock = threading.Lock()  # forked while held; a task may build its own pool
+    _die_with_runner(runner, life)
+    taken = 0
     while True:
         try:
             message = conn.recv_bytes()
@@ -402,9 +467,30 @@ def _worker_main(conn: Connection, inherited: list[Connection]) -> None:
         if message == _STOP:
             return
         try:
+            taken += 1
+            _TAKEN.pack_into(counter, 0, taken)  # before anything of the call runs: see _reap
             conn.send_bytes(_run(message))
         except OSError:  # the runner is gone
             return
+
+
+def _die_with_runner(runner: int, life: Connection) -> None:
+    """Make this worker end when the runner does, even in the middle of a call: by the
+    kernel's parent-death signal where there is one (Linux), else by a thread that waits for
+    EOF on ``life`` (slower, and it needs the GIL: a task stuck in C code runs on)."""
+    if _parent_death.arm():
+        life.close()
+    else:
+        threading.Thread(target=_watch_runner, args=(life,), name="cadenza-runner-watch",
+                         daemon=True).start()
+    if os.getppid() != runner:  # the runner died before the signal was armed
+        os._exit(1)
+
+
+def _watch_runner(life: Connection) -> None:
+    with contextlib.suppress(OSError, EOFError):
+        life.poll(None)  # EOF, once no runner-side end is left: the runner has died
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run(message: bytes) -> bytes:
