@@ -149,3 +149,57 @@ def test_a_failing_batch_is_rolled_back(db: Path) -> None:
         assert store.get_run("p-1").run_id == "p-1"
     finally:
         store.close()
+
+
+def _version_1_file(db: Path) -> None:
+    """A store as cadenza wrote it before claims: runs without owner and epoch."""
+    old = sqlite3.connect(db)
+    old.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1');"
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, "
+        "state TEXT NOT NULL, params TEXT NOT NULL, created_at REAL NOT NULL, "
+        "target TEXT NOT NULL DEFAULT '', started_at REAL, ended_at REAL, logical_date TEXT, "
+        "interval_start TEXT, interval_end TEXT, runner_pid INTEGER, heartbeat REAL, "
+        "cancel_requested INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO runs (run_id, pipeline, state, params, created_at, runner_pid, heartbeat) "
+        "VALUES ('p-1', 'p', 'failed', '{}', 1.0, 42, 2.0);"
+    )
+    old.commit()
+    old.close()
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_an_older_file_is_upgraded_in_place(db: Path, readonly: bool) -> None:
+    db.parent.mkdir(parents=True)
+    _version_1_file(db)
+    store = SqliteStore(db, readonly=readonly)
+    try:
+        run = store.get_run("p-1")
+        assert (run.state, run.runner_pid, run.owner, run.epoch) == ("failed", 42, None, 0)
+        assert store._read("SELECT value FROM meta WHERE key = 'schema_version'") == [
+            (str(SCHEMA_VERSION),)
+        ]
+    finally:
+        store.close()
+    store = SqliteStore(db)  # opening it again changes nothing
+    try:
+        assert store.claim_run("p-1", "h:1:a") == 1
+        assert store.get_run("p-1").owner == "h:1:a"
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+
+
+def test_a_claim_is_seen_by_another_connection(db: Path) -> None:
+    first, second = SqliteStore(db), SqliteStore(db)
+    try:
+        first.apply(_full_batch())
+        assert first.claim_run("p-1", "elsewhere:1:a") == 1
+        assert second.claim_run("p-1", "elsewhere:2:b") is None
+        assert second.get_run("p-1").owner == "elsewhere:1:a"
+        # the store's clock is SQLite's, read by each connection: the same clock
+        assert abs(first.clock() - second.clock()) < 60
+    finally:
+        first.close()
+        second.close()

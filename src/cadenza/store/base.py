@@ -3,16 +3,24 @@ artifacts, cache entries and the append-only event log.
 
 The engine writes only through ``apply(batch)``: one atomic commit per step of the run loop,
 so a state change is durable before any task that depends on it starts.
+
+A run has at most one owner at a time, and only the owner writes: ``claim_run`` takes a run in
+one compare-and-set that bumps its epoch, ``heartbeat`` keeps it, and ``apply(batch, fence)``
+writes only while the run's epoch is still the writer's (``ClaimLostError`` otherwise, with
+nothing written). Liveness is judged on the store's own clock (``clock()``), never by comparing
+two machines' clocks; an owner's pid is looked at only on the owner's own host.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cadenza._process import alive
+from cadenza.engine.states import RunState
 
 
 @dataclass(slots=True)
@@ -30,8 +38,15 @@ class RunRecord:
     interval_start: str | None = None
     interval_end: str | None = None
     runner_pid: int | None = None
+    """The pid of the runner that last started it, for display (``owner`` says who owns it)."""
     heartbeat: float | None = None
+    """When its owner last showed it was alive, on the store's clock."""
     cancel_requested: bool = False
+    owner: str | None = None
+    """``host:pid:token`` of the runner that holds the claim on it; None when nobody does.
+    Written only by ``claim_run``/``release_run`` (and ``create_runs``), never by ``apply``."""
+    epoch: int = 0
+    """How many times it has been claimed: the fence every write of its owner carries."""
 
 
 @dataclass(slots=True)
@@ -154,24 +169,49 @@ class Batch:
 
 
 STALE_AFTER = 60.0
-"""A running run whose runner has not beaten its heart for this long is interrupted."""
+"""Seconds without a heartbeat (on the store's clock) after which a run's owner counts as gone:
+another runner may claim the run, and it shows as interrupted. ``CADENZA_STALE_AFTER`` sets it
+(read once, by the CLI)."""
+HEARTBEAT_EVERY = 5.0
+"""Seconds between a runner's heartbeats, written by a thread of its own (engine/claim.py), so a
+long task does not stop them; only a stopped process (Ctrl-Z, SIGSTOP) or a stalled store does.
+Twelve beats fit in STALE_AFTER: a runner must miss all of them to lose its run."""
+
+Fence = tuple[str, int]
+"""``(run_id, epoch)``: a batch so fenced is applied only while the run's epoch is ``epoch``."""
 
 
-def effective_state(run: RunRecord, now: float | None = None) -> str:
-    """``running`` only while its runner lives; a dead runner leaves it ``interrupted``."""
-    if run.state != "running":
+def owner_gone_here(owner: str) -> bool:
+    """True if ``owner`` (``host:pid:token``) names a process on this host that has ended. An
+    owner on another host is never judged by its pid: only its heartbeat tells."""
+    host, pid, _ = ([*owner.rsplit(":", 2), "", ""])[:3]
+    return host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
+
+
+def effective_state(run: RunRecord, now: float | None = None,
+                    stale_after: float = STALE_AFTER) -> str:
+    """``running`` while its owner is alive, else ``interrupted``: the owner's pid has ended
+    (on this host), or its heartbeat is older than ``stale_after`` at ``now``, a time on the
+    store's clock (``store.clock()``; this machine's clock when not given)."""
+    if run.state != RunState.RUNNING:
         return run.state
-    if run.runner_pid is not None and not alive(run.runner_pid):
-        return "interrupted"
-    if run.heartbeat is not None and (now or time.time()) - run.heartbeat > STALE_AFTER:
-        return "interrupted"
-    return "running"
+    if run.owner is not None:
+        if owner_gone_here(run.owner):
+            return RunState.INTERRUPTED.value
+    elif run.runner_pid is not None and not alive(run.runner_pid):  # an older cadenza's run
+        return RunState.INTERRUPTED.value
+    if run.heartbeat is not None and (now or time.time()) - run.heartbeat > stale_after:
+        return RunState.INTERRUPTED.value
+    return RunState.RUNNING.value
 
 
 class RunStore(Protocol):
     """Runs: the engine's one write path, and reading runs back."""
 
-    def apply(self, batch: Batch) -> None: ...
+    def apply(self, batch: Batch, fence: Fence | None = None) -> None:
+        """Write ``batch`` in one transaction; with ``fence=(run_id, epoch)``, only if the
+        run's epoch is still ``epoch``, else write nothing and raise ``ClaimLostError``."""
+        ...
     def get_run(self, run_id: str) -> RunRecord: ...
     def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0
                   ) -> list[RunRecord]:
@@ -187,6 +227,26 @@ class RunStore(Protocol):
         ...
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]: ...
     def close(self) -> None: ...
+
+
+class RunClaims(Protocol):
+    """Who owns each run: a claim bumps the run's epoch, heartbeats keep it, fences check it."""
+
+    def clock(self) -> float:
+        """The store's time (seconds since the epoch): what heartbeats are judged by."""
+        ...
+    def claim_run(self, run_id: str, owner: str, stale_after: float = STALE_AFTER
+                  ) -> int | None:
+        """Make ``owner`` the run's owner and return its new epoch, if nobody owns it, or its
+        owner's heartbeat is older than ``stale_after`` on the store's clock, or its owner's
+        process has ended on this host; else None. One atomic compare-and-set."""
+        ...
+    def heartbeat(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Note that ``owner`` is alive; False if its claim (``epoch``) is lost."""
+        ...
+    def release_run(self, run_id: str, owner: str, epoch: int) -> None:
+        """Give the run up, if ``owner`` still holds it at ``epoch``."""
+        ...
 
 
 class TaskStore(Protocol):
@@ -249,6 +309,7 @@ class SchedulerState(Protocol):
     def release_lease(self, name: str, holder: str) -> None: ...
 
 
-class MetadataStore(RunStore, TaskStore, ArtifactIndex, SchedulerState, Protocol):
-    """Everything cadenza records, grouped by entity: one class implements all four parts
+class MetadataStore(RunStore, RunClaims, TaskStore, ArtifactIndex, SchedulerState,
+                    Protocol):
+    """Everything cadenza records, grouped by entity: one class implements all five parts
     (SqliteStore, MemoryStore), and the contract suite in cadenza.testing checks each."""

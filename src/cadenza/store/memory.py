@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from cadenza.exceptions import RunNotFoundError
+from cadenza.exceptions import ClaimLostError, RunNotFoundError
 from cadenza.store.base import (
+    STALE_AFTER,
     AliasChange,
     Approval,
     ArtifactRecord,
@@ -17,8 +19,10 @@ from cadenza.store.base import (
     Batch,
     CacheEntry,
     Event,
+    Fence,
     RunRecord,
     TaskInstanceRecord,
+    owner_gone_here,
 )
 
 
@@ -37,12 +41,19 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, float]] = {}
         self._aliases: list[AliasChange] = []
 
-    def apply(self, batch: Batch) -> None:
+    def apply(self, batch: Batch, fence: Fence | None = None) -> None:
         batch = copy.deepcopy(batch)  # records stay the store's own, as a database's would
         with self._lock:
+            if fence is not None:
+                run_id, epoch = fence
+                held = self._runs.get(run_id)
+                if held is None or held.epoch != epoch:
+                    raise ClaimLostError(run_id, held.owner if held else None)
             for run in batch.runs:
-                if run.run_id in self._runs:  # the flag belongs to request_cancel alone
-                    run.cancel_requested = self._runs[run.run_id].cancel_requested
+                old = self._runs.get(run.run_id)
+                if old is not None:  # the flag is request_cancel's, the claim claim_run's
+                    run.cancel_requested, run.owner = old.cancel_requested, old.owner
+                    run.epoch, run.heartbeat = old.epoch, old.heartbeat
                 self._runs[run.run_id] = run
             for ti in batch.task_instances:
                 self._tis[(ti.run_id, ti.task, ti.map_index)] = ti
@@ -55,6 +66,35 @@ class MemoryStore:
             for event in batch.events:
                 event.id = len(self._events) + 1
                 self._events.append(event)
+
+    def clock(self) -> float:
+        return time.time()
+
+    def claim_run(self, run_id: str, owner: str, stale_after: float = STALE_AFTER
+                  ) -> int | None:
+        with self._lock:
+            run = self._get(run_id)
+            now = time.time()
+            if (run.owner is not None and run.owner != owner
+                    and now - (run.heartbeat or 0.0) <= stale_after
+                    and not owner_gone_here(run.owner)):
+                return None
+            run.owner, run.epoch, run.heartbeat = owner, run.epoch + 1, now
+            return run.epoch
+
+    def heartbeat(self, run_id: str, owner: str, epoch: int) -> bool:
+        with self._lock:
+            run = self._get(run_id)
+            if (run.owner, run.epoch) != (owner, epoch):
+                return False
+            run.heartbeat = time.time()
+            return True
+
+    def release_run(self, run_id: str, owner: str, epoch: int) -> None:
+        with self._lock:
+            run = self._get(run_id)
+            if (run.owner, run.epoch) == (owner, epoch):
+                run.owner = None
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
         with self._lock:
@@ -150,7 +190,9 @@ class MemoryStore:
                 key = (run.pipeline, run.logical_date)
                 if run.run_id in self._runs or (run.logical_date is not None and key in taken):
                     continue
-                self._runs[run.run_id] = copy.deepcopy(run)
+                self._runs[run.run_id] = record = copy.deepcopy(run)
+                if record.owner is not None:  # created claimed: alive as of now
+                    record.epoch, record.heartbeat = max(record.epoch, 1), time.time()
                 taken.add(key)
                 created.append(run.run_id)
         return created

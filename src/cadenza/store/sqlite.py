@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cadenza.exceptions import RunNotFoundError
+from cadenza.exceptions import ClaimLostError, RunNotFoundError
 from cadenza.store.base import (
+    STALE_AFTER,
     AliasChange,
     Approval,
     ArtifactRecord,
@@ -25,18 +26,22 @@ from cadenza.store.base import (
     Batch,
     CacheEntry,
     Event,
+    Fence,
     RunRecord,
     TaskInstanceRecord,
+    owner_gone_here,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: runs have an owner and an epoch (claims); a version-1 file is upgraded when opened."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
     created_at REAL NOT NULL, target TEXT NOT NULL DEFAULT '', started_at REAL, ended_at REAL,
     logical_date TEXT, interval_start TEXT, interval_end TEXT, runner_pid INTEGER,
-    heartbeat REAL, cancel_requested INTEGER NOT NULL DEFAULT 0
+    heartbeat REAL, cancel_requested INTEGER NOT NULL DEFAULT 0, owner TEXT,
+    epoch INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
@@ -102,7 +107,7 @@ _SCHEMA_NAMES = frozenset(re.findall(r"IF NOT EXISTS (\w+)", SCHEMA))
 
 _RUN_COLS = (
     "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
-    "interval_start, interval_end, runner_pid, heartbeat, cancel_requested"
+    "interval_start, interval_end, runner_pid, heartbeat, cancel_requested, owner, epoch"
 )
 _TI_COLS = (
     "run_id, task, map_index, state, attempt, cache_key, output, files, started_at, ended_at, "
@@ -114,8 +119,28 @@ _ATTEMPT_COLS = (
 )
 _ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
 _CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
+_UPGRADES = {  # columns a file made by an older cadenza lacks, and how to add each
+    "owner": "ALTER TABLE runs ADD COLUMN owner TEXT",
+    "epoch": "ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+}
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+"""The store's clock in SQL, seconds since 1970 (``unixepoch('subsec')`` needs SQLite 3.42)."""
 _IN_CHUNK = 500
 """Values in one ``IN (...)`` list: well under SQLite's limit on a statement's variables."""
+
+
+def _missing_columns(db: sqlite3.Connection) -> list[str]:
+    """The claim columns a file made by an older cadenza lacks (its runs table predates them)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    return [column for column in _UPGRADES if have and column not in have]
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring an older file's tables up to this version in place (inside the caller's write)."""
+    for column in _missing_columns(db):
+        db.execute(_UPGRADES[column])
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+               (str(SCHEMA_VERSION),))
 
 
 def _dumps(value: Any) -> str | None:
@@ -146,7 +171,7 @@ class SqliteStore:
         # new file, or one an older cadenza made), and then refuses every write.
         have = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")
                 } if readonly else set()
-        if not (readonly and have >= _SCHEMA_NAMES):
+        if not (readonly and have >= _SCHEMA_NAMES and not _missing_columns(self._db)):
             with self._write() as db:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -155,6 +180,7 @@ class SqliteStore:
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+                _upgrade(db)
         if readonly:
             self._db.execute("PRAGMA query_only=ON")
 
@@ -178,7 +204,7 @@ class SqliteStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def apply(self, batch: Batch) -> None:
+    def apply(self, batch: Batch, fence: Fence | None = None) -> None:
         # One JSON encoder for the batch: json.dumps builds one per value, which costs more
         # than encoding a cache entry's meta. Empty values are stored as NULL.
         from json import encoder as json_encoder
@@ -206,19 +232,25 @@ class SqliteStore:
                 db.executemany(f"{head} VALUES {one}{tail}", rows[whole:])
 
         with self._write() as db:
+            if fence is not None:  # one indexed read in the same transaction as the writes
+                held = db.execute("SELECT epoch, owner FROM runs WHERE run_id = ?",
+                                  fence[:1]).fetchone()
+                if held is None or held[0] != fence[1]:
+                    raise ClaimLostError(fence[0], held[1] if held else None)
             if batch.runs:
                 insert(
                     f"INSERT INTO runs ({_RUN_COLS})",
                     [
                         (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
                          r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
-                         r.interval_end, r.runner_pid, r.heartbeat, int(r.cancel_requested))
+                         r.interval_end, r.runner_pid, r.heartbeat, int(r.cancel_requested),
+                         r.owner, r.epoch)
                         for r in batch.runs
                     ],
+                    # owner, epoch and heartbeat are the claim's (claim_run, heartbeat)
                     " ON CONFLICT (run_id) DO UPDATE SET state=excluded.state, "
                     "params=excluded.params, started_at=excluded.started_at, "
-                    "ended_at=excluded.ended_at, runner_pid=excluded.runner_pid, "
-                    "heartbeat=excluded.heartbeat",
+                    "ended_at=excluded.ended_at, runner_pid=excluded.runner_pid",
                 )
             if batch.task_instances:
                 insert(  # an upsert updates in place; REPLACE would delete + insert
@@ -289,6 +321,42 @@ class SqliteStore:
                         for e in batch.events
                     ],
                 )
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def clock(self) -> float:
+        return float(self._read(f"SELECT {_NOW}")[0][0])
+
+    def claim_run(self, run_id: str, owner: str, stale_after: float = STALE_AFTER
+                  ) -> int | None:
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT owner, epoch, {_NOW} - COALESCE(heartbeat, 0) FROM runs "
+                "WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id)
+            held, epoch, age = row
+            if (held is not None and held != owner and age <= stale_after
+                    and not owner_gone_here(held)):
+                return None
+            db.execute(  # the epoch in WHERE keeps it a compare-and-set in any isolation
+                f"UPDATE runs SET owner = ?, epoch = epoch + 1, heartbeat = {_NOW} "
+                "WHERE run_id = ? AND epoch = ?", (owner, run_id, epoch),
+            )
+        return int(epoch) + 1
+
+    def heartbeat(self, run_id: str, owner: str, epoch: int) -> bool:
+        with self._write() as db:
+            return bool(db.execute(
+                f"UPDATE runs SET heartbeat = {_NOW} WHERE run_id = ? AND owner = ? "
+                "AND epoch = ?", (run_id, owner, epoch),
+            ).rowcount)
+
+    def release_run(self, run_id: str, owner: str, epoch: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET owner = NULL WHERE run_id = ? AND owner = ? AND epoch = ?",
+                       (run_id, owner, epoch))
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
         with self._write() as db:
@@ -445,14 +513,19 @@ class SqliteStore:
 
     def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
         created: list[str] = []
-        sql = f"INSERT OR IGNORE INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 14)})"
+        sql = f"INSERT OR IGNORE INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 16)})"
         with self._write() as db:
+            now: float | None = None
             for run in runs:
+                beat, epoch = run.heartbeat, run.epoch
+                if run.owner is not None:  # created claimed: alive as of now, on our clock
+                    now = now or float(db.execute(f"SELECT {_NOW}").fetchone()[0])
+                    beat, epoch = now, max(epoch, 1)
                 if db.execute(sql, (
                     run.run_id, run.pipeline, run.state, json.dumps(run.params),
                     run.created_at, run.target, run.started_at, run.ended_at, run.logical_date,
-                    run.interval_start, run.interval_end, run.runner_pid, run.heartbeat,
-                    int(run.cancel_requested),
+                    run.interval_start, run.interval_end, run.runner_pid, beat,
+                    int(run.cancel_requested), run.owner, epoch,
                 )).rowcount:
                     created.append(run.run_id)
         return created

@@ -15,6 +15,9 @@ does not import this module and works without pytest.
 from __future__ import annotations
 
 import copy
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ except ImportError as error:  # pragma: no cover - pytest is there wherever the 
         "with: pip install 'cadenza[testing]'"
     ) from error
 
-from cadenza.exceptions import RunNotFoundError
+from cadenza.exceptions import ClaimLostError, RunNotFoundError
 from cadenza.store.base import (
     AliasChange,
     Approval,
@@ -39,6 +42,7 @@ from cadenza.store.base import (
     MetadataStore,
     RunRecord,
     TaskInstanceRecord,
+    effective_state,
 )
 
 T0 = 1_700_000_000.0
@@ -88,6 +92,13 @@ def cache_entry(
 def event(kind: str = "task_started", run_id: str = "p-1", ts: float = 0, **kw: Any) -> Event:
     """An Event at ``T0 + ts``; the store gives it its id."""
     return Event(run_id, kind, T0 + ts, **kw)
+
+
+def _ended_pid() -> int:
+    """The pid of a process of this host that has ended (and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def _sorted_tis(records: list[TaskInstanceRecord]) -> list[TaskInstanceRecord]:
@@ -210,13 +221,15 @@ class MetadataStoreContract:
         store.apply(Batch(runs=[run_record()]))
         store.apply(Batch(runs=[run_record(
             state="success", params={"threshold": 0.9}, started_at=T0 + 1, ended_at=T0 + 9,
-            runner_pid=77, heartbeat=T0 + 8,
+            runner_pid=77, heartbeat=T0 + 8, owner="elsewhere:1:x", epoch=5,
         )]))
         run = store.get_run("p-1")
         assert run.state == "success"
         assert run.params == {"threshold": 0.9}
-        assert (run.started_at, run.ended_at, run.heartbeat) == (T0 + 1, T0 + 9, T0 + 8)
+        assert (run.started_at, run.ended_at) == (T0 + 1, T0 + 9)
         assert run.runner_pid == 77
+        # the claim (owner, epoch, heartbeat) is claim_run's and heartbeat's, never apply's
+        assert (run.owner, run.epoch, run.heartbeat) == (None, 0, None)
         assert len(store.list_runs()) == 1
 
     def test_list_runs_newest_first(self, store: MetadataStore) -> None:
@@ -277,10 +290,10 @@ class MetadataStoreContract:
     ) -> None:
         store.apply(Batch(runs=[run_record()]))
         store.request_cancel("p-1")
-        store.apply(Batch(runs=[run_record(state="running", heartbeat=T0 + 5)]))
+        store.apply(Batch(runs=[run_record(state="running", ended_at=T0 + 5)]))
         run = store.get_run("p-1")
         assert run.cancel_requested is True
-        assert run.heartbeat == T0 + 5  # the rest of the record was applied
+        assert run.ended_at == T0 + 5  # the rest of the record was applied
 
     def test_apply_of_the_run_does_not_set_a_cancel_request(
         self, store: MetadataStore
@@ -302,6 +315,130 @@ class MetadataStoreContract:
         with pytest.raises(RunNotFoundError) as excinfo:
             store.request_cancel("nope")
         assert excinfo.value.run_id == "nope"
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def test_the_clock_tells_seconds_since_1970(self, store: MetadataStore) -> None:
+        first, second = store.clock(), store.clock()
+        assert isinstance(first, float)
+        assert T0 < first <= second  # not before this suite was written; never backwards
+
+    def test_claim_a_run_nobody_owns(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        before = store.clock()
+        assert store.claim_run("p-1", "h:1:a") == 1
+        run = store.get_run("p-1")
+        assert (run.owner, run.epoch) == ("h:1:a", 1)
+        assert run.heartbeat is not None and before <= run.heartbeat <= store.clock()
+
+    def test_claim_of_an_unknown_run(self, store: MetadataStore) -> None:
+        with pytest.raises(RunNotFoundError):
+            store.claim_run("nope", "h:1:a")
+
+    def test_a_live_owner_keeps_its_run(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        assert store.claim_run("p-1", "elsewhere:1:a") == 1
+        assert store.claim_run("p-1", "elsewhere:2:b") is None
+        assert store.claim_run("p-1", "elsewhere:2:b", stale_after=3600) is None
+        run = store.get_run("p-1")
+        assert (run.owner, run.epoch) == ("elsewhere:1:a", 1)
+
+    def test_a_stale_owner_loses_its_run(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        assert store.claim_run("p-1", "elsewhere:1:a") == 1
+        # every heartbeat is older than -1 s: the owner counts as gone, on the store's clock
+        assert store.claim_run("p-1", "elsewhere:2:b", stale_after=-1) == 2
+        assert (store.get_run("p-1").owner, store.get_run("p-1").epoch) == ("elsewhere:2:b", 2)
+
+    def test_an_owner_whose_process_ended_here_loses_its_run(self, store: MetadataStore
+                                                              ) -> None:
+        dead = _ended_pid()
+        store.apply(Batch(runs=[run_record(), run_record("p-2", created=1)]))
+        assert store.claim_run("p-1", f"{socket.gethostname()}:{dead}:a") == 1
+        assert store.claim_run("p-1", "elsewhere:2:b") == 2
+        # the same pid on another host says nothing: that host's process may well be alive
+        assert store.claim_run("p-2", f"elsewhere:{dead}:a") == 1
+        assert store.claim_run("p-2", "elsewhere:2:b") is None
+
+    def test_heartbeat_keeps_a_claim_until_it_is_lost(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        epoch = store.claim_run("p-1", "h:1:a")
+        assert epoch == 1
+        first = store.get_run("p-1").heartbeat
+        assert store.heartbeat("p-1", "h:1:a", epoch) is True
+        assert (store.get_run("p-1").heartbeat or 0) >= (first or 0)
+        assert store.heartbeat("p-1", "h:1:a", epoch + 1) is False  # not its epoch
+        assert store.heartbeat("p-1", "h:9:z", epoch) is False  # not its owner
+        assert store.claim_run("p-1", "h:2:b", stale_after=-1) == 2
+        assert store.heartbeat("p-1", "h:1:a", epoch) is False  # taken over: lost
+        assert store.heartbeat("p-1", "h:2:b", 2) is True
+
+    def test_release_gives_the_run_up_and_keeps_its_epoch(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        epoch = store.claim_run("p-1", "elsewhere:1:a")
+        assert epoch is not None
+        store.release_run("p-1", "elsewhere:9:z", epoch)  # not the owner: nothing happens
+        assert store.get_run("p-1").owner == "elsewhere:1:a"
+        store.release_run("p-1", "elsewhere:1:a", epoch)
+        assert (store.get_run("p-1").owner, store.get_run("p-1").epoch) == (None, 1)
+        assert store.claim_run("p-1", "elsewhere:2:b") == 2  # epochs never go back
+
+    def test_a_run_created_claimed_is_owned_at_once(self, store: MetadataStore) -> None:
+        assert store.create_runs([run_record(owner="elsewhere:1:a")]) == ["p-1"]
+        run = store.get_run("p-1")
+        assert (run.owner, run.epoch) == ("elsewhere:1:a", 1)
+        assert run.heartbeat is not None and abs(run.heartbeat - store.clock()) < 3600
+        assert store.claim_run("p-1", "elsewhere:2:b") is None
+        store.apply(Batch(events=[event()]), fence=("p-1", 1))
+        assert len(store.events()) == 1
+
+    def test_a_fenced_batch_is_applied_while_the_epoch_holds(self, store: MetadataStore
+                                                              ) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        epoch = store.claim_run("p-1", "h:1:a")
+        assert epoch is not None
+        store.apply(Batch(runs=[run_record(state="success")], events=[event()]),
+                    fence=("p-1", epoch))
+        assert store.get_run("p-1").state == "success"
+        assert store.get_run("p-1").owner == "h:1:a"  # writing the run kept the claim
+
+    def test_a_fenced_out_batch_changes_nothing(self, store: MetadataStore) -> None:
+        store.apply(Batch(runs=[run_record()]))
+        old = store.claim_run("p-1", "h:1:a")
+        assert old is not None
+        assert store.claim_run("p-1", "h:2:b", stale_after=-1) == old + 1
+        before = (store.get_run("p-1"), store.task_instances("p-1"), store.attempts("p-1"),
+                  store.events(), store.cache_entries("p"), store.artifacts())
+        late = Batch(
+            runs=[run_record(state="cancelled")],
+            task_instances=[task_instance(state="success")],
+            attempts=[attempt_record(state="success")],
+            artifacts=[artifact_record("ab" * 32)], cache=[cache_entry()], events=[event()],
+        )
+        with pytest.raises(ClaimLostError) as excinfo:
+            store.apply(late, fence=("p-1", old))
+        assert (excinfo.value.run_id, excinfo.value.owner) == ("p-1", "h:2:b")
+        assert "p-1" in str(excinfo.value) and "'h:2:b'" in str(excinfo.value)
+        after = (store.get_run("p-1"), store.task_instances("p-1"), store.attempts("p-1"),
+                 store.events(), store.cache_entries("p"), store.artifacts())
+        assert after == before
+
+    def test_a_fence_on_an_unknown_run_writes_nothing(self, store: MetadataStore) -> None:
+        with pytest.raises(ClaimLostError):
+            store.apply(Batch(events=[event()]), fence=("nope", 1))
+        assert store.events() == []
+
+    def test_effective_state_judges_the_owner_on_the_stores_clock(
+        self, store: MetadataStore
+    ) -> None:
+        store.apply(Batch(runs=[run_record(), run_record("p-2", created=1, state="failed")]))
+        store.claim_run("p-1", "elsewhere:1:a")
+        run, now = store.get_run("p-1"), store.clock()
+        assert effective_state(run, now) == "running"
+        assert effective_state(run, now, stale_after=-1) == "interrupted"
+        assert effective_state(store.get_run("p-2"), now, stale_after=-1) == "failed"
+        store.claim_run("p-1", f"{socket.gethostname()}:{_ended_pid()}:b", stale_after=-1)
+        assert effective_state(store.get_run("p-1"), store.clock()) == "interrupted"
 
     # -- task instances ---------------------------------------------------------------------
 
