@@ -24,6 +24,7 @@ from cadenza.store.base import (
     AttemptRecord,
     Batch,
     Event,
+    Fence,
     MetadataStore,
     RunRecord,
     TaskInstanceRecord,
@@ -86,8 +87,12 @@ class Instance:
 class Journal:
     """What the run has changed since its last commit; ``commit`` writes it in one ``apply``."""
 
-    def __init__(self, store: MetadataStore, run_id: str, hooks: list[Hooks]) -> None:
+    def __init__(self, store: MetadataStore, run_id: str, hooks: list[Hooks],
+                 fence: Fence | None = None) -> None:
         self.store, self.run_id, self.hooks = store, run_id, hooks
+        self.fence = fence
+        """``(run_id, epoch)`` of the runner's claim: each commit is applied only while the
+        claim holds (else ClaimLostError, and nothing is written)."""
         self.batch = Batch()
         self.instances: dict[Key, Instance] = {}
         self.waiting: dict[Key, Instance] = {}
@@ -163,7 +168,10 @@ class Journal:
         batch.attempts = list(self.attempts.values())
         self.instances, self.attempts = {}, {}
         if batch:  # else only young pending rows: nothing to write, yet a task may start
-            self.store.apply(batch)
+            if self.fence is None:
+                self.store.apply(batch)
+            else:
+                self.store.apply(batch, self.fence)
         self.generation += 1
         self.last_commit = time.monotonic()
         took = self.last_commit - now

@@ -15,16 +15,25 @@ from typing import Any, TypeVar
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
 from cadenza.engine import logs
+from cadenza.engine.claim import Claim, new_owner
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.result import RunResult
 from cadenza.engine.run import Runner, new_run_id
-from cadenza.engine.states import TaskState
+from cadenza.engine.states import RunState, TaskState, move_run
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import Executor, ThreadExecutor, make_executor
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.secrets import masked_params, register
-from cadenza.store.base import ArtifactRecord, Batch, CacheEntry, RunRecord, TaskInstanceRecord
+from cadenza.store.base import (
+    STALE_AFTER,
+    ArtifactRecord,
+    AttemptRecord,
+    Batch,
+    CacheEntry,
+    RunRecord,
+    TaskInstanceRecord,
+)
 from cadenza.store.memory import MemoryStore
 from cadenza.workspace import Workspace
 
@@ -53,6 +62,8 @@ def run_pipeline(
     wait: bool = False,
     reset: bool = False,
     still_running: list[str] | None = None,
+    claim: Claim | None = None,
+    stale_after: float = STALE_AFTER,
 ) -> RunResult:
     """Run ``pipe`` and return its result. Raises only for bad input, never for a task's failure.
 
@@ -66,31 +77,42 @@ def run_pipeline(
     ``still_running``: a list this call fills, as it returns or raises, with the tasks whose
     calls run on past the run's end: a cancelled (or timed-out) call on threads cannot be
     stopped. Until they return, what they print still goes to their logs.
+    ``claim``: the caller's claim on ``resume`` (the CLI claims before importing anything);
+    else the run is claimed here, and RunClaimedError names a live owner. A new run is created
+    claimed. ``stale_after``: seconds without a heartbeat after which a claim may be taken
+    over (engine/claim.py). ClaimLostError: another runner took the run over; this one
+    stopped without writing more.
     """
     selected = select(pipe, only, from_)  # builds the graph: definition errors come first
     ws = workspace or Workspace.open(home)
     prior: list[TaskInstanceRecord] = []
-    if resume is not None:
-        run = ws.store.get_run(resume)
-        if run.pipeline != pipe.name:
-            raise CadenzaError(
-                f"Run {resume} belongs to pipeline {run.pipeline!r}, not {pipe.name!r}."
-            )
-        if params:
-            raise CadenzaError("A resumed run keeps its own params; do not pass new ones.")
-        ws.store.request_cancel(resume, False)
-        run.cancel_requested = False
-        prior = ws.store.task_instances(resume)
-        if reset:  # run every task again, numbering attempts on from the earlier ones
-            for ti in prior:
-                ti.state = S.PENDING.value
-        # secret params were stored as ***: take them from the pipeline again
-        real = {**run.params, **{k: v for k, v in resolve_params(pipe.name, pipe.params, None)
-                                 .items() if k in pipe.secret_params}}
-    else:
-        real = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
-        run = RunRecord(new_run_id(pipe.name), pipe.name, "running",
-                        masked_params(real, pipe.secret_params), time.time(), target=target)
+    dead: list[AttemptRecord] = []
+    try:
+        if resume is not None:
+            run = ws.store.get_run(resume)
+            if run.pipeline != pipe.name:
+                raise CadenzaError(
+                    f"Run {resume} belongs to pipeline {run.pipeline!r}, not {pipe.name!r}."
+                )
+            if params:
+                raise CadenzaError("A resumed run keeps its own params; do not pass new ones.")
+            if claim is None:
+                claim = Claim.take(ws.store, resume, stale_after)
+            run, prior, dead = _taken_over(ws, resume, reset)
+            # secret params were stored as ***: take them from the pipeline again
+            real = {**run.params, **{k: v for k, v in resolve_params(
+                pipe.name, pipe.params, None).items() if k in pipe.secret_params}}
+        else:
+            real = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
+            owner = new_owner()
+            run = RunRecord(new_run_id(pipe.name), pipe.name, RunState.RUNNING.value,
+                            masked_params(real, pipe.secret_params), time.time(),
+                            target=target, owner=owner)
+            claim = Claim(run.run_id, owner, 1, stale_after)  # create_runs makes it epoch 1
+    except BaseException:
+        if claim is not None:
+            claim.stop(ws.store)
+        raise
     for name in pipe.secret_params:
         if isinstance(real[name], str):
             register(real[name])
@@ -108,9 +130,14 @@ def run_pipeline(
     try:
         runner = Runner(pipe, ws, watched or runner_executor, run, hooks=hooks,
                         selected=selected, force=force, cancel=cancel, prior=prior,
-                        provided=provided, approve=approve, wait=wait, params=real)
+                        provided=provided, approve=approve, wait=wait, params=real,
+                        claim=claim, dead=dead)
+        if resume is None:
+            ws.store.create_runs([run])
+        claim.start(ws.store)
         return runner.execute()
     finally:
+        claim.stop(ws.store)
         if owned:
             runner_executor.shutdown(wait=False)
         left = watched.end() if watched is not None else []
@@ -118,6 +145,29 @@ def run_pipeline(
             still_running.extend(left)
         if not left:
             logs.uninstall()
+
+
+def _taken_over(ws: Workspace, run_id: str, reset: bool
+                ) -> tuple[RunRecord, list[TaskInstanceRecord], list[AttemptRecord]]:
+    """A claimed run as its last owner left it: the run (interrupted if it was running), its
+    task instances (all pending with ``reset``), and the attempts left ``running``, which the
+    runner closes. Attempt numbers go on after the highest recorded, never reused."""
+    store = ws.store
+    store.request_cancel(run_id, False)
+    run = store.get_run(run_id)
+    if run.state == RunState.RUNNING:  # its owner died or went silent: the claim says so
+        move_run(run, RunState.INTERRUPTED)
+    prior = store.task_instances(run_id)
+    attempts = store.attempts(run_id)
+    highest: dict[tuple[str, int], int] = {}
+    for attempt in attempts:
+        key = (attempt.task, attempt.map_index)
+        highest[key] = max(highest.get(key, 0), attempt.attempt)
+    for ti in prior:
+        ti.attempt = max(ti.attempt, highest.get((ti.task, ti.map_index), 0))
+        if reset:  # run every task again, numbering attempts on from the earlier ones
+            ti.state = S.PENDING.value
+    return run, prior, [a for a in attempts if a.state == "running"]
 
 
 class _Watched:

@@ -39,16 +39,25 @@ from cadenza.artifacts.serializers import serialize
 from cadenza.engine import branching, logs, outputs, reuse
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
 from cadenza.engine.cache import CacheIndex, hide, sha256
+from cadenza.engine.claim import Claim
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result
 from cadenza.engine.reuse import cache_key, entry_for, gate_key
 from cadenza.engine.sla import SlaClock
-from cadenza.engine.states import RESUMABLE, SUCCEEDED, TERMINAL, TaskState, transition
+from cadenza.engine.states import (
+    RESUMABLE,
+    SUCCEEDED,
+    TERMINAL,
+    RunState,
+    TaskState,
+    move_run,
+    transition,
+)
 from cadenza.engine.trigger import decide
 from cadenza.engine.values import Values
-from cadenza.exceptions import CadenzaError, TaskError, TaskTimeoutError
+from cadenza.exceptions import CadenzaError, ClaimLostError, TaskError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
 from cadenza.graph import Node
 from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction, TaskSpec
@@ -56,6 +65,7 @@ from cadenza.secrets import mask, mask_data
 from cadenza.store.base import (
     Approval,
     ArtifactRecord,
+    AttemptRecord,
     CacheEntry,
     RunRecord,
     TaskInstanceRecord,
@@ -72,7 +82,6 @@ SYNC_CHUNK = 1024
 ALERT_FLUSH = 5.0
 """Seconds a finishing run waits for its alerts to go out."""
 GC_THRESHOLD = 50_000
-HEARTBEAT = 5.0
 
 
 RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,199}\Z")
@@ -94,6 +103,7 @@ class Runner:
         cancel: threading.Event | None = None, prior: Iterable[TaskInstanceRecord] = (),
         provided: Mapping[str, Any] | None = None, approve: Iterable[str] = (),
         wait: bool = False, params: Mapping[str, Any] | None = None,
+        claim: Claim | None = None, dead: Iterable[AttemptRecord] = (),
     ) -> None:
         self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
         self.run, self.hooks, self.force = run, list(hooks), force
@@ -138,7 +148,12 @@ class Runner:
         )
         self.direct: Callable[..., AttemptResult] | None = getattr(executor, "call", None)
         """The executor's ``call``, if it has one: run now, without a Future."""
-        self.journal = Journal(workspace.store, run.run_id, self.hooks)
+        self.claim = claim
+        """This runner's claim on the run: every commit is fenced on it (engine/claim.py)."""
+        self.dead = list(dead)
+        """Attempts a runner that lost the run left ``running``: closed by the first commit."""
+        self.journal = Journal(workspace.store, run.run_id, self.hooks,
+                               claim.fence if claim is not None else None)
         self.run_id = run.run_id
         self.next_poll = time.monotonic() + CANCEL_POLL
         self.killable = isinstance(executor, Killable)
@@ -213,6 +228,9 @@ class Runner:
                 self._wait()
                 self._check_slas()
             return self._finish()  # still under the raised threshold: it builds many records
+        except ClaimLostError:
+            self._abandon()  # another runner owns the run now: stop, and write nothing
+            raise
         except KeyboardInterrupt:
             self._cancel_all()
             self._finish()
@@ -268,9 +286,6 @@ class Runner:
         """Commit the journal when it is due (``early``: now, for a task about to start;
         ``force``: now and everything, at the end of the run)."""
         self._drain_alert_errors()
-        if time.time() - (self.run.heartbeat or 0) > HEARTBEAT:
-            self.run.heartbeat = time.time()
-            self.journal.run(self.run)
         due = self.journal.due()
         if due is not None and (force or early or time.monotonic() >= due):
             self.journal.commit(final=force)
@@ -280,7 +295,11 @@ class Runner:
         now = time.monotonic()
         if not self.cancel.is_set() and now >= self.next_poll:
             self.next_poll = now + CANCEL_POLL
-            if self.ws.store.get_run(self.run_id).cancel_requested:
+            record = self.ws.store.get_run(self.run_id)
+            if self.claim is not None and record.epoch != self.claim.epoch:
+                self.claim.lose(record.owner)  # taken over: found out before writing again
+                self.claim.check()
+            if record.cancel_requested:
                 self.cancel.set()
             elif self.awaiting:
                 self._check_gates()
@@ -289,12 +308,22 @@ class Runner:
     # -- starting and finishing -------------------------------------------------------------
 
     def _start(self) -> None:
-        self.run.state, self.run.runner_pid = "running", os.getpid()
-        self.run.started_at = self.run.started_at or time.time()
-        self.run.heartbeat = time.time()
-        self.journal.run(self.run)
-        self._event(None, -1, "run_started", params=self.run.params,  # masked already
+        run = self.run
+        if run.state != RunState.RUNNING:  # else created running, by this runner's claim
+            move_run(run, RunState.RUNNING)
+        run.runner_pid = os.getpid()
+        run.started_at = run.started_at or time.time()
+        self.journal.run(run)
+        self._event(None, -1, "run_started", params=run.params,  # masked already
                     upstream={n.name: list(n.upstream) for n in self.graph})
+        claim = self.claim
+        if claim is not None and claim.epoch > 1:
+            self._event(None, -1, "run_claimed", owner=claim.owner, epoch=claim.epoch)
+        for attempt in self.dead:  # its runner is gone: the attempt ended, how is unknown
+            attempt.state, attempt.ended_at = RunState.INTERRUPTED.value, time.time()
+            attempt.error = ("its runner stopped or lost the run before the attempt ended; "
+                             f"the run was taken over by {claim.owner if claim else 'a resume'}")
+            self.journal.update(attempt)
         for hook in self.hooks:
             hook.before_run(self.run, self.graph)
         for node in self.graph:
@@ -322,17 +351,19 @@ class Runner:
     def _finish(self) -> RunResult:
         states = set(self.done.values())
         if self.cancelled:
-            state = "cancelled"
+            state = RunState.CANCELLED
         elif self.awaiting:
-            state = "waiting"
+            state = RunState.WAITING
         elif states & {S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED}:
-            state = "failed"
+            state = RunState.FAILED
         else:
-            state = "success"
+            state = RunState.SUCCESS
         self._check_slas()
-        self.run.state, self.run.ended_at = state, time.time()
+        if self.run.state != state:
+            move_run(self.run, state)
+        self.run.ended_at = time.time()
         self.journal.run(self.run)
-        self._event(None, -1, "run_finished", state=state)
+        self._event(None, -1, "run_finished", state=state.value)
         if self.router is not None:  # bounded: a hung notifier must not hold the run
             self.router.flush(ALERT_FLUSH)
         self._commit(force=True)
@@ -341,7 +372,7 @@ class Runner:
         # checks must come back as the store keeps them (JSON: tuples become lists).
         reread = bool(self.prior) or any(a.checks for a in made)
         result = build_result(
-            self.ws, self.run_id, self.pipe.name, state,
+            self.ws, self.run_id, self.pipe.name, state.value,
             [ti.record(self.run_id) for ti in self.tis.values()], None if reread else made,
         )
         for hook in self.hooks:
@@ -578,6 +609,7 @@ class Runner:
         blocked: list[tuple[int, int, int, int, Instance]] = []
         turn = 0
         journal, direct = self.journal, self.direct
+        check = self.claim.check if self.claim is not None else None
         while self.ready and self.in_flight < self.limit and turn < SYNC_CHUNK:
             turn += self.synchronous  # a synchronous executor's chunk ends the turn
             entry = heapq.heappop(self.ready)
@@ -590,6 +622,8 @@ class Runner:
                 continue
             if ti.generation == journal.generation:
                 self._commit(early=True)  # it became ready through writes not yet durable
+            if check is not None:
+                check()  # the claim is still ours (a stopped process finds out here)
             ti.attempt += 1
             ti.token += 1
             ti.started, ti.ended, ti.error = time.time(), None, None
@@ -860,6 +894,14 @@ class Runner:
             self.waiting[down] -= 1
             if self.waiting[down] == 0 and self.tis[(down, -1)].state is PENDING:
                 self._evaluate(self.graph.nodes[down])
+
+    def _abandon(self) -> None:
+        """The claim is lost: stop the calls that can be stopped, record nothing."""
+        self.ready.clear()
+        if self.killable:
+            for ti in self.tis.values():
+                if ti.future is not None and not ti.future.done():
+                    self.executor.kill(ti.future)  # type: ignore[attr-defined]
 
     def _cancel_all(self) -> None:
         self.cancelled = True

@@ -92,8 +92,8 @@ class MemoryStore:
 
     def release_run(self, run_id: str, owner: str, epoch: int) -> None:
         with self._lock:
-            run = self._get(run_id)
-            if (run.owner, run.epoch) == (owner, epoch):
+            run = self._runs.get(run_id)
+            if run is not None and (run.owner, run.epoch) == (owner, epoch):
                 run.owner = None
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:

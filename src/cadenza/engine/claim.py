@@ -1,0 +1,151 @@
+"""A runner's claim on its run: who the runner is, the epoch its writes are fenced on, and the
+thread that keeps the claim alive.
+
+A run has at most one owner, and only the owner writes. ``Claim.take`` makes this runner the
+owner in one compare-and-set in the store (``claim_run``), which bumps the run's epoch; every
+commit of the run loop is fenced on that epoch (``apply(batch, fence)``), so a runner whose
+claim was taken over changes nothing and stops (``ClaimLostError``).
+
+Liveness does not depend on the run loop: a thread beats every ``every`` seconds
+(HEARTBEAT_EVERY, 5 s), however long a task runs. Another runner may take the run over once no
+beat has been seen for ``stale_after`` seconds (STALE_AFTER, 60 s) on the store's clock, or at
+once when the owner's process has ended on the same host. Only a stopped process (Ctrl-Z,
+SIGSTOP), a task holding the GIL, or a stalled store can miss that many beats; such a runner
+finds out before it starts another task (``check``), because its own monotonic clock says its
+last confirmed beat is too old, and it asks the store again before going on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping
+
+from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError
+from cadenza.store.base import HEARTBEAT_EVERY, STALE_AFTER, Fence, MetadataStore
+
+BEATS = 12
+"""Heartbeats that fit in ``stale_after``: a shorter staleness (tests) beats more often."""
+
+
+def new_owner() -> str:
+    """``host:pid:token``: this process on this host, and a token of its own per runner (one
+    process, a scheduler say, may run many runs at once)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def stale_after_from(environ: Mapping[str, str]) -> float:
+    """``CADENZA_STALE_AFTER`` (seconds) if set, else STALE_AFTER. Read once, by the CLI."""
+    text = environ.get("CADENZA_STALE_AFTER", "").strip()
+    if not text:
+        return STALE_AFTER
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise CadenzaError(
+            f"CADENZA_STALE_AFTER={text!r} is not a number of seconds above 0; set it to how "
+            f"long a runner may go unseen before its run is taken over (default {STALE_AFTER:g})."
+        )
+    return value
+
+
+class Claim:
+    """This runner's ownership of ``run_id`` at ``epoch``, and its heartbeat thread."""
+
+    def __init__(self, run_id: str, owner: str, epoch: int,
+                 stale_after: float = STALE_AFTER) -> None:
+        self.run_id, self.owner, self.epoch, self.stale_after = run_id, owner, epoch, stale_after
+        self.every = min(HEARTBEAT_EVERY, stale_after / BEATS)
+        self.lost = threading.Event()
+        self.holder: str | None = None
+        """Who holds the run now, once this claim is known to be lost."""
+        self._confirmed = time.monotonic()
+        """When (this process's monotonic clock) the last beat the store accepted was sent."""
+        self._store: MetadataStore | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Claim({self.run_id!r}, {self.owner!r}, epoch={self.epoch})"
+
+    @property
+    def fence(self) -> Fence:
+        return (self.run_id, self.epoch)
+
+    @classmethod
+    def take(cls, store: MetadataStore, run_id: str, stale_after: float = STALE_AFTER,
+             owner: str | None = None) -> Claim:
+        """Claim ``run_id`` for a new owner, or raise RunClaimedError naming its live owner."""
+        owner = owner or new_owner()
+        epoch = store.claim_run(run_id, owner, stale_after)
+        if epoch is None:
+            raise RunClaimedError(run_id, store.get_run(run_id).owner)
+        return cls(run_id, owner, epoch, stale_after)
+
+    # -- keeping it -------------------------------------------------------------------------
+
+    def start(self, store: MetadataStore) -> None:
+        """Beat once now (raise ClaimLostError if the claim is gone already), then from a
+        thread of its own until ``stop``."""
+        self._store = store
+        if not self._beat():
+            raise self._error()
+        self._thread = threading.Thread(target=self._beating, daemon=True,
+                                        name=f"cadenza-heartbeat-{self.run_id}")
+        self._thread.start()
+
+    def _beating(self) -> None:
+        while not self._stop.wait(self.every):
+            if not self._beat():
+                return
+
+    def _beat(self) -> bool:
+        """One heartbeat; False (and ``lost`` set) if the store says the claim is gone. A
+        store that fails to answer is asked again next time: staleness judges it."""
+        store = self._store
+        if store is None or self.lost.is_set():
+            return not self.lost.is_set()
+        sent = time.monotonic()
+        try:
+            kept = store.heartbeat(self.run_id, self.owner, self.epoch)
+        except Exception:  # a locked or unreachable store: not a verdict on the claim
+            return True
+        if kept:
+            self._confirmed = max(self._confirmed, sent)
+        else:
+            self.lose()
+        return kept
+
+    def lose(self, holder: str | None = None) -> None:
+        """Note that the claim is gone (to ``holder``, if known)."""
+        self.holder = holder or self.holder
+        self.lost.set()
+
+    def check(self) -> None:
+        """Raise ClaimLostError if the claim is lost, or may be: when no beat was confirmed for
+        half the staleness (this process was stopped, or held up), ask the store now."""
+        if self.lost.is_set() or (time.monotonic() - self._confirmed > self.stale_after / 2
+                                  and not self._beat()):
+            raise self._error()
+
+    def _error(self) -> ClaimLostError:
+        if self.holder is None and self._store is not None:
+            with contextlib.suppress(Exception):  # only for the message
+                self.holder = self._store.get_run(self.run_id).owner
+        return ClaimLostError(self.run_id, self.holder)
+
+    def stop(self, store: MetadataStore | None = None) -> None:
+        """Stop beating, and give the run up in ``store`` (the one it beat in, if started)
+        unless the claim was lost."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.every + 1)
+        store = self._store or store
+        if store is not None and not self.lost.is_set():
+            store.release_run(self.run_id, self.owner, self.epoch)
