@@ -138,9 +138,10 @@ class ClaimLostError(CadenzaError):
 
     def __init__(self, run_id: str, owner: str | None):
         super().__init__(
-            f"Run {run_id} was taken over by {owner or 'nobody'!r} while this runner was not "
-            "seen (stopped, or stalled past the claim's staleness limit); this runner stopped "
-            f"and wrote nothing more. See the run with `cadenza status {run_id}`."
+            f"Run {run_id} was taken over by {repr(owner) if owner else 'another runner'} "
+            "while this runner went unseen (stopped, or stalled past the claim's staleness "
+            "limit); this runner stopped and wrote nothing more. See the run with "
+            f"`cadenza status {run_id}`."
         )
         self.run_id = run_id
         self.owner = owner

@@ -40,14 +40,14 @@ from cadenza.cli._base import (
     main,
     resolve_run,
 )
+from cadenza.engine.claim import Claim, stale_after_from
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import DryWorkspace, dry_workspace, run_pipeline
 from cadenza.engine.result import RunResult
-from cadenza.exceptions import CadenzaError
+from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError
 from cadenza.executors import EXECUTORS
 from cadenza.params import parse_assignments
 from cadenza.pipeline import Pipeline
-from cadenza.store.base import effective_state
 from cadenza.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -177,23 +177,52 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
         as_json: bool) -> None:
     """Run a pipeline: TARGET is a .py file, a folder with pipeline.py, or a module,
     optionally followed by :PIPELINE."""
-    if resume is not None:
-        with _workspace(ctx) as ws:
-            record = ws.store.get_run(resume := resolve_run(ws, resume))
-        if effective_state(record) == "running":
-            raise CadenzaError(f"Run {resume} is still running (pid {record.runner_pid}).")
-        target = target or record.target
-        if not target:
-            raise CadenzaError(f"Run {resume} did not record its pipeline file; give TARGET.")
-    if target is None:
-        raise click.UsageError("give the pipeline to run: cadenza run TARGET")
+    stale_after = stale_after_from(os.environ)
+    if resume is None:
+        if target is None:
+            raise click.UsageError("give the pipeline to run: cadenza run TARGET")
+        _run_claimed(ctx, None, target, stale_after, params=parse_assignments(params),
+                     executor=executor, workers=workers, only=only or None,
+                     from_=from_ or None, force=force, approve=approve, wait=not no_wait,
+                     quiet=quiet, as_json=as_json, metrics_file=metrics_file,
+                     lineage=lineage_transport(lineage_file, lineage_url))
+    # The run is claimed before its pipeline is imported (which may take long): a second
+    # resume of a live run is refused at once, naming who runs it.
+    with _workspace(ctx, write=True) as ws:
+        resume = resolve_run(ws, resume)
+        try:
+            claim = Claim.take(ws.store, resume, stale_after)
+        except RunClaimedError as busy:
+            errors.print(Text(f"error: {busy}", "red"), soft_wrap=True)
+            sys.exit(EXIT_FAILED)
+        try:
+            target = target or ws.store.get_run(resume).target
+            if not target:
+                raise CadenzaError(f"Run {resume} did not record its pipeline file; give "
+                                   "TARGET.")
+            _run_claimed(ctx, claim, target, stale_after, params=parse_assignments(params),
+                         executor=executor, workers=workers, only=only or None,
+                         from_=from_ or None, force=force, resume=resume, approve=approve,
+                         wait=not no_wait, quiet=quiet, as_json=as_json,
+                         metrics_file=metrics_file,
+                         lineage=lineage_transport(lineage_file, lineage_url))
+        finally:  # a run that never started gives its claim up; one that ran did already
+            claim.stop(ws.store)
+
+
+def _run_claimed(ctx: click.Context, claim: Claim | None, target: str, stale_after: float, *,
+                 quiet: bool, as_json: bool, metrics_file: Path | None,
+                 lineage: Transport | None, **options: Any) -> NoReturn:
+    """Import the pipeline and run it under ``claim`` (a new run: claimed as it is created);
+    a run another runner takes over ends here, exit code 1, naming who has it."""
     pipe = load_pipeline(target)
-    _execute(
-        ctx, pipe, as_json, quiet, params=parse_assignments(params), executor=executor,
-        workers=workers, only=only or None, from_=from_ or None, force=force, resume=resume,
-        target=target, params_from_text=True, approve=approve, wait=not no_wait,
-        metrics_file=metrics_file, lineage=lineage_transport(lineage_file, lineage_url),
-    )
+    try:
+        _execute(ctx, pipe, as_json, quiet, metrics_file=metrics_file, lineage=lineage,
+                 target=target, params_from_text=True, claim=claim, stale_after=stale_after,
+                 **options)
+    except ClaimLostError as lost:
+        errors.print(Text(f"error: {lost}", "red"), soft_wrap=True)
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()

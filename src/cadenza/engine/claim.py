@@ -70,6 +70,7 @@ class Claim:
         self._store: MetadataStore | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._released = False
 
     def __repr__(self) -> str:
         return f"Claim({self.run_id!r}, {self.owner!r}, epoch={self.epoch})"
@@ -146,6 +147,7 @@ class Claim:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.every + 1)
-        store = self._store or store
-        if store is not None and not self.lost.is_set():
+        store, self._store = self._store or store, None
+        if store is not None and not self.lost.is_set() and not self._released:
+            self._released = True  # once: a second stop (the CLI's, after the run's) is a no-op
             store.release_run(self.run_id, self.owner, self.epoch)
