@@ -8,6 +8,8 @@ ordinary output.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -31,6 +33,26 @@ def register(value: str) -> None:
         )
     with _lock:
         _known.add(value)
+
+
+def register_param(name: str, value: Any) -> None:
+    """Mask a secret param's value in every form it may be printed in: the value itself if it
+    is text, else ``str()``, ``repr()`` and JSON of it (``Param(987654321, secret=True)``)."""
+    if isinstance(value, str):
+        forms = {value}
+    else:
+        forms = {str(value), repr(value)}
+        with contextlib.suppress(TypeError, ValueError):
+            forms.add(json.dumps(value))
+    short = sorted(f for f in forms if len(f) < MIN_LENGTH)
+    if short:
+        raise CadenzaError(
+            f"Secret param {name!r} prints as {short[0]!r}, shorter than {MIN_LENGTH} "
+            "characters: masking it would mangle ordinary output. Use a longer value, or do "
+            "not mark the param secret."
+        )
+    for form in forms:
+        register(form)
 
 
 def secret(name: str, default: str | None = None, *, env_file: str | Path = ".env") -> str:

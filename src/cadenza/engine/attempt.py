@@ -6,16 +6,16 @@ process. It never raises: every outcome comes back as an ``AttemptResult``.
 
 from __future__ import annotations
 
-import os
 import shlex
 import string
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cadenza
 from cadenza.artifacts.base import ArtifactStore
@@ -32,6 +32,7 @@ from cadenza.exceptions import (
     TaskError,
     TaskTimeoutError,
 )
+from cadenza.secrets import mask, mask_data
 
 INLINE_LIMIT = 16 * 1024
 """Values up to this many bytes live in the metadata store; larger ones are files."""
@@ -163,10 +164,13 @@ def run_attempt(call: Call) -> AttemptResult:
         )
         trace = None if isinstance(error, CheckFailedError) else user_traceback(error)
         if not isinstance(error, CadenzaError):
-            print(trace, file=sys.stderr, end="")  # into the attempt's log
+            print(trace, file=sys.stderr, end="")  # into the attempt's log, masked there
+        # Masked here, where the task ran: a worker process knows the secrets its task read
+        # (secret("NAME") in the body), which the runner never learns. The runner masks again.
         result = AttemptResult(
-            outcome.state, outcome.kind, started, time.time(), error=message, traceback=trace,
-            checks=checks if isinstance(error, CheckFailedError) else [],
+            outcome.state, outcome.kind, started, time.time(), error=mask(message),
+            traceback=mask(trace) if trace else trace,
+            checks=mask_data(checks) if isinstance(error, CheckFailedError) else [],
         )
     finally:
         logs.bind(None)
@@ -233,6 +237,12 @@ class _Quoted:
         return shlex.quote(str(self._ordered[index]))
 
 
+def _copy_output(source: IO[bytes], log: logs.AttemptLog) -> None:
+    for line in iter(source.readline, b""):
+        log.write(line.decode("utf-8", "replace"), "stdout")
+    source.close()
+
+
 def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
     import subprocess  # here: only shell tasks need it, and a run may have none
 
@@ -254,19 +264,32 @@ def _run_shell(call: Call, log: logs.AttemptLog) -> dict[str, str]:
             f"The command is {call.command!r}.", task=call.task, run_id=call.run_id,
         ) from None
     log.write(f"$ {command}\n", "stdout")
-    os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
+    # Its output comes through a pipe into the attempt's log, line by line, so secrets in it
+    # are masked like everything else a task prints.
+    process = subprocess.Popen(
+        command, shell=True, cwd=call.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=_parent_death.for_shell(),  # dies with a worker
+    )
+    assert process.stdout is not None
+    reader = threading.Thread(target=_copy_output, args=(process.stdout, log), daemon=True)
+    reader.start()
     try:
-        with open(call.log_path, "ab") as out:
-            process = subprocess.run(
-                command, shell=True, cwd=call.root, stdout=out, stderr=subprocess.STDOUT,
-                timeout=call.timeout, preexec_fn=_parent_death.for_shell(),  # dies with a worker
-            )
+        process.wait(timeout=call.timeout)
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        reader.join(timeout=5)
         raise TaskTimeoutError(
             f"Shell task {call.task!r} ran past its timeout of {call.timeout}s and was killed.",
             task=call.task, run_id=call.run_id, attempt=call.attempt,
         ) from None
+    finally:
+        if process.poll() is None:  # interrupted (Ctrl-C, cancel): the command goes too
+            process.kill()
+            process.wait()
+    reader.join()
     if process.returncode != 0:
+        log.flush()
         tail = Path(call.log_path).read_text(errors="replace").splitlines()[-10:]
         raise TaskError(
             f"Shell task {call.task!r} exited with status {process.returncode}. Last lines "

@@ -24,7 +24,7 @@ from cadenza.exceptions import CadenzaError
 from cadenza.executors import Executor, ThreadExecutor, make_executor
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
-from cadenza.secrets import masked_params, register
+from cadenza.secrets import masked_params, register_param
 from cadenza.store.base import (
     STALE_AFTER,
     ArtifactRecord,
@@ -114,8 +114,7 @@ def run_pipeline(
             claim.stop(ws.store)
         raise
     for name in pipe.secret_params:
-        if isinstance(real[name], str):
-            register(real[name])
+        register_param(name, real[name])
     if isinstance(executor, str):
         if executor == "processes" and ws.in_memory:
             raise CadenzaError(

@@ -20,6 +20,7 @@ from typing import IO, Any
 from cadenza.engine.context import TASK_LOGGER
 from cadenza.secrets import mask
 
+_LONGEST_LINE = 1 << 16
 _local = threading.local()
 _install_lock = threading.Lock()
 _installed = 0
@@ -41,27 +42,41 @@ class AttemptLog:
         self._json = open(json_path, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, text: str, stream: str, level: str = "INFO", logger: str = "") -> None:
-        """Append ``text`` to the text log; each complete line also becomes a JSON record."""
+        """Append ``text`` to the logs a whole line at a time, so a secret written in pieces
+        is masked whole: each complete line is masked, written to the text log, and becomes a
+        JSON record; the rest waits for its newline (or for ``close``, or 64 KiB)."""
         if self._text is None:
             self._open()
         assert self._text is not None and self._json is not None
-        text = mask(text)
-        self._text.write(text)
         pending = self._partial.pop(stream, "") + text
         *lines, rest = pending.split("\n")
+        if len(rest) > _LONGEST_LINE:  # no newline in sight (a progress bar): write it anyway
+            lines.append(rest)
+            rest = ""
         if rest:
             self._partial[stream] = rest
         for line in lines:
+            line = mask(line)
+            self._text.write(line + "\n")
             entry = {"ts": time.time(), "stream": stream, "level": level, "message": line}
             if logger:
                 entry["logger"] = logger
             self._json.write(json.dumps(entry) + "\n")
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """Write out the lines still waiting for their newline, and flush the files."""
         if self._text is None:  # nothing was written: no file was opened
             return
         for stream in list(self._partial):
             self.write("\n", stream)
+        for handle in (self._text, self._json):
+            if handle is not None:
+                handle.flush()
+
+    def close(self) -> None:
+        if self._text is None:
+            return
+        self.flush()
         for handle in (self._text, self._json):
             if handle is not None:
                 handle.close()
