@@ -488,7 +488,8 @@ def test_cancel_stops_the_run_and_records_cancelled(home: Path) -> None:
     threading.Timer(0.2, cancel.set).start()
     result = pipe.run(home=home, executor="threads", cancel=cancel)
     assert result.state == "cancelled"
-    assert states(result) == {"slow": "cancelled", "after": "cancelled"}
+    # a thread cannot be stopped: one that ends within CANCEL_GRACE is recorded as it ended
+    assert states(result) == {"slow": "success", "after": "cancelled"}
 
 
 def test_ctx_outside_a_task_says_how_to_use_it() -> None:

@@ -45,21 +45,29 @@ from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import DryWorkspace, dry_workspace, run_pipeline
 from cadenza.engine.result import RunResult
 from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError
-from cadenza.executors import EXECUTORS
+from cadenza.executors import EXECUTORS, inline
 from cadenza.params import parse_assignments
 from cadenza.pipeline import Pipeline
 from cadenza.workspace import Workspace
 
 if TYPE_CHECKING:
+    from cadenza.graph import Graph
     from cadenza.lineage import Transport
+    from cadenza.store.base import RunRecord
 
 
 def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
              metrics_file: Path | None = None, lineage: Transport | None = None,
              **options: Any) -> NoReturn:
-    """Run ``pipe``, print what happened, and exit with the run's code."""
+    """Run ``pipe``, print what happened, and exit with the run's code.
+
+    SIGTERM and SIGINT (Ctrl-C) only set the run's cancel flag, which the run loop handles
+    between its steps, never inside a commit; an inline task, which runs in this thread, is
+    stopped where it is. A run they cancel exits 143 / 130, recorded and resumable."""
     cancel = threading.Event()
     hooks: list[Hooks] = [] if as_json or quiet else [Progress(console)]
+    seen = _RunSeen()
+    hooks.append(seen)
     metrics = None
     if metrics_file is not None:  # imported only when asked for, as is lineage
         from cadenza.metrics import Metrics
@@ -67,40 +75,84 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
         metrics = Metrics()
         hooks.append(metrics.hooks(pipe.name))
     left: list[str] = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    got: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        got.append(signum)
+        cancel.set()
+        inline.interrupt()  # raises KeyboardInterrupt inside an inline task, else nothing
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    inline.deliver_interrupts(True)
+    result: RunResult | None = None
     try:
         with _workspace(ctx, create=True) as ws:
             if lineage is not None:
                 from cadenza.lineage import OpenLineageHooks
 
                 hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
-            result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel,
-                                  still_running=left, **options)
-            if metrics is not None and metrics_file is not None:
-                metrics.write_textfile(metrics_file)
-            if lineage is not None and hasattr(lineage, "close"):
-                lineage.close()
-            _report(result, ws, as_json, quiet, pipe)
-    except KeyboardInterrupt:
-        errors.print(Text("interrupted: the run was cancelled and its state recorded.", "red"))
-        _exit(130, left)
+            try:
+                result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel,
+                                      still_running=left, **options)
+            except KeyboardInterrupt:  # an inline task stopped by a signal: recorded cancelled
+                pass
+            else:
+                if metrics is not None and metrics_file is not None:
+                    metrics.write_textfile(metrics_file)
+                if lineage is not None and hasattr(lineage, "close"):
+                    lineage.close()
+                _report(result, ws, as_json, quiet, pipe)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    _exit(0 if result.ok else EXIT_FAILED, left)
+        inline.deliver_interrupts(False)
+        if not _whole_process():  # else keep them: another Ctrl-C must not cut the exit short
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if result is None:
+        _stopped(got[0] if got else signal.SIGINT, seen.run_id, left)
+    if got and result.state == "cancelled":
+        _stopped(got[0], result.run_id, left)
+    if got:
+        errors.print(f"note: {signal.Signals(got[0]).name} came after run {result.run_id} had "
+                     f"finished {result.state}: nothing was cancelled.", soft_wrap=True)
+    _exit(0 if result.ok else EXIT_FAILED, left, signalled=bool(got))
 
 
-def _exit(code: int, left: list[str]) -> NoReturn:
+class _RunSeen(Hooks):
+    """Notes the run's id as it starts, for a run that ends by a signal."""
+
+    run_id: str | None = None
+
+    def before_run(self, run: RunRecord, graph: Graph) -> None:
+        self.run_id = run.run_id
+
+
+def _stopped(signum: int, run_id: str | None, left: list[str]) -> NoReturn:
+    """A signal cancelled the run: say so, and exit 128 + the signal's number (130 for
+    SIGINT, 143 for SIGTERM), as a shell reports a process the signal ended."""
+    what = "interrupted" if signum == signal.SIGINT else signal.Signals(signum).name
+    if run_id is None:
+        errors.print(Text(f"{what}: the run was cancelled before it started.", "red"))
+    else:
+        errors.print(Text(f"{what}: the run was cancelled and its state recorded. Resume "
+                          f"it with: cadenza run --resume {run_id}", "red"), soft_wrap=True)
+    _exit(128 + signum, left, signalled=True)
+
+
+def _exit(code: int, left: list[str], signalled: bool = False) -> NoReturn:
     """Exit with ``code`` now, even while cancelled calls run on in threads (which cannot be
-    stopped, and which the interpreter would otherwise wait for at exit)."""
-    if not left:
+    stopped, and which the interpreter would otherwise wait for at exit). After a signal, the
+    interpreter's own shutdown is skipped too: it puts back the default handlers, so one more
+    Ctrl-C during it would end the process by the signal instead of with ``code``."""
+    if not left and not (signalled and _whole_process()):
         sys.exit(code)
     one = len(left) == 1
-    errors.print(
-        f"note: {'task' if one else 'tasks'} {', '.join(left)} {'was' if one else 'were'} still "
-        f"running in {'a thread' if one else 'threads'}, which cannot be stopped from outside: "
-        f"{'it ends' if one else 'they end'}, unfinished, as cadenza exits now. Anything "
-        f"{'it' if one else 'they'} started outside this process (a shell command, a remote "
-        "job) is not stopped.", soft_wrap=True)
+    if left:
+        errors.print(
+            f"note: {'task' if one else 'tasks'} {', '.join(left)} {'was' if one else 'were'} "
+            f"still running in {'a thread' if one else 'threads'}, which cannot be stopped from "
+            f"outside: {'it ends' if one else 'they end'}, unfinished, as cadenza exits now. "
+            f"Anything {'it' if one else 'they'} started outside this process (a shell command, "
+            "a remote job) is not stopped.", soft_wrap=True)
     if not _whole_process():  # cadenza called from Python (a test, a notebook): leave it be
         sys.exit(code)
     sys.stdout.flush()
@@ -129,10 +181,15 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
             console.print(part, soft_wrap=isinstance(part, Text))
     took = duration(run.started_at, run.ended_at)
     console.print(Text.assemble(f"run {result.run_id} ", styled(result.state), f" in {took}"))
-    # where the files the tasks declared are: reports, models, plots
+    # where the files the tasks declared are, at this run's paths: reports, models, plots
+    from cadenza.engine import outputs
+
+    fields = outputs.fields(run.run_id, (run.logical_date, run.interval_start,
+                                         run.interval_end), run.params)
     for name, task in result.tasks.items():
+        paths = outputs.resolve(pipe.tasks[name].outputs, fields, ws.root) if task.files else {}
         for output in task.files:
-            path = ws.root / pipe.tasks[name].outputs[output]
+            path = ws.root / paths[output]
             if path.exists():
                 console.print(f"  {name}.{output}: {path}", soft_wrap=True)
     if result.state == "waiting":

@@ -13,8 +13,12 @@ ended. A run killed before may leave some tasks without a row: a resume runs the
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +52,7 @@ WAITING_COMMIT = 1.0
 VALUE: dict[TaskState, str] = {state: state.value for state in TaskState}
 """Each state's text, looked up without the enum's ``.value`` property (the loop's hot path)."""
 _PENDING = TaskState.PENDING  # a module constant: TaskState.X is a slow class lookup
+_MAIN = threading.main_thread()
 
 
 @dataclass(slots=True)
@@ -157,22 +162,55 @@ class Journal:
         self.batch.runs.append(run)
 
     def commit(self, final: bool = False) -> None:
-        """Write what changed in one ``apply``; pending rows only when due, or ``final``."""
-        batch, self.batch = self.batch, Batch()
-        run_id = self.run_id
+        """Write what changed in one ``apply``; pending rows only when due, or ``final``.
+        What changed is forgotten only once written, and SIGINT / SIGTERM wait for that: an
+        interrupted write is made again by the next commit, never lost."""
+        batch, run_id = self.batch, self.run_id
         batch.task_instances = [ti.record(run_id, ti.shown) for ti in self.instances.values()]
         now = time.monotonic()
-        if self.waiting and (final or now - self.waiting_since >= WAITING_COMMIT):
+        flush = bool(self.waiting) and (final or now - self.waiting_since >= WAITING_COMMIT)
+        if flush:
             batch.task_instances += [ti.record(run_id, ti.shown) for ti in self.waiting.values()]
-            self.waiting = {}
         batch.attempts = list(self.attempts.values())
-        self.instances, self.attempts = {}, {}
-        if batch:  # else only young pending rows: nothing to write, yet a task may start
-            if self.fence is None:
-                self.store.apply(batch)
-            else:
-                self.store.apply(batch, self.fence)
+        with _signals_wait():
+            if batch:  # else only young pending rows: nothing to write, yet a task may start
+                if self.fence is None:
+                    self.store.apply(batch)
+                else:
+                    self.store.apply(batch, self.fence)
+            self.batch, self.instances, self.attempts = Batch(), {}, {}
+            if flush:
+                self.waiting = {}
         self.generation += 1
         self.last_commit = time.monotonic()
         took = self.last_commit - now
         self.gap = min(WAITING_COMMIT, max(GROUP_COMMIT, took / COMMIT_SHARE))
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _signals_wait() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then reach their handlers: a store
+    write is never cut in half by a KeyboardInterrupt. Python runs handlers in the main thread
+    only, so only there is this needed."""
+    if threading.current_thread() is not _MAIN:
+        yield
+        return
+    came: list[int] = []
+    previous: dict[signal.Signals, Any] = {}
+    for sig in _HELD:
+        if signal.getsignal(sig) is not None:  # None: set outside Python; left alone
+            previous[sig] = signal.signal(sig, lambda signum, _: came.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in came:
+            handler = previous[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)

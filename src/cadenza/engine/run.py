@@ -78,6 +78,11 @@ S = TaskState
 PENDING, QUEUED, RUNNING = S.PENDING, S.QUEUED, S.RUNNING
 SUCCESS, FAILED, UP_FOR_RETRY = S.SUCCESS, S.FAILED, S.UP_FOR_RETRY
 CANCEL_POLL = 0.5
+CANCEL_GRACE = 2.0
+"""Seconds a cancelled run gives the calls running to end: what ends by then is recorded as
+it ended; the rest are killed (processes) or run on, their results ignored (threads)."""
+CANCEL_SETTLE = 1.0
+"""Seconds to wait for the results of calls that had replied when their kill came."""
 SYNC_CHUNK = 1024
 ALERT_FLUSH = 5.0
 """Seconds a finishing run waits for its alerts to go out."""
@@ -140,6 +145,9 @@ class Runner:
             queue.SimpleQueue()
         )
         self.in_flight = 0
+        self.abandoned: dict[Future[AttemptResult], str] = {}
+        """Calls that ran past their timeout on an executor that cannot stop them: each still
+        holds its worker (and pool) slot until it returns. Task label by future."""
         # A synchronous executor has finished each call by the time submit returns: give it a
         # chunk per loop turn, so results are committed in chunks rather than all at the end.
         self.synchronous = bool(getattr(executor, "synchronous", False))
@@ -211,11 +219,14 @@ class Runner:
             while len(self.done) < len(self.graph):
                 self._commit()
                 if self._cancel_requested():
+                    self._drain()
                     self._cancel_all()
                     break
                 self._submit_ready()
                 if len(self.done) == len(self.graph):
                     break  # a synchronous executor may finish the run inside that call
+                if self.abandoned and self._stalled():
+                    continue  # ended what could not start; its downstream may settle now
                 if not (self.ready or self.in_flight or self.retries):
                     if not self.awaiting:
                         raise CadenzaError(  # a bug in cadenza, never a user's mistake
@@ -701,6 +712,8 @@ class Runner:
 
     def _collect(self, key: Key, token: int, future: Future[AttemptResult]) -> None:
         self.in_flight -= 1
+        if self.abandoned:
+            self.abandoned.pop(future, None)
         pool = self.pool_of.pop(future, None)
         if pool is not None:  # the slot frees when the call really ends, late or not
             self.pool_used[pool] -= 1
@@ -725,7 +738,9 @@ class Runner:
         """Record a finished attempt; one that ran past its timeout counts as timed out."""
         timeout = self.graph.nodes[ti.task].spec.timeout
         if timeout is not None and result.ended - result.started > timeout:
-            result = self._timeout_result(ti, timeout, result.started)
+            result = self._timeout_result(ti, timeout, result.started,
+                                          f"took {result.ended - result.started:.3g}s; its "
+                                          "result is discarded")
         self._record(ti, result)
 
     def _time_out(self, ti: Instance, token: int) -> None:
@@ -735,13 +750,22 @@ class Runner:
         assert timeout is not None
         if self.killable and ti.future is not None:
             self.executor.kill(ti.future)  # type: ignore[attr-defined]
+            how = "was stopped"
+        else:  # a thread cannot be stopped: it keeps its slots until it returns (_stalled)
+            if ti.future is not None:
+                self.abandoned[ti.future] = _label(ti)
+            how = ("is still running in its thread, which cannot be stopped: it keeps its "
+                   "worker thread and pool slot until it returns, its result discarded, and "
+                   "the process exits only when it returns (cadenza run exits at once). The "
+                   "processes executor stops a task at its timeout")
         ti.token += 1  # whatever the attempt still sends is late now
-        self._record(ti, self._timeout_result(ti, timeout, ti.started or time.time()))
+        self._record(ti, self._timeout_result(ti, timeout, ti.started or time.time(), how))
 
-    def _timeout_result(self, ti: Instance, timeout: float, started: float) -> AttemptResult:
+    def _timeout_result(self, ti: Instance, timeout: float, started: float,
+                        how: str) -> AttemptResult:
         error = TaskTimeoutError(
             f"Task {ti.task!r} ran past its timeout of {timeout:g}s on attempt {ti.attempt} "
-            "and was stopped.", task=ti.task, run_id=self.run_id, attempt=ti.attempt,
+            f"and {how}.", task=ti.task, run_id=self.run_id, attempt=ti.attempt,
         )
         outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
         return AttemptResult(outcome.state, outcome.kind, started, time.time(), error=str(error))
@@ -895,6 +919,45 @@ class Runner:
             if self.waiting[down] == 0 and self.tis[(down, -1)].state is PENDING:
                 self._evaluate(self.graph.nodes[down])
 
+    def _drain(self) -> None:
+        """The run is cancelled: start nothing more, give the calls running CANCEL_GRACE
+        seconds to end, then stop those that can be stopped. What ends meanwhile is recorded
+        as it ended: no finished work is lost."""
+        self._collect_until(time.monotonic() + CANCEL_GRACE)
+        if self.killable and self.in_flight > len(self.abandoned):
+            kill = self.executor.kill  # type: ignore[attr-defined]
+            for ti in list(self.tis.values()):
+                if ti.state is RUNNING and ti.future is not None and kill(ti.future):
+                    ti.token += 1  # killed: _cancel_all records it cancelled
+            self._collect_until(time.monotonic() + CANCEL_SETTLE)  # those that had replied
+
+    def _collect_until(self, end: float) -> None:
+        while self.in_flight > len(self.abandoned) and (left := end - time.monotonic()) > 0:
+            try:
+                self._collect(*self.results.get(timeout=left))
+            except queue.Empty:
+                return
+
+    def _stalled(self) -> bool:
+        """Whether the ready tasks can start only once a timed-out thread returns, which may
+        be never: then each is ended, cancelled, saying what holds it up."""
+        if not self.ready or self.retries or self.in_flight > len(self.abandoned):
+            return False
+        held = ", ".join(sorted(self.abandoned.values()))
+        while self.ready:
+            ti = heapq.heappop(self.ready)[-1]
+            pool = self.graph.nodes[ti.task].spec.pool
+            if pool is not None and self.pool_used[pool] >= self.pipe.pools[pool]:
+                what = f"pool {pool!r} is held by"
+            else:
+                what = "every worker thread is held by"
+            ti.error = (f"Task {ti.task!r} could not start: {what} {held}, which ran past its "
+                        "timeout and is still running in its thread (a thread cannot be "
+                        "stopped). Resume the run once it has returned.")
+            self._end(ti, S.CANCELLED)
+        self.pool_blocked = False
+        return True
+
     def _abandon(self) -> None:
         """The claim is lost: stop the calls that can be stopped, record nothing."""
         self.ready.clear()
@@ -908,12 +971,15 @@ class Runner:
         for ti in list(self.tis.values()):
             if ti.state in TERMINAL:
                 continue
-            if ti.state is S.RUNNING and ti.future is not None:
-                if self.killable:
+            attempt = ti.running
+            if ti.state is S.RUNNING and attempt is not None and attempt.state == "running":
+                if self.killable and ti.future is not None:
                     self.executor.kill(ti.future)  # type: ignore[attr-defined]
                 ti.token += 1
                 ti.error = "cancelled while running"
-                self.journal.attempt(ti, "cancelled", None)
+                # the attempt's own record, closed: inline, it was interrupted in this thread
+                attempt.state, attempt.ended_at, attempt.error = "cancelled", time.time(), ti.error
+                self.journal.update(attempt)
             self._move(ti, S.CANCELLED)
             ti.ended = time.time()
             self.journal.instance(ti)
@@ -926,3 +992,7 @@ class Runner:
 
     def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
         self.journal.event(task, index, kind, data)
+
+
+def _label(ti: Instance) -> str:
+    return repr(ti.task) + (f"[{ti.index}]" if ti.index >= 0 else "")
