@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadenza._files import make_home
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
 from cadenza.exceptions import CadenzaError
@@ -176,7 +177,7 @@ class Workspace:
                 "another folder."
             )
         else:
-            path.mkdir(parents=True, exist_ok=True)
+            make_home(path)
         artifacts = LocalArtifactStore(path / "artifacts")
         if not readonly:
             artifacts.clean_temp()

@@ -1,16 +1,21 @@
-"""Artifacts as files under a folder, ``ab/abcdef...``: written to a temp file, fsynced, renamed."""
+"""Artifacts as files under a folder, ``ab/abcdef...``: written to a temp file, fsynced, renamed.
+
+A write that fails (a full disk) removes its temp file: no artifact is ever left part-written
+at its final path."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from cadenza._files import file_mode, make_folders
 from cadenza._process import alive
 from cadenza.artifacts.integrity import check, check_file
-from cadenza.exceptions import DamagedArtifactError
+from cadenza.exceptions import DamagedArtifactError, StoreFullError
 
 _CHUNK = 1 << 20
 
@@ -19,7 +24,8 @@ class LocalArtifactStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._tmp = self.root / ".tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        make_folders(self._tmp, self.root.parent)
+        self._shared = file_mode(self.root.parent) != 0o600
         self._checked: set[tuple[str, int, int]] = set()
         """Files whose content was checked, by (hash, size, mtime): checked once, not per use."""
 
@@ -40,15 +46,19 @@ class LocalArtifactStore:
         # The writer's pid leads the name, so clean_temp can tell a live writer's file from
         # one a killed writer left behind.
         fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=f"{os.getpid()}.{hash[:16]}.")
+        if self._shared:  # mkstemp makes it 0600: open it to the store's group too
+            os.fchmod(fd, file_mode(self.root.parent))
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)
                 out.flush()
                 os.fsync(out.fileno())
-            target.parent.mkdir(exist_ok=True)
+            make_folders(target.parent, self.root.parent)
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFullError(str(self.root), exc.strerror or "no space") from exc
             raise
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
@@ -83,7 +93,7 @@ class LocalArtifactStore:
         """Move a damaged file to ``.damaged/``: kept for a look, no longer taken for the
         artifact, so the task that made it runs again and the next put stores a good copy."""
         aside = self.root / ".damaged"
-        aside.mkdir(exist_ok=True)
+        make_folders(aside, self.root.parent)
         with contextlib.suppress(FileNotFoundError):  # another reader set it aside first
             os.replace(file, aside / file.name)
 

@@ -124,7 +124,7 @@ def user_traceback(error: BaseException) -> str:
 
 def run_attempt(call: Call) -> AttemptResult:
     logs.ensure_routing()
-    log = logs.AttemptLog(call.log_path)
+    log = logs.AttemptLog(call.log_path, call.home)
     params = RecordingParams(call.params)
     context = TaskContext(  # positional: this runs once per attempt
         call.run_id, call.pipeline, call.task, call.map_index, call.attempt, params, call.home,
@@ -134,6 +134,8 @@ def run_attempt(call: Call) -> AttemptResult:
     token = set_context(context)
     logs.bind(log)
     started = time.time()
+    before = {name: _signature(path) for name, path in call.outputs.items()} \
+        if call.outputs else {}
     try:
         for path in call.outputs.values():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +158,8 @@ def run_attempt(call: Call) -> AttemptResult:
         result = _success(call, value, started)
         result.checks = checks
     except BaseException as error:
+        if before and not isinstance(error, CheckFailedError):
+            _remove_written(call, before)
         if isinstance(error, KeyboardInterrupt | SystemExit) and call.keep_value:
             raise
         outcome = classify(error, call.retry, call.attempt)
@@ -180,6 +184,29 @@ def run_attempt(call: Call) -> AttemptResult:
         result.params_read = tuple(sorted(params.read))
     result.logged = log.written
     return result
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from another, or None when there is no file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _remove_written(call: Call, before: dict[str, tuple[int, int, int] | None]) -> None:
+    """Remove each declared output file the failed attempt wrote or changed: one cut short (a
+    full disk, an error halfway) must not stand at its final path as if the task made it. A
+    file whose checks failed was written whole, and stays for a look."""
+    for name, path in call.outputs.items():
+        if _signature(path) not in (None, before[name]):
+            try:
+                path.unlink()
+            except OSError:
+                continue  # a folder, or gone already
+            print(f"cadenza: removed output {name!r} at {str(path)!r}: the attempt that "
+                  "wrote it failed", file=sys.stderr)
 
 
 def _run_checks(call: Call, value: Any) -> list[dict[str, Any]]:

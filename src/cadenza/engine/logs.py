@@ -11,12 +11,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import IO, Any
 
+from cadenza._files import make_folders, open_append
 from cadenza.engine.context import TASK_LOGGER
 from cadenza.secrets import mask
 
@@ -26,20 +27,32 @@ _install_lock = threading.Lock()
 _installed = 0
 
 
+def _home_of(log: Path) -> Path:
+    for folder in log.parents:
+        if folder.name == "logs":
+            return folder.parent
+    return log.parent
+
+
 class AttemptLog:
     """The log files of one attempt, opened lazily."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, home: str | Path | None = None) -> None:
+        """``home``: the store folder the log lies in, whose permissions it takes (see
+        cadenza/_files.py); by default the folder above ``logs/``."""
         self.path = path
+        self.home = Path(home) if home is not None else _home_of(Path(path))
         self._text: IO[str] | None = None
         self._json: IO[str] | None = None
         self._partial: dict[str, str] = {}
 
     def _open(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._text = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        json_path = os.path.splitext(self.path)[0] + ".jsonl"
-        self._json = open(json_path, "a", encoding="utf-8")  # noqa: SIM115
+        path = Path(self.path)
+        make_folders(path.parent, self.home)
+        text, records = open_append(path, self.home), open_append(path.with_suffix(".jsonl"),
+                                                                  self.home)
+        self._text = open(text, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._json = open(records, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, text: str, stream: str, level: str = "INFO", logger: str = "") -> None:
         """Append ``text`` to the logs a whole line at a time, so a secret written in pieces
