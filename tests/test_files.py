@@ -48,8 +48,8 @@ def test_under_umask_000_the_store_logs_and_artifacts_are_owner_only(tmp_path: P
 def test_a_store_opened_to_a_group_keeps_new_files_open_to_it(tmp_path: Path) -> None:
     home = tmp_path / ".cadenza"
     home.mkdir()
-    os.chmod(home, 0o770)  # the team's decision, made once on the store's folder
+    os.chmod(home, 0o2770)  # the team's decision, made once on the store's folder
     run_with_umask(tmp_path, 0o000)
     for name, mode in modes(home).items():
-        expected = 0o770 if (home / name).is_dir() else 0o660
+        expected = 0o2770 if (home / name).is_dir() else 0o660
         assert mode == expected, f"{name}: {mode:o}"

@@ -5,12 +5,15 @@ opening that one folder to a group (docs/stores.md)."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
 def _group_bits(home: Path) -> int:
+    """The store folder's group permissions, and its set-group-id bit (new files take the
+    folder's group), which its new folders keep too."""
     try:
-        return home.stat().st_mode & 0o070
+        return home.stat().st_mode & (0o070 | stat.S_ISGID)
     except FileNotFoundError:
         return 0
 
