@@ -1,6 +1,7 @@
 """What a person does to runs from outside the runner, shared by the CLI and the web UI:
 trigger, retry, cancel, and decide a gate. Each writes to the store and returns; a runner or
-the scheduler picks the change up."""
+the scheduler picks the change up. Retry and cancel change a run nobody runs: they claim it
+for the moment of their write, as a runner would, so no runner can start on it meanwhile."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from cadenza.engine.claim import Claim
 from cadenza.engine.run import new_run_id
-from cadenza.engine.states import TERMINAL, TaskState
-from cadenza.exceptions import CadenzaError
+from cadenza.engine.states import RUN_ENDED, TERMINAL, RunState, TaskState, move_run
+from cadenza.exceptions import CadenzaError, RunClaimedError
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.secrets import masked_params
 from cadenza.store.base import Approval, Batch, Event, MetadataStore, RunRecord, effective_state
 
-QUEUED = "queued"
+QUEUED = RunState.QUEUED.value
 
 
 def trigger(store: MetadataStore, pipe: Pipeline, params: Mapping[str, Any] | None, *,
@@ -34,14 +36,25 @@ def retry(store: MetadataStore, run_id: str) -> RunRecord:
     """Queue a finished run again: the scheduler resumes it, re-running only what did not
     succeed."""
     record = store.get_run(run_id)
-    state = effective_state(record)
-    if state in ("running", QUEUED):
+    state = effective_state(record, store.clock())
+    if state in (RunState.RUNNING, QUEUED):
         raise CadenzaError(f"Run {run_id} is {state}; retry it once it has ended.")
-    if state == "success":
+    if state == RunState.SUCCESS:
         raise CadenzaError(f"Run {run_id} succeeded; there is nothing to retry. Trigger a new "
                            "run instead.")
-    record.state, record.ended_at, record.cancel_requested = QUEUED, None, False
-    store.apply(Batch(runs=[record], events=[Event(run_id, "run_queued", time.time())]))
+    try:
+        claim = Claim.take(store, run_id)
+    except RunClaimedError as busy:  # a runner took it on just now
+        raise CadenzaError(f"Run {run_id} is running (by {busy.owner!r}); retry it once it "
+                           "has ended.") from None
+    try:
+        record = store.get_run(run_id)
+        move_run(record, RunState.QUEUED)
+        record.ended_at, record.cancel_requested = None, False
+        store.apply(Batch(runs=[record], events=[Event(run_id, "run_queued", time.time())]),
+                    claim.fence)
+    finally:
+        claim.stop(store)
     return record
 
 
@@ -50,23 +63,38 @@ def cancel(store: MetadataStore, run_id: str) -> str:
     runs (queued, waiting, or whose runner died) is recorded cancelled at once
     (``"cancelled"``); an ended run is left as it is (its state is returned)."""
     record = store.get_run(run_id)
-    state = effective_state(record)
-    if state == "running":
+    if effective_state(record, store.clock()) == RunState.RUNNING:
         store.request_cancel(run_id)
         return "requested"
-    if record.state not in ("running", QUEUED, "waiting", "interrupted"):
+    if RunState(record.state) not in (RunState.RUNNING, QUEUED, RunState.WAITING,
+                                      RunState.INTERRUPTED):
         return record.state
-    batch = Batch()
-    now = time.time()
-    for ti in store.task_instances(run_id):
-        if TaskState(ti.state) not in TERMINAL:
-            ti.state, ti.ended_at = TaskState.CANCELLED.value, now
-            batch.task_instances.append(ti)
-    record.state, record.ended_at = "cancelled", now
-    batch.runs.append(record)
-    batch.events.append(Event(run_id, "run_finished", now, data={"state": "cancelled"}))
-    store.apply(batch)
-    return "cancelled"
+    try:
+        claim = Claim.take(store, run_id)
+    except RunClaimedError:  # a runner took it on just now: ask it to stop
+        store.request_cancel(run_id)
+        return "requested"
+    try:
+        record = store.get_run(run_id)
+        if RunState(record.state) in RUN_ENDED:  # it ended while we looked
+            return record.state
+        batch = Batch()
+        now = time.time()
+        for ti in store.task_instances(run_id):
+            if TaskState(ti.state) not in TERMINAL:
+                ti.state, ti.ended_at = TaskState.CANCELLED.value, now
+                batch.task_instances.append(ti)
+        if record.state == RunState.RUNNING:  # its runner is gone, as the claim found
+            move_run(record, RunState.INTERRUPTED)
+        move_run(record, RunState.CANCELLED)
+        record.ended_at = now
+        batch.runs.append(record)
+        batch.events.append(Event(run_id, "run_finished", now,
+                                  data={"state": RunState.CANCELLED.value}))
+        store.apply(batch, claim.fence)
+    finally:
+        claim.stop(store)
+    return RunState.CANCELLED.value
 
 
 def waiting_gates(store: MetadataStore, run_id: str) -> list[str]:

@@ -5,11 +5,14 @@ Exactly once per interval is the store's job, not timing's: a unique index on (p
 logical date) refuses a second run for an interval. A tick that runs twice, a clock stepped
 backwards, or a scheduler restarted after a kill -9 between creating a run and starting it all
 find the run already there. One scheduler serves a store at a time (a lease in the store): a
-second one refuses to start, because two would race to launch the same queued run.
+second one refuses to start. Even so, a run is executed only under a claim (engine/claim.py):
+a run another runner holds is left to it, and a paused scheduler whose runs were taken over
+writes nothing more for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -26,7 +29,8 @@ from cadenza._process import alive
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import run_pipeline
 from cadenza.engine.run import new_run_id
-from cadenza.exceptions import CadenzaError
+from cadenza.engine.states import RunState, move_run
+from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError
 from cadenza.lineage import OpenLineageHooks, Transport
 from cadenza.metrics import Metrics
 from cadenza.params import resolve_params
@@ -34,7 +38,7 @@ from cadenza.pipeline import Pipeline
 from cadenza.schedule.cron import Interval
 from cadenza.schedule.sensors import cursor_key
 from cadenza.secrets import mask
-from cadenza.store.base import Batch, Event, RunRecord, effective_state
+from cadenza.store.base import STALE_AFTER, Batch, Event, RunRecord, effective_state
 from cadenza.workspace import Workspace
 
 LEASE = "scheduler"
@@ -110,7 +114,7 @@ class Scheduler:
         self, entries: Iterable[Entry], home: str | Path | None = None, *,
         max_runs: int = 4, executor: str = "threads", workers: int | None = None,
         clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-        lineage: Transport | None = None,
+        lineage: Transport | None = None, stale_after: float = STALE_AFTER,
     ) -> None:
         self.entries = {e.pipeline.name: e for e in entries}
         self.workspace = Workspace.open(home)
@@ -120,6 +124,8 @@ class Scheduler:
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.metrics, self.lineage = metrics, lineage
+        self.stale_after = stale_after
+        """Seconds a runner may go unseen before its run counts as interrupted (resumable)."""
         """Prometheus metrics to update (runs, tasks, tick time) and where lineage goes."""
         self.active: dict[str, tuple[str, threading.Thread]] = {}
         """Runs this scheduler started: run id -> (pipeline, thread)."""
@@ -159,7 +165,8 @@ class Scheduler:
                 created_at += 1e-6  # keeps creation order = interval order
                 start, end = iso(interval.start), iso(interval.end)
                 runs.append(RunRecord(
-                    new_run_id(name, interval.start), name, "queued", params, created_at,
+                    new_run_id(name, interval.start), name, RunState.QUEUED.value, params,
+                    created_at,
                     target=entry.target, logical_date=start, interval_start=start,
                     interval_end=end,
                 ))
@@ -200,7 +207,7 @@ class Scheduler:
                     continue
                 if result.run:
                     created += store.create_runs([RunRecord(
-                        sensor.run_id(name, result), name, "queued", params, now,
+                        sensor.run_id(name, result), name, RunState.QUEUED.value, params, now,
                         target=entry.target,
                     )])
                 if result.cursor is not None:
@@ -231,11 +238,13 @@ class Scheduler:
     def _startable(self) -> list[RunRecord]:
         store = self.workspace.store
         found: list[RunRecord] = []
-        for run in store.runs_in_states(["queued", "interrupted", "running", "waiting"]):
+        R = RunState
+        now = store.clock()
+        for run in store.runs_in_states([R.QUEUED, R.INTERRUPTED, R.RUNNING, R.WAITING]):
             if run.pipeline not in self.entries or run.run_id in self.active:
                 continue
-            state = effective_state(run)
-            if state in ("queued", "interrupted") or (state == "waiting" and self._decided(run)):
+            state = effective_state(run, now, self.stale_after)
+            if state in (R.QUEUED, R.INTERRUPTED) or (state == R.WAITING and self._decided(run)):
                 found.append(run)
         return found
 
@@ -256,7 +265,12 @@ class Scheduler:
             hooks.append(OpenLineageHooks.for_run(self.lineage, pipe, self.home))
         try:
             run_pipeline(pipe, workspace=workspace, resume=run_id, executor=self.executor,
-                         workers=self.workers, cancel=self.cancel, hooks=hooks)
+                         workers=self.workers, cancel=self.cancel, hooks=hooks,
+                         stale_after=self.stale_after)
+        except RunClaimedError:
+            pass  # another runner took it first: it is that runner's
+        except ClaimLostError as lost:
+            self._error(pipe.name, str(lost))
         except Exception as exc:
             self._error(entry.pipeline.name, f"run {run_id} could not run: {exc}")
         finally:
@@ -315,12 +329,15 @@ class Scheduler:
         for _, thread in list(self.active.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
         left = [rid for rid, (_, thread) in self.active.items() if thread.is_alive()]
-        if left:
-            store = self.workspace.store
-            records = [store.get_run(rid) for rid in left]
-            for record in records:
-                record.state = "interrupted"
-            store.apply(Batch(runs=records))
+        store = self.workspace.store
+        mine = f"{socket.gethostname()}:{os.getpid()}:"
+        for rid in left:  # still ours (their runners' claims): say they stopped, fenced
+            record = store.get_run(rid)
+            if record.state != RunState.RUNNING or not (record.owner or "").startswith(mine):
+                continue
+            with contextlib.suppress(ClaimLostError):  # taken over: the new owner's to record
+                store.apply(Batch(runs=[move_run(record, RunState.INTERRUPTED)]),
+                            (rid, record.epoch))
         return left
 
     def close(self) -> None:
