@@ -182,14 +182,14 @@ def test_every_route_but_the_allowlist_answers_401(anonymous: TestClient, world:
 
 def test_trigger_checks_params_against_the_pipeline(client: TestClient) -> None:
     bad = client.post("/api/v1/pipelines/web_demo/runs", json={"params": {"threshold": 7}})
-    assert bad.status_code == 400 and "threshold" in bad.json()["detail"]
+    assert bad.status_code == 422 and "threshold" in bad.json()["detail"]
     unknown = client.post("/api/v1/pipelines/web_demo/runs", json={"params": {"nope": 1}})
-    assert unknown.status_code == 400 and "nope" in unknown.json()["detail"]
+    assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
     wrong = client.post("/api/v1/pipelines/web_demo/runs", json={"params": [1]})
-    assert wrong.status_code == 400
+    assert wrong.status_code == 422
     not_json = client.post("/api/v1/pipelines/web_demo/runs", content=b"\x80\x04K.",
                            headers={"content-type": "application/octet-stream"})
-    assert not_json.status_code == 400
+    assert not_json.status_code == 422
 
 
 def test_trigger_queues_a_run_with_its_params(world: World) -> None:
@@ -224,14 +224,14 @@ def test_pause_and_unpause(client: TestClient, world: World) -> None:
 def test_gate_decisions(client: TestClient, world: World) -> None:
     run_id = world.runs["waiting"]
     no_reason = client.post(f"/api/v1/runs/{run_id}/gates/approve_gate/reject", json={})
-    assert no_reason.status_code == 400 and "reason" in no_reason.json()["detail"]
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["detail"]
     not_a_gate = client.post(f"/api/v1/runs/{run_id}/gates/extract/approve")
-    assert not_a_gate.status_code == 400 and "not waiting" in not_a_gate.json()["detail"]
+    assert not_a_gate.status_code == 409 and "not waiting" in not_a_gate.json()["detail"]
 
 
 def test_retry_of_a_run_that_did_not_fail_is_refused(client: TestClient, world: World) -> None:
     response = client.post(f"/api/v1/runs/{world.runs['success']}/retry")
-    assert response.status_code == 400 and "nothing to retry" in response.json()["detail"]
+    assert response.status_code == 409 and "nothing to retry" in response.json()["detail"]
 
 
 # -- hostile ids --------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ with warnings.catch_warnings():
 
 TOKEN = "t0ken-for-the-tests"
 PASSWORD = "correct horse battery staple"
-HASH = hash_password(PASSWORD)
+HASH = hash_password(PASSWORD, n=2**14)  # the cost of older hashes: quick, and still valid
 OWN = "http://testserver"
 
 
@@ -271,12 +271,48 @@ def test_read_session(auth: Auth) -> None:
     assert auth.read_session("garbage.value.here") is None
 
 
-def test_logout_clears_the_cookie() -> None:
-    response = logout_response()
+def test_logout_ends_the_session_and_clears_the_cookie(auth: Auth) -> None:
+    cookie = auth.session_cookie("token")
+    assert auth.read_session(cookie) is not None
+    response = logout_response(auth, cookie)
     assert response.status_code == 303
     assert response.headers["location"] == "/login"
     assert response.headers["set-cookie"].startswith(f'{COOKIE}=""')
     assert "Max-Age=0" in response.headers["set-cookie"]
+    assert auth.read_session(cookie) is None  # the cookie is dead even if a browser keeps it
+    assert logout_response(auth, None).status_code == 303
+
+
+def test_sessions_outlive_a_restart_but_not_a_logout(tmp_path: Path) -> None:
+    first = Auth.for_home(tmp_path, token=TOKEN)
+    kept, ended = first.session_cookie("token"), first.session_cookie("token")
+    first.end_session(ended)
+    again = Auth.for_home(tmp_path, token=TOKEN)  # a restart with the same --token
+    assert again.read_session(kept) is not None
+    assert again.read_session(ended) is None
+    again.end_session(kept)
+    assert first.read_session(kept) is None  # another UI on the home sees the logout
+    if sys.platform != "win32":
+        assert (tmp_path / "ui_sessions").stat().st_mode & 0o777 == 0o600
+
+
+def test_sessions_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cadenza.web.security as security
+
+    monkeypatch.setattr(security, "MAX_SESSIONS", 3)
+    auth = Auth.for_home(tmp_path, token=TOKEN)
+    cookies = [auth.session_cookie("token") for _ in range(5)]
+    assert [auth.read_session(c) is not None for c in cookies] == [False] * 2 + [True] * 3
+
+
+def test_a_cookie_without_a_session_id_is_refused(auth: Auth) -> None:
+    old_style = auth._serializer().dumps({"who": "token", "csrf": "x" * 40})
+    assert auth.read_session(old_style) is None
+
+
+def test_the_cookie_name_carries_the_port(tmp_path: Path) -> None:
+    assert Auth.for_home(tmp_path, token=TOKEN, port=8080).cookie == f"{COOKIE}_8080"
+    assert Auth.for_home(tmp_path, token=TOKEN).cookie == COOKIE
 
 
 def test_websockets_need_credentials_and_the_same_origin(client: TestClient) -> None:
@@ -418,12 +454,14 @@ def test_a_damaged_secret_key_is_reported(tmp_path: Path) -> None:
         secret_key(tmp_path)
 
 
-def test_password_hashes() -> None:
+def test_password_hashes_meet_owasps_minimum_and_old_ones_still_verify() -> None:
     encoded = hash_password("hunter2")
-    assert encoded.startswith("scrypt$16384$8$1$")
+    assert encoded.startswith("scrypt$131072$8$1$")  # N=2^17, r=8, p=1
     assert verify_password("hunter2", encoded)
     assert not verify_password("hunter3", encoded)
-    assert hash_password("hunter2") != encoded  # a fresh salt each time
+    old = hash_password("hunter2", n=2**14)
+    assert old.startswith("scrypt$16384$8$1$") and verify_password("hunter2", old)
+    assert hash_password("hunter2", n=2**14) != old  # a fresh salt each time
 
 
 @pytest.mark.parametrize(
@@ -486,7 +524,22 @@ def test_check_bind_needs_chosen_credentials_elsewhere(tmp_path: Path, host: str
     with pytest.raises(UIConfigError) as refused:
         check_bind(host, Auth.for_home(tmp_path))
     assert repr(host) in str(refused.value) and "CADENZA_UI_TOKEN" in str(refused.value)
-    check_bind(host, Auth.for_home(tmp_path, token=TOKEN))
+    check_bind(host, Auth.for_home(tmp_path, token="x" * 32))
+
+
+def test_check_bind_needs_a_long_token_and_a_password_elsewhere(tmp_path: Path) -> None:
+    check_bind("127.0.0.1", Auth.for_home(tmp_path, token="short-but-ok"))
+    with pytest.raises(UIConfigError, match="at least 32") as short:
+        check_bind("0.0.0.0", Auth.for_home(tmp_path, token="y" * 31))
+    assert short.value.option == "token" and "y" * 31 not in str(short.value)
+    empty = Auth.for_home(tmp_path, token="x" * 32, user="ada",
+                          password_hash=hash_password("", n=2**14))
+    check_bind("::1", empty)
+    with pytest.raises(UIConfigError, match="'ada' is empty") as refused:
+        check_bind("192.168.1.20", empty)
+    assert refused.value.option == "password_hash"
+    check_bind("192.168.1.20", Auth.for_home(tmp_path, token="x" * 32, user="ada",
+                                             password_hash=HASH))
 
 
 @pytest.mark.parametrize(
@@ -513,7 +566,8 @@ def test_a_verified_password_is_not_hashed_again(tmp_path: Path,
     """HTTP Basic sends the password with every request: scrypt runs once per password."""
     import cadenza.web.security as security
 
-    auth = Auth.for_home(tmp_path, user="ann", password_hash=hash_password("pw-long-enough"))
+    auth = Auth.for_home(tmp_path, user="ann",
+                         password_hash=hash_password("pw-long-enough", n=2**14))
     calls: list[str] = []
     real = security.verify_password
     monkeypatch.setattr(security, "verify_password",

@@ -27,7 +27,14 @@ RETRY_LEASE = 5.0
               help="Address to listen on. Any but a loopback one needs --token or --user.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--token", envvar="CADENZA_UI_TOKEN",
-              help="The login and API token (default: a new random one per start, printed).")
+              help="The login and API token (default: a new random one per start, printed). "
+                   "On a command line every local user sees it in `ps`: prefer "
+                   "CADENZA_UI_TOKEN or --token-file.")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the token from this file (its first line).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host is NAME (e.g. the name a proxy forwards); "
+                   "repeatable. Others get 400, which stops DNS rebinding. '*' allows any.")
 @click.option("--user", envvar="CADENZA_UI_USER", help="A user who logs in with a password.")
 @click.option("--password-hash", envvar="CADENZA_UI_PASSWORD_HASH",
               help="The --user's password hash, made by `cadenza ui --hash-password`.")
@@ -40,14 +47,15 @@ RETRY_LEASE = 5.0
               show_default=True, help="Executor of the runs the scheduler starts.")
 @click.pass_context
 def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token: str | None,
-       user: str | None, password_hash: str | None, hash_password: bool, scheduler: bool,
-       executor: str) -> None:
+       token_file: Path | None, allowed_hosts: tuple[str, ...], user: str | None,
+       password_hash: str | None, hash_password: bool, scheduler: bool, executor: str) -> None:
     """Serve the web UI and the JSON API (/api/v1) for the pipelines of TARGETS (default: the
     project's list in cadenza.toml or [tool.cadenza]) and every run in the store."""
     try:
         import uvicorn
 
         from cadenza.web.app import create_app
+        from cadenza.web.guard import Hosts
         from cadenza.web.read import Site
         from cadenza.web.security import Auth, check_bind
         from cadenza.web.security import hash_password as make_hash
@@ -57,19 +65,24 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
             "pip install 'cadenza[ui]'."
         ) from None
     if hash_password:
-        click.echo(make_hash(click.prompt("password", hide_input=True,
-                                          confirmation_prompt=True)))
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True,
+                                default="", show_default=False)
+        if not password:
+            raise click.UsageError("An empty password protects nothing; type one.")
+        click.echo(make_hash(password))
         return
+    token = _token(ctx, token, token_file)
     entries, failed = load_entries(ctx, targets)
     for target, why in failed.items():
         errors.print(error_line(f"cannot load {target}:", why))
     with closing(Workspace.open(ctx.obj["home"])) as site_ws:
         home = site_ws.home
-        auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash)
+        auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash,
+                             port=port)
         check_bind(host, auth)
         metrics = Metrics()
         app = create_app(Site(site_ws, {e.pipeline.name: e for e in entries}, failed), auth,
-                         metrics)
+                         metrics, hosts=Hosts.for_bind(host, allowed_hosts))
         stop = threading.Event()
         worker = None
         if scheduler and entries:
@@ -81,7 +94,7 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
         where = f"http://{shown}:{port}/"
         console.print(f"cadenza ui: {where}  ({len(entries)} pipelines; store {home})",
                       highlight=False)
-        if not auth.configured:
+        if not auth.configured:  # only a token cadenza made: one of yours stays yours
             console.print(f"log in at {where}?token={auth.token}", highlight=False)
         try:
             uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -89,6 +102,25 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
             stop.set()
             if worker is not None:
                 worker.join(timeout=30)
+
+
+def _token(ctx: click.Context, token: str | None, token_file: Path | None) -> str | None:
+    """The token from --token, CADENZA_UI_TOKEN or --token-file; a warning for the first."""
+    given_on_line = ctx.get_parameter_source("token") == click.core.ParameterSource.COMMANDLINE
+    if token_file is not None:
+        if token is not None:
+            raise click.UsageError("Give the token once: --token (or CADENZA_UI_TOKEN) or "
+                                   "--token-file, not both.")
+        lines = token_file.read_text(encoding="utf-8").splitlines()
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise click.UsageError(f"The token file {str(token_file)!r} is empty; put the "
+                                   "token on its first line.")
+    elif given_on_line:
+        errors.print("note: a --token on the command line is visible to every user of this "
+                     "machine (ps, /proc); prefer --token-file or CADENZA_UI_TOKEN.",
+                     highlight=False)
+    return token
 
 
 def _schedule(entries: list[Entry], home: Path, executor: str, metrics: Metrics,

@@ -1,9 +1,11 @@
 """The web app, built in one visible function: the JSON API, the pages, the login, static
-files, and the guard in front of all of them (auth, CSRF, security headers)."""
+files, and the guard in front of all of them (Host, body size, auth, CSRF, security headers);
+and how each error becomes an answer (404, 409, 413, 422, 429, 503, never a bare 500)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,20 +14,25 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from cadenza.exceptions import CadenzaError
+from cadenza.exceptions import CadenzaError, ParamError, RunNotFoundError, StoreError
 from cadenza.metrics import Metrics
 from cadenza.web import api, pages
-from cadenza.web.guard import Guard
+from cadenza.web.guard import Guard, Hosts, client_of, verify
+from cadenza.web.limits import InputError, Throttle, Throttled
+from cadenza.web.models import security_schemes
 from cadenza.web.read import NotFound, Site
 from cadenza.web.security import Auth, login_response, logout_response, safe_next
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(site: Site, auth: Auth, metrics: Metrics | None = None) -> FastAPI:
+def create_app(site: Site, auth: Auth, metrics: Metrics | None = None, *,
+               hosts: Hosts | None = None) -> FastAPI:
     """The UI for ``site``: every route but /health, /login and /static/ needs ``auth``.
-    ``metrics`` (those of the scheduler inside `cadenza ui`) are served at /metrics."""
+    ``metrics`` (those of the scheduler inside `cadenza ui`) are served at /metrics. ``hosts``
+    are the Host names answered (None: any, for in-process use; `cadenza ui` always sets it)."""
     registry = metrics if metrics is not None else Metrics()
+    throttle = Throttle()
     # No Swagger page: it loads its scripts from a CDN. The schema is served as JSON.
     app = FastAPI(title="cadenza", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/v1/openapi.json")
@@ -56,38 +63,71 @@ def create_app(site: Site, auth: Auth, metrics: Metrics | None = None) -> FastAP
     async def login(request: Request) -> Response:
         fields, _ = await api.read_fields(request)
         next_url = safe_next(str(fields.get("next") or "/"))
-        who = auth.check(fields.get("user") or None, str(fields.get("secret") or ""))
+        who = await verify(auth, throttle, client_of(request.scope),
+                           str(fields.get("user") or "") or None, str(fields.get("secret") or ""))
         if who is None:
             return login_page(request, next_url, failed=True)
         return login_response(auth, who, next_url, secure=request.url.scheme == "https")
 
     @app.post("/logout", include_in_schema=False)
-    def logout() -> Response:
-        return logout_response()
+    def logout(request: Request) -> Response:
+        return logout_response(auth, request.cookies.get(auth.cookie))
 
-    def error(request: Request, status: int, message: str) -> Response:
+    def error(request: Request, status: int, message: str,
+              headers: dict[str, str] | None = None) -> Response:
         if "text/html" in request.headers.get("accept", ""):
-            return pages.page(request, "error.html", {"status": status, "message": message},
+            page = pages.page(request, "error.html", {"status": status, "message": message},
                               status=status)
-        return JSONResponse({"detail": message}, status_code=status)
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> Response:
-        return error(request, 404, str(exc))
+            page.headers.update(headers or {})
+            return page
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
     @app.exception_handler(CadenzaError)
-    async def bad_request(request: Request, exc: CadenzaError) -> Response:
-        return error(request, 400, str(exc))
+    async def refused(request: Request, exc: CadenzaError) -> Response:
+        if isinstance(exc, Throttled):
+            return error(request, 429, str(exc), {"Retry-After": str(exc.retry_after)})
+        return error(request, _status_of(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return error(request, 400, f"Bad request: {problems}.")
+        return error(request, 422, f"Bad request: {problems}.")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return error(request, exc.status_code, str(exc.detail))
 
-    app.add_middleware(Guard, auth=auth)
+    _declare_security(app, security_schemes(auth.cookie))
+    app.add_middleware(Guard, auth=auth, hosts=hosts, throttle=throttle)
     return app
+
+
+def _status_of(exc: CadenzaError) -> int:
+    """The HTTP status of an error an action or a page raised on purpose: what was asked for
+    is missing (404), the input is wrong (413/422), the store is busy (503), or the thing asked
+    about is in a state that does not allow it (409)."""
+    if isinstance(exc, NotFound | RunNotFoundError):
+        return 404
+    if isinstance(exc, InputError):
+        return exc.status
+    if isinstance(exc, ParamError):
+        return 422
+    if isinstance(exc, StoreError):
+        return 503
+    return 409
+
+
+def _declare_security(app: FastAPI, schemes: dict[str, Any]) -> None:
+    """``schemes`` (Bearer, Basic, the cookie) in the document, any one of them required."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = schemes
+            schema["security"] = [{name: []} for name in schemes]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from cadenza.web import read
-from cadenza.web.api import site
+from cadenza.web.api import OFFSET, site
 from cadenza.web.draw import Bar, Node, dag_svg, duration_text, gantt_svg
 
 TEMPLATES = Jinja2Templates(env=Environment(
@@ -62,7 +62,7 @@ def pipelines_page(request: Request) -> Response:
 
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
-def pipeline_page(request: Request, name: str, offset: int = Query(0, ge=0)) -> Response:
+def pipeline_page(request: Request, name: str, offset: int = OFFSET) -> Response:
     data = read.pipeline(site(request), name, offset)
     nodes = [Node(t["name"], t["name"], t["state"],
                   f"/runs/{_quote(data['runs'][0]['run_id'])}/tasks/{_quote(t['name'])}"
@@ -93,7 +93,7 @@ def markdown_page(request: Request, name: str) -> Response:
 
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request, pipeline: str | None = None, offset: int = Query(0, ge=0)
+def runs_page(request: Request, pipeline: str | None = None, offset: int = OFFSET
               ) -> Response:
     return page(request, "runs.html", read.runs(site(request), pipeline, offset))
 
@@ -135,6 +135,6 @@ def artifact_page(request: Request, digest: str) -> Response:
 
 
 @router.get("/events", response_class=HTMLResponse)
-def events_page(request: Request, before: int | None = Query(None, ge=1),
+def events_page(request: Request, before: int | None = Query(None, ge=1, le=2**62),
                 run_id: str | None = None) -> Response:
     return page(request, "events.html", read.events(site(request), before, run_id))
