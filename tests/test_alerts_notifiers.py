@@ -257,6 +257,18 @@ def test_webhook_refused_connection_is_an_error_not_a_hang() -> None:
         notifier.notify(Alert.from_event(failed(), "churn"))
 
 
+def test_a_public_only_webhook_refuses_a_loopback_address_and_sends_nothing(
+        http: _Server) -> None:
+    notifier = WebhookNotifier(url(http), public_only=True)
+    refused = r"resolves to 127\.0\.0\.1, a private, loopback"
+    with pytest.raises(NotifierError, match=refused) as info:
+        notifier.notify(Alert.from_event(failed(), "churn"))
+    assert "secret" not in str(info.value)  # the path, a webhook's credential, is not shown
+    assert http.received == []
+    WebhookNotifier(url(http)).notify(Alert.from_event(failed(), "churn"))  # off by default
+    assert len(http.received) == 1
+
+
 def test_webhook_needs_an_http_url() -> None:
     with pytest.raises(InvalidOptionError, match="http:// or https://"):
         WebhookNotifier("file:///etc/passwd")

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import urllib.request
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from prices_forecast import MIN_HISTORY, feature_names, forecast, make_features
 
 from cadenza import Param, Pipeline, Retry, checks
 from cadenza.artifacts import active, load, promote, versions
+from cadenza.urls import check_url
 
 if TYPE_CHECKING:  # numpy and pandas are imported in the tasks that use them: loading the
     import numpy as np  # pipeline (cadenza show, plan, a cached run) stays fast
@@ -32,6 +34,13 @@ PIPELINE, MODEL_TASK = "prices", "train_or_score"
 ANCHOR = "2025-01-01"
 """The last day of a generated series when a run has no data interval (a manual run)."""
 SCHEMA = {"date": "datetime64[ns]", "price": "float64"}
+
+
+def source_hosts() -> tuple[str, ...]:
+    """The only hosts `source_url` may name (over http or https): a param is input from
+    whoever triggers a run, and must not make the pipeline read local files or internal
+    services. Set PRICES_SOURCE_HOSTS=prices.example.com,... where the pipeline runs."""
+    return tuple(h for h in os.environ.get("PRICES_SOURCE_HOSTS", "").split(",") if h)
 MODELS = ("ridge", "gbr", "mean")
 
 pipe = Pipeline(
@@ -88,6 +97,7 @@ def fetch_prices(url: str, timeout: float = 10.0) -> pd.DataFrame:
     what really arrived."""
     import pandas as pd
 
+    check_url(url, hosts=source_hosts())  # before anything is fetched
     with urllib.request.urlopen(url, timeout=timeout) as response:
         body = response.read()
         kind = response.headers.get_content_type()

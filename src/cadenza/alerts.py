@@ -184,17 +184,28 @@ class LogNotifier:
 
 class WebhookNotifier:
     """POSTs the alert as JSON; ``text`` carries the summary, so a Slack-compatible incoming
-    webhook shows it as is. An answer other than 2xx raises NotifierError."""
+    webhook shows it as is. An answer other than 2xx raises NotifierError.
+
+    ``public_only``: refuse, when sending, a URL whose host resolves to a private, loopback or
+    link-local address; use it for a URL that comes from a param or anyone but you."""
 
     def __init__(self, url: str, headers: dict[str, str] | None = None,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, *, public_only: bool = False) -> None:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise InvalidOptionError(
                 f"A webhook URL must start with http:// or https://, not {url!r}.",
                 option="url", value=url)
         self.url, self.headers, self.timeout = url, dict(headers or {}), timeout
+        self.public_only = public_only
 
     def notify(self, alert: Alert) -> None:
+        if self.public_only:
+            from cadenza.urls import UrlRefusedError, check_url
+
+            try:
+                check_url(self.url, public_only=True)
+            except UrlRefusedError as refused:
+                raise NotifierError(str(refused), notifier=repr(self)) from None
         body = json.dumps({"text": alert.summary, **alert.to_json()}, default=str).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "cadenza-alerts",
                    **self.headers}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -13,7 +15,7 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -117,10 +119,33 @@ def test_a_model_worse_than_the_baseline_is_kept_but_not_promoted(
     assert active("prices", "train_or_score", home=home) == bad["version"]
 
 
+@contextlib.contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving ``folder``; its base URL."""
+    handler = functools.partial(QuietFiles, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def test_a_broken_batch_fails_validation_with_a_schema_diff(
-    example: tuple[ModuleType, ModuleType], home: Path, run: Any
+    example: tuple[ModuleType, ModuleType], home: Path, run: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = run(source_url=(EXAMPLE / "broken_prices.csv").as_uri())
+    monkeypatch.setenv("PRICES_SOURCE_HOSTS", "127.0.0.1")
+    with serving(EXAMPLE) as base:
+        result = run(source_url=f"{base}/broken_prices.csv")
     assert result.state == "failed"
     validate = result.tasks["validate"]
     assert validate.state == "failed" and len(validate.attempts) == 1  # fails fast, no retry
@@ -151,9 +176,29 @@ class FlakyPrices(BaseHTTPRequestHandler):
         pass
 
 
-def test_http_ingest_retries_with_exponential_backoff(
-    example: tuple[ModuleType, ModuleType], home: Path, run: Any
+def test_source_url_reads_only_listed_hosts_over_http(
+    example: tuple[ModuleType, ModuleType], home: Path, run: Any,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
+    """A param is anyone's input: it must not make the pipeline read a local file or an
+    internal service, nor show what it found there."""
+    secret_file = tmp_path / "hostname"
+    secret_file.write_text("internal-box-42\n")
+    monkeypatch.setenv("PRICES_SOURCE_HOSTS", "prices.example.com")
+    with serving(tmp_path) as base:
+        for url in (secret_file.as_uri(), f"{base}/hostname", "gopher://127.0.0.1/x"):
+            result = run(source_url=url)
+            generate = result.tasks["generate"]
+            assert generate.state == "failed" and len(generate.attempts) == 1, url
+            assert "is refused" in (generate.error or "")
+            assert "internal-box-42" not in (generate.error or "")
+
+
+def test_http_ingest_retries_with_exponential_backoff(
+    example: tuple[ModuleType, ModuleType], home: Path, run: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRICES_SOURCE_HOSTS", "127.0.0.1")
     frame = example[0].synthetic_prices(seed=5, days=200, noise=1.0)
     rows = [{"date": str(d.date()), "price": None if p != p else p}
             for d, p in zip(frame["date"], frame["price"], strict=True)]
