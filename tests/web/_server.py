@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,18 +50,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(home: Path, target: str, token: str, *, timeout: float = 20.0) -> Iterator[Server]:
-    """`python -m cadenza --home HOME ui TARGET` with its scheduler, until the block ends."""
-    port = free_port()
-    log = home.parent / f"ui-{port}.log"
+def serve(home: Path, target: str, token: str | None, *, timeout: float = 20.0,
+          args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+          port: int | None = None) -> Iterator[Server]:
+    """`python -m cadenza --home HOME ui TARGET --token TOKEN ARGS...` with its scheduler, until
+    the block ends; ``env`` adds to the environment, ``port`` (default: a free one) lets a
+    test restart a server where it was."""
+    port = free_port() if port is None else port
+    log = home.parent / f"ui-{port}-{time.monotonic_ns()}.log"
     # Only --token grants access: no CADENZA_UI_* settings from the caller's environment.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_UI_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_UI_")}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), environ.get("PYTHONPATH")]))
+    environ.update(env or {})
+    command = [sys.executable, "-m", "cadenza", "--home", str(home), "ui", target,
+               "--port", str(port), *(["--token", token] if token is not None else []), *args]
+    home.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cadenza", "--home", str(home), "ui", target,
-             "--port", str(port), "--token", token],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
         _wait_healthy(server, timeout)
