@@ -3,8 +3,8 @@
 No machine here reaches the internet, so ``write_batch`` plays the part of two upstream
 systems: a CRM that exports a CSV and a billing API whose JSON dump nests its fields. Both
 carry the dirt real exports carry (nulls, duplicates, out-of-range values, a category nobody
-told us about). ``load_landing`` does not know the generator exists: it reads every ``*.csv``
-and ``*.json`` file in the landing folder, so a user can drop in an export of their own.
+told us about). ``load_files`` does not know the generator exists: it reads any CSV and JSON
+export, so a user can drop in one of their own (``dropped`` lists those).
 """
 
 from __future__ import annotations
@@ -72,14 +72,13 @@ def customers(rows: int, seed: int, start: datetime, end: datetime,
     })
 
 
-def write_batch(landing: Path, rows: int, seed: int, start: datetime, end: datetime,
-                shift: bool = False, corrupt: bool = False) -> list[Path]:
-    """Write one interval's CSV export and JSON dump into ``landing``; return their paths.
+def write_batch(csv_path: Path, json_path: Path, rows: int, seed: int, start: datetime,
+                end: datetime, shift: bool = False, corrupt: bool = False) -> None:
+    """Write one batch's CSV export and JSON dump at the paths given.
 
-    The files keep the same names from batch to batch (each export replaces the last), so the
-    landing folder holds the current batch plus whatever a user dropped there. ``corrupt``
-    writes the CSV the way a broken export job would: a renamed column with currency-formatted
-    text, and blank customer ids.
+    Each batch has files of its own (pipeline.py names a folder per batch), so two batches
+    landing at once never share one. ``corrupt`` writes the CSV the way a broken export job
+    would: a renamed column with currency-formatted text, and blank customer ids.
     """
     import numpy as np
     import pandas as pd
@@ -104,12 +103,11 @@ def write_batch(landing: Path, rows: int, seed: int, start: datetime, end: datet
         api["contract"].str.replace("-", " ").str.title()  # the API spells plans its own way
     )
 
-    landing.mkdir(parents=True, exist_ok=True)
     if corrupt:
         csv = csv.rename(columns={"monthly_charges": "MonthlyCharges"})
         csv["MonthlyCharges"] = [None if v is None else f"${v:,.2f}" for v in csv.MonthlyCharges]
         csv.loc[rng.random(len(csv)) < 0.05, "customer_id"] = None
-    csv.to_csv(landing / CSV_FILE, index=False)
+    csv.to_csv(csv_path, index=False)
     records = [
         {
             "id": r.customer_id, "tenure": r.tenure_months, "updated_at": r.updated_at,
@@ -120,8 +118,14 @@ def write_batch(landing: Path, rows: int, seed: int, start: datetime, end: datet
         for r in api.itertuples()
     ]
     dump = {"exported_at": end.isoformat(), "source": "billing-api", "customers": records}
-    (landing / JSON_FILE).write_text(json.dumps(dump, default=_plain, indent=1))
-    return [landing / CSV_FILE, landing / JSON_FILE]
+    json_path.write_text(json.dumps(dump, default=_plain, indent=1))
+
+
+def write_empty(csv_path: Path, json_path: Path, end: datetime) -> None:
+    """Write a batch in which neither source sent a record: the CSV's header, an empty dump."""
+    csv_path.write_text(",".join(COLUMNS) + "\n")
+    dump = {"exported_at": end.isoformat(), "source": "billing-api", "customers": []}
+    json_path.write_text(json.dumps(dump, indent=1))
 
 
 def _plain(value: object) -> object:
@@ -132,8 +136,14 @@ def _plain(value: object) -> object:
     raise TypeError(f"cannot write {value!r} to JSON")
 
 
-def load_landing(landing: Path) -> pd.DataFrame:
-    """Every CSV and JSON file in ``landing``, as text columns plus ``source`` (the file name).
+def dropped(landing: Path) -> list[Path]:
+    """The exports a user put in ``landing`` itself: its ``*.csv`` files, then its ``*.json``
+    files, each sorted by name. The batch folders below it are not read."""
+    return sorted(landing.glob("*.csv")) + sorted(landing.glob("*.json"))
+
+
+def load_files(paths: list[Path]) -> pd.DataFrame:
+    """The CSV and JSON exports at ``paths``, as text columns plus ``source`` (the file name).
 
     Values stay text here: the raw layer keeps what the sources sent, and typing them is
     validation's job, where a value that does not parse can be reported instead of guessed.
@@ -141,7 +151,7 @@ def load_landing(landing: Path) -> pd.DataFrame:
     import pandas as pd
 
     frames = []
-    for path in sorted(landing.glob("*.csv")) + sorted(landing.glob("*.json")):
+    for path in paths:
         if path.suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=True)
         else:
@@ -149,12 +159,10 @@ def load_landing(landing: Path) -> pd.DataFrame:
             records = payload["customers"] if isinstance(payload, dict) else payload
             frame = pd.json_normalize(records).rename(columns=JSON_FIELDS)
         frame["source"] = path.name
-        frames.append(frame)
+        if len(frame):  # an empty export adds no rows (and pandas warns on concatenating it)
+            frames.append(frame)
     if not frames:
-        raise FileNotFoundError(
-            f"No *.csv or *.json files in {str(landing)!r}. Drop an export there, or run with "
-            "--param generate=true to write a synthetic batch."
-        )
+        return pd.DataFrame(columns=[*COLUMNS, "source"], dtype=object)
     raw = pd.concat(frames, ignore_index=True)
     # Text with missing values left missing; object dtype holds on pandas 2 and 3 alike.
     return raw.astype(object).apply(lambda col: col.map(_text))

@@ -107,6 +107,8 @@ def render(metrics: dict[str, Any], bundle: dict[str, Any], importance: pd.Serie
 td,th{{padding:2px 10px;text-align:left}} img{{margin:6px;border:1px solid #ddd}}</style>
 </head><body>
 <h1>Churn model: {html.escape(metrics['model'])}</h1>
+<p>Batch {html.escape(metrics['batch'])}: customers updated from
+{html.escape(metrics['updated'][0])} to {html.escape(metrics['updated'][1])}.</p>
 <p>Run {html.escape(metrics['run_id'])}; trained on {metrics['rows']['train']:,} customers,
 scored on {metrics['rows']['test']:,} held-out customers. The majority-class baseline is
 {metrics['holdout']['baseline_accuracy']:.3f} accurate on the same rows.</p>

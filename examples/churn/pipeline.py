@@ -3,7 +3,8 @@
     ingest -> store_raw -> validate -> prepare -> transform -> feature_store -> train
            -> evaluate -> promote_gate -> promote
 
-1 ingest: generate a batch into landing/ (a CSV export and a JSON API dump), read what is there
+1 land, ingest: generate a batch (a CSV export and a JSON API dump) into a folder of its own
+  under landing/, then read it
 2 store_raw: append it to the parquet lake, lake/raw/date=YYYY-MM-DD/
 3 validate: type the text; hard rules fail the run with a report, soft issues warn
 4 prepare: dedupe, fix types, impute by rule
@@ -15,7 +16,8 @@
 
 Run it:  cadenza run examples/churn --approve promote_gate
 Paths (landing/, lake/, features/, reports/) are relative to the project directory, the
-folder holding .cadenza/.
+folder holding .cadenza/. Each batch lands in, and reports to, a folder named after it (BATCH
+below), so runs of different batches, even at the same time, never read each other's files.
 """
 
 from __future__ import annotations
@@ -48,7 +50,13 @@ if TYPE_CHECKING:
 PIPELINE = "churn"
 LANDING = Path("landing")
 LAKE = Path("lake") / "raw"
-REPORT = "reports/churn.html"
+# A batch's folder, from the run's fields (docs/caching.md): its data interval's start
+# (2026-01-01T0010), or "manual" for a manual run, then the batch_date param if one is given:
+# landing/2026-01-01T0010/, landing/manual/, landing/manual/2026-01-09/.
+BATCH = "{interval_start:%Y-%m-%dT%H%M}/{params[batch_date]}"
+SOURCES = {"csv": f"{LANDING}/{BATCH}/{sources.CSV_FILE}",
+           "json": f"{LANDING}/{BATCH}/{sources.JSON_FILE}"}
+REPORT = f"reports/{BATCH}/churn.html"
 FRESHNESS = "26h"  # a manual run covers yesterday, up to today 00:00 UTC: a day and slack
 
 pipe = Pipeline(
@@ -63,8 +71,8 @@ pipe = Pipeline(
         "seed": Param(7, description="generator seed, mixed with the batch date"),
         "batch_date": Param("", description="YYYY-MM-DD to generate; default the run's "
                             "interval, or yesterday (UTC) for a manual run"),
-        "generate": Param(True, description="write a synthetic batch into landing/ first; "
-                          "false reads only the files already there"),
+        "generate": Param(True, description="generate this batch's source files; false "
+                          "reads the CSV and JSON files you put in landing/ instead"),
         "shift": Param(False, description="generate a drifted population (drift demo)"),
         "corrupt": Param(False, description="generate a broken CSV export (validation demo)"),
         "cv_folds": Param(5, min=2, max=10, description="cross-validation folds"),
@@ -105,26 +113,42 @@ def batch_window(batch_date: str, interval: tuple[str | None, str | None]) -> tu
 # ---- 1. ingestion ----------------------------------------------------------------------------
 
 
-@step(uses=(sources,), cache="interval")  # one batch per data interval, written once
+@step(uses=(sources,), cache="interval", outputs=SOURCES)  # one batch per interval, kept
 def land(ctx: Any, rows: int, seed: int, batch_date: str, generate: bool, shift: bool,
-         corrupt: bool) -> list[str]:
-    """Write this interval's source files into landing/ (unless generate=false): a CSV
-    export and a JSON API dump. A manual run without batch_date writes yesterday's batch the
-    first time and keeps it; pass --param batch_date=YYYY-MM-DD for another day."""
-    if not generate:
-        return []
+         corrupt: bool) -> dict[str, Any]:
+    """Write this batch's source files, a CSV export and a JSON API dump, into its own folder
+    under landing/ (BATCH), empty with generate=false. A manual run without batch_date
+    generates yesterday's batch the first time and keeps it; pass --param
+    batch_date=YYYY-MM-DD for another day."""
     start, end = batch_window(batch_date, (ctx.interval_start, ctx.interval_end))
-    mixed = int(hashlib.sha256(f"{seed}:{start.isoformat()}".encode()).hexdigest()[:8], 16)
-    written = sources.write_batch(ctx.root / LANDING, rows, mixed, start, end, shift, corrupt)
-    ctx.log.info("generated %s for [%s, %s)", [p.name for p in written], start, end)
-    return [str(p.relative_to(ctx.root)) for p in written]
+    csv, dump = ctx.outputs["csv"], ctx.outputs["json"]
+    if generate:
+        mixed = int(hashlib.sha256(f"{seed}:{start.isoformat()}".encode()).hexdigest()[:8], 16)
+        sources.write_batch(csv, dump, rows, mixed, start, end, shift, corrupt)
+    else:  # the batch is what the user put in landing/ itself: ingest reads that
+        sources.write_empty(csv, dump, end)
+    folder = csv.parent.relative_to(ctx.root)
+    ctx.log.info("%s %s for [%s, %s)", "generated" if generate else "no batch generated in",
+                 folder, start, end)
+    return {"batch": str(folder), "start": start.isoformat(), "end": end.isoformat(),
+            "files": [str(p.relative_to(ctx.root)) for p in (csv, dump)]}
 
 
-@step(uses=(sources,), after=["land"], inputs=[LANDING])  # cached until a landing file changes
-def ingest(ctx: Any) -> pd.DataFrame:
-    """Read every CSV and JSON file in landing/: this run's batch, or files a user dropped."""
-    raw = sources.load_landing(ctx.root / LANDING)
-    ctx.log.info("read %d rows from %s", len(raw), sorted(raw["source"].unique()))
+# Dropped files are part of ingest's key: it re-runs when one appears, changes or goes.
+@step(uses=(sources,), inputs=[f"{LANDING}/*.csv", f"{LANDING}/*.json"])
+def ingest(land: dict[str, Any], generate: bool, ctx: Any) -> pd.DataFrame:
+    """Read this batch: the files land wrote in this run's folder, or with generate=false
+    the CSV and JSON files put in landing/ itself."""
+    files = [ctx.root / name for name in land["files"]]
+    if not generate:
+        files = sources.dropped(ctx.root / LANDING)
+        if not files:
+            raise FileNotFoundError(
+                f"No *.csv or *.json file in {str(ctx.root / LANDING)!r} to read with "
+                "generate=false. Put an export there, or run with --param generate=true."
+            )
+    raw = sources.load_files(files)
+    ctx.log.info("read %d rows from %s", len(raw), [str(f.relative_to(ctx.root)) for f in files])
     return raw
 
 
@@ -132,12 +156,12 @@ def ingest(ctx: Any) -> pd.DataFrame:
 
 
 @step()  # writes outside cadenza, idempotently: a lost file comes back with --force
-def store_raw(ingest: pd.DataFrame, ctx: Any) -> pd.DataFrame:
-    """Append the batch to lake/raw/date=YYYY-MM-DD/ as a file named by its content, never
-    rewriting one; return the batch as read back from the lake."""
-    start, _ = batch_window(ctx.params["batch_date"], (ctx.interval_start, ctx.interval_end))
+def store_raw(ingest: pd.DataFrame, land: dict[str, Any], ctx: Any) -> pd.DataFrame:
+    """Append the batch to lake/raw/date=YYYY-MM-DD/ (the day its window starts) as a file
+    named by its content, never rewriting one; return the batch as read back from the lake."""
     import pandas as pd
 
+    start = datetime.fromisoformat(land["start"])
     data = ingest.to_parquet(index=False)
     folder = ctx.root / LAKE / f"date={start:%Y-%m-%d}"
     path = folder / f"part-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
@@ -225,15 +249,19 @@ def train(transform: pd.DataFrame, feature_store: dict[str, Any], cv_folds: int
     keep the better one, scored on the held-out ones."""
     bundle = model.train(transform, cv_folds)
     bundle["features"] = feature_store
+    bundle["updated"] = [transform["as_of"].min().isoformat(),  # what the report says
+                         transform["as_of"].max().isoformat()]
     return bundle
 
 
 @step(uses=(model, report), outputs={"report": REPORT})
 def evaluate(train: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    """Write reports/churn.html (ROC, importance, confusion matrix, metric history) and
-    return the metrics."""
+    """Write the batch's report, reports/BATCH/churn.html (ROC, importance, confusion
+    matrix, metric history), and return the metrics."""
+    batch = ctx.outputs["report"].parent.relative_to(ctx.root / "reports").as_posix()
     metrics = {
-        "run_id": ctx.run_id, "model": train["model_name"], "holdout": train["holdout"],
+        "run_id": ctx.run_id, "batch": batch, "updated": train["updated"],
+        "model": train["model_name"], "holdout": train["holdout"],
         "cv": train["cv"], "rows": train["rows"],
         "cv_roc_auc": train["cv"][train["model_name"]]["roc_auc"],
     }

@@ -1,8 +1,10 @@
 """The churn example end to end on small data: it learns, it caches, it refuses a broken
-batch, it notices drift, and its feature store reads point-in-time."""
+batch, it notices drift, its feature store reads point-in-time, and each batch keeps files of
+its own."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,12 @@ from cadenza.artifacts import active
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
 SMALL = {"rows": 600, "cv_folds": 3, "batch_date": "2026-01-05"}
 UPSTREAM = ["land", "ingest", "store_raw", "validate", "prepare", "transform"]
+SOURCES = ["billing_api_dump.json", "crm_export.csv"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One project folder, five runs in the order a user would make them."""
+    """One project folder, six runs in the order a user would make them."""
     pipe = load_pipeline(str(EXAMPLE))
     root = tmp_path_factory.mktemp("churn")
     home = root / ".cadenza"
@@ -35,6 +38,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                 params={**SMALL, "batch_date": "2026-01-06", "shift": True})
     found["next_day"] = run(batch_date="2026-01-07")
     found["corrupt"] = run(batch_date="2026-01-08", corrupt=True)
+    # Another batch's export copied over this one's: the cached land puts its own back.
+    mine = root / "landing" / "manual" / "2026-01-05" / "crm_export.csv"
+    found["landed"] = mine.read_bytes()
+    shutil.copy(root / "landing" / "manual" / "2026-01-07" / "crm_export.csv", mine)
+    found["restored"] = run()
     return found
 
 
@@ -69,9 +77,17 @@ def test_the_first_model_is_promoted_and_later_ones_only_when_better(
 
 
 def test_the_report_embeds_its_plots(runs: dict[str, Any]) -> None:
-    page = (runs["root"] / "reports" / "churn.html").read_text()
+    page = (runs["root"] / "reports" / "manual" / "2026-01-05" / "churn.html").read_text()
     assert page.count('src="data:image/png;base64,') == 4
     assert "gradient_boosting" in page and "logistic_regression" in page
+    assert "Batch manual/2026-01-05: customers updated from\n2026-01-05" in page
+
+
+def test_each_batch_reports_to_a_file_of_its_own(runs: dict[str, Any]) -> None:
+    reports = runs["root"] / "reports" / "manual"
+    assert sorted(p.name for p in reports.iterdir()) == ["2026-01-05", "2026-01-07"]
+    page = (reports / "2026-01-07" / "churn.html").read_text()
+    assert "Batch manual/2026-01-07: customers updated from\n2026-01-07" in page
 
 
 def test_raw_batches_land_in_an_append_only_date_partition(runs: dict[str, Any]) -> None:
@@ -81,7 +97,20 @@ def test_raw_batches_land_in_an_append_only_date_partition(runs: dict[str, Any])
         f"date=2026-01-0{d}" for d in (5, 6, 7, 8)  # the corrupt batch is kept too
     ]
     landing = runs["root"] / "landing"
-    assert sorted(p.name for p in landing.iterdir()) == ["billing_api_dump.json", "crm_export.csv"]
+    assert [p.name for p in landing.iterdir()] == ["manual"]  # nothing shared at the top
+    batches = sorted((landing / "manual").iterdir())
+    assert [p.name for p in batches] == [f"2026-01-0{d}" for d in (5, 6, 7, 8)]
+    assert all(sorted(p.name for p in batch.iterdir()) == SOURCES for batch in batches)
+
+
+def test_a_cached_land_puts_its_own_batch_back_before_ingest_reads_it(
+        runs: dict[str, Any]) -> None:
+    restored = runs["restored"]
+    assert restored.ok
+    assert {t.state for t in restored.tasks.values()} == {"cached"}
+    mine = runs["root"] / "landing" / "manual" / "2026-01-05" / "crm_export.csv"
+    assert mine.read_bytes() == runs["landed"]
+    assert restored.output("ingest").equals(runs["first"].output("ingest"))
 
 
 def test_a_second_run_reuses_every_deterministic_step(runs: dict[str, Any]) -> None:
@@ -161,3 +190,33 @@ def test_the_pipelines_feature_store_serves_its_batch(runs: dict[str, Any]) -> N
     found = get_features(transform.customer_id, "2026-01-06", root=runs["root"])
     assert len(found) == len(transform)
     assert found["as_of"].max() < pd.Timestamp("2026-01-06", tz="UTC")
+
+
+def test_a_dropped_export_broken_by_hand_fails_validation_until_fixed(tmp_path: Path) -> None:
+    """The tutorial's story: copy a batch into landing/, break it, run with generate=false."""
+    pipe = load_pipeline(str(EXAMPLE))
+    home = tmp_path / ".cadenza"
+
+    def run(**params: Any) -> Any:
+        return pipe.run(home=home, params={**SMALL, **params}, approve=["promote_gate"])
+
+    nothing = pipe.run(home=home, params={**SMALL, "generate": False}, only=["land", "ingest"])
+    assert "No *.csv or *.json file in" in (nothing.tasks["ingest"].error or "")
+    first = run()
+    landing = tmp_path / "landing"
+    for name in SOURCES:
+        shutil.copy(landing / "manual" / "2026-01-05" / name, landing / name)
+    export = landing / "crm_export.csv"
+    good = export.read_text()
+    export.write_text(good.replace("monthly_charges", "MonthlyCharges", 1))  # the header
+    broken = run(generate=False)
+    assert broken.tasks["validate"].state == "failed"
+    assert "schema differs: extra MonthlyCharges" in (broken.tasks["validate"].error or "")
+    export.write_text(good)
+    fixed = run(generate=False)
+    assert fixed.ok
+    assert fixed.tasks["land"].state == "cached" and fixed.tasks["ingest"].state == "success"
+    # the same rows as the generated batch: the lake has its part, the rest is reused
+    assert fixed.output("store_raw").equals(first.output("store_raw"))
+    assert len(list((tmp_path / "lake" / "raw" / "date=2026-01-05").iterdir())) == 2  # +broken
+    assert {fixed.tasks[t].state for t in ("validate", "train", "evaluate")} == {"cached"}
