@@ -31,6 +31,7 @@ from cadenza.cli._base import (
     main,
 )
 from cadenza.cli.run import lineage_transport
+from cadenza.engine.claim import stale_after_from
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
 from cadenza.metrics import Metrics
@@ -133,7 +134,8 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         console.print(f"metrics at {server.url}", highlight=False)
     sched = Scheduler(entries, ctx.obj["home"], max_runs=max_runs, executor=executor,
                       workers=workers, metrics=metrics,
-                      lineage=lineage_transport(lineage_file, lineage_url))
+                      lineage=lineage_transport(lineage_file, lineage_url),
+                      stale_after=stale_after_from(os.environ))
     stop = threading.Event()
     if once:
         stop.set()
@@ -248,7 +250,7 @@ def backfill(ctx: click.Context, target: str, start: str, end: str, params: tupl
         items = run_backfill(pipe, start, end, home=home, parallel=parallel,
                              rerun_failed=rerun_failed, rerun_all=rerun_all, executor=executor,
                              workers=workers, target=target, on_done=done, params=values,
-                             params_from_text=True)
+                             params_from_text=True, stale_after=stale_after_from(os.environ))
     if as_json:
         _print_json([{"interval_start": i.interval.start.isoformat(), "run_id": i.run_id,
                       "action": i.action, "state": i.state} for i in items])
