@@ -14,6 +14,11 @@
     ├── RunNotFoundError           .run_id
     ├── RunClaimedError            .run_id, .owner: a live runner owns the run
     ├── ClaimLostError             .run_id, .owner: another runner took this one's run
+    ├── StoreError                 .path: the metadata store's file could not be used
+    │   ├── StoreBusyError         .timeout: another process held the write lock too long
+    │   ├── StoreFullError         the disk (or quota) holding .path is full
+    │   └── StoreDamagedError      .problem: the file failed PRAGMA quick_check, or is a copy
+    │                              made without its -wal file; nothing is written to it
     └── TaskError                  .task, .run_id, .attempt: a task's own failure, wrapped once
         ├── TaskTimeoutError       the attempt ran past its timeout
         ├── CheckFailedError       .checks: an error-severity data check failed
@@ -145,6 +150,51 @@ class ClaimLostError(CadenzaError):
         )
         self.run_id = run_id
         self.owner = owner
+
+
+class StoreError(CadenzaError):
+    """The metadata store's file could not be used; ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str):
+        super().__init__(message)
+        self.path = path
+
+
+class StoreBusyError(StoreError):
+    """Another process held the store's write lock for longer than ``timeout`` seconds."""
+
+    def __init__(self, path: str, timeout: float):
+        super().__init__(
+            f"The store {path!r} stayed locked by another process's write for {timeout:g} s, "
+            "so nothing was written. Let that process finish (`fuser` on the file names it) "
+            "and run the command again, or wait longer with CADENZA_DB_TIMEOUT=SECONDS.",
+            path=path,
+        )
+        self.timeout = timeout
+
+
+class StoreFullError(StoreError):
+    """The disk holding ``path`` had no room left for a write (which was not kept)."""
+
+    def __init__(self, path: str, detail: str = "database or disk is full"):
+        super().__init__(
+            f"No space is left on the disk holding {path!r} ({detail}); what could not be "
+            "written was not kept. Free some space there and run the command again.",
+            path=path,
+        )
+
+
+class StoreDamagedError(StoreError):
+    """The store's file is damaged (``problem`` quotes PRAGMA quick_check) or incomplete."""
+
+    def __init__(self, path: str, problem: str, advice: str = ""):
+        super().__init__(
+            f"The store {path!r} is damaged: {problem}. cadenza will not write to it. "
+            + (advice or "Restore it from a backup, or save what is readable with "
+               f"`sqlite3 {path} .recover | sqlite3 recovered.db` and use that file."),
+            path=path,
+        )
+        self.problem = problem
 
 
 class TaskError(CadenzaError):

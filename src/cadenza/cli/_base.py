@@ -50,7 +50,8 @@ other commands (tests/cli/test_cli.py checks this table against the registered c
 
 class _Group(click.Group):
     """Loads each command's module when it is used; turns every CadenzaError into one red
-    line on stderr and exit code 2."""
+    line on stderr and exit code 2 (a store another process keeps locked past
+    CADENZA_DB_TIMEOUT, a full disk, a damaged store file among them)."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMANDS.get(cmd_name)
@@ -79,7 +80,12 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, home: Path | None) -> None:
     """cadenza: run data and ML pipelines of plain Python functions, durably and incrementally."""
+    from cadenza.store.sqlite import timeout_from_env
+
     from_env = ctx.get_parameter_source("home") == ParameterSource.ENVIRONMENT
+    # CADENZA_DB_TIMEOUT is checked here, once, so that a bad value is an error before any
+    # work; each store opened in this process (the scheduler's runs too) reads the same value.
+    timeout_from_env()
     ctx.obj = {"home": home, "home_from_env": from_env}
 
 

@@ -6,17 +6,30 @@ only a power loss can take back the last commits. ``durable=True`` switches to `
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import random
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cadenza.exceptions import ClaimLostError, RunNotFoundError
+from cadenza._files import create_file
+from cadenza.exceptions import (
+    CadenzaError,
+    ClaimLostError,
+    RunNotFoundError,
+    StoreBusyError,
+    StoreDamagedError,
+    StoreError,
+    StoreFullError,
+)
 from cadenza.store.base import (
     STALE_AFTER,
     AliasChange,
@@ -129,6 +142,56 @@ _IN_CHUNK = 500
 """Values in one ``IN (...)`` list: well under SQLite's limit on a statement's variables."""
 
 
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a write waits for another process's write lock (CADENZA_DB_TIMEOUT sets it)."""
+TIMEOUT_ENV = "CADENZA_DB_TIMEOUT"
+WAL_LIMIT = 16 << 20
+"""Bytes of -wal file past which a writer waits for readers to let it empty the file."""
+CHECKPOINT_EVERY = 50
+"""Commits between two checkpoints of a writer's own (or CHECKPOINT_SECONDS, if sooner)."""
+CHECKPOINT_SECONDS = 10.0
+CHECKPOINT_WAIT = 0.05
+"""Seconds a checkpoint past WAL_LIMIT waits for readers; if they stay, it tries again later."""
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_UNUSABLE = (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY,
+             sqlite3.SQLITE_PERM)
+_ROOM = 1 << 20
+"""Free bytes under which a disk counts as full when SQLite reports an I/O error."""
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` has (next to) no room left for this user."""
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < _ROOM
+
+
+def timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """CADENZA_DB_TIMEOUT as seconds (DEFAULT_TIMEOUT when unset); a bad value is an error."""
+    text = (os.environ if environ is None else environ).get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < math.inf:
+        raise CadenzaError(
+            f"{TIMEOUT_ENV}={text!r} is not a number of seconds: set it to how long a write "
+            f"may wait for another process's lock, e.g. {TIMEOUT_ENV}=60, or unset it for "
+            f"{DEFAULT_TIMEOUT:g} s."
+        )
+    return seconds
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of ``exc`` (-1 when it has none)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return -1 if code is None else int(code) & 0xFF
+
+
 def _missing_columns(db: sqlite3.Connection) -> list[str]:
     """The claim columns a file made by an older cadenza lacks (its runs table predates them)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
@@ -152,26 +215,64 @@ def _loads(text: str | None, empty: Any) -> Any:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, *, durable: bool = False, timeout: float = 30.0,
-                 readonly: bool = False) -> None:
+    """``timeout``: seconds a write waits for another process's write lock before it fails
+    with StoreBusyError (None: CADENZA_DB_TIMEOUT, else DEFAULT_TIMEOUT). ``readonly``: take
+    no write lock at all while the schema is complete, and refuse every write."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False,
+                 timeout: float | None = None, readonly: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not readonly:  # private (SQLite gives its -wal and -shm files the same mode)
+            create_file(self.path, self.path.parent)
+        self.timeout = timeout_from_env() if timeout is None else timeout
         self._lock = threading.RLock()
+        self._readonly = readonly
+        """A write then is cadenza's mistake: its error stays SQLite's (query_only)."""
+        self._broken: StoreDamagedError | None = None
+        """Set once the file failed its check: every later write is refused."""
+        self._commits = 0
+        self._checkpointed = time.monotonic()
+        known = self.path.exists() and self.path.stat().st_size > 0
+        had_wal = Path(f"{self.path}-wal").exists()
         self._db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        try:
+            with self._faults():
+                self._setup(durable, readonly, known and not had_wal)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _setup(self, durable: bool, readonly: bool, walless: bool) -> None:
+        db = self._db
+        # The busy timeout comes first: every statement below may meet another process's lock.
+        db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        have = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._switch_to_wal()
+        elif walless and not have and not self._tables_come():
+            # In WAL mode, with tables nowhere: they were written to a -wal file that is not
+            # here (a store made by cadenza has them in the main file once closed).
+            raise StoreDamagedError(
+                str(self.path), f"it has no tables, and no {self.path.name}-wal file beside it",
+                f"It looks like a copy made without its {self.path.name}-wal file, which holds "
+                "the recent writes: copy that file with it, or copy a live store with "
+                f"`sqlite3 SOURCE \".backup {self.path.name}\"`.",
+            )
+        db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         # Up to 64 MiB of pages in memory (the default is 2 MiB): a large fan-out inserts into
         # indexes keyed by hash, at random places, and with a small cache each insert reads
         # its page back from the file. The cache grows only as pages are used.
-        self._db.execute("PRAGMA cache_size=-65536")
-        # A reader (`cadenza status`) takes no write lock unless the schema is incomplete (a
-        # new file, or one an older cadenza made), and then refuses every write.
-        have = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")
-                } if readonly else set()
-        if not (readonly and have >= _SCHEMA_NAMES and not _missing_columns(self._db)):
+        db.execute("PRAGMA cache_size=-65536")
+        # A -wal file that grew while readers kept it in use is cut back to this when reused.
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+        if not readonly and self._marker.exists():
+            self._check_again()
+        # Opening takes no write lock unless the schema is incomplete (a new file, or one an
+        # older cadenza made): a reader (`cadenza status`) opens while another process writes.
+        if not (have >= _SCHEMA_NAMES and not _missing_columns(db)):
             with self._write() as db:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -182,24 +283,133 @@ class SqliteStore:
                 )
                 _upgrade(db)
         if readonly:
-            self._db.execute("PRAGMA query_only=ON")
+            db.execute("PRAGMA query_only=ON")
+
+    def _tables_come(self) -> bool:
+        """Whether the tables of a file in WAL mode that has none appear within a second: they
+        do when another process made the file a moment ago and is writing them now."""
+        for _ in range(50):
+            time.sleep(0.02)
+            if self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                return True
+        return False
+
+    def _switch_to_wal(self) -> None:
+        """``PRAGMA journal_mode=WAL``, tried again until the timeout: on a new file, another
+        process opening it at the same moment may hold the lock the switch needs, and SQLite
+        then fails at once instead of waiting (its busy handler is not called there)."""
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                if _code(exc) not in _BUSY or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * (0.5 + random.random()))  # jitter: the openers drift apart
+            pause = min(pause * 2, 0.05)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
 
     @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """SQLite's errors about the file itself, as one StoreError each; others unchanged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            code = _code(exc)
+            if code in _BUSY:
+                raise StoreBusyError(str(self.path), self.timeout) from exc
+            # a full disk fails the -shm file with an I/O error, not SQLITE_FULL
+            full = code == sqlite3.SQLITE_IOERR and disk_full(self.path.parent)
+            if code == sqlite3.SQLITE_FULL or full:
+                raise StoreFullError(str(self.path), str(exc)) from exc
+            if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise self._damaged(exc) from exc
+            if code in _UNUSABLE and not (self._readonly and code == sqlite3.SQLITE_READONLY):
+                raise StoreError(
+                    f"The store {str(self.path)!r} could not be read or written ({exc}). Check "
+                    "the disk and the permissions of the file and its folder (its -wal and "
+                    "-shm files are made beside it), then run the command again.",
+                    path=str(self.path),
+                ) from exc
+            raise
+
+    def _damaged(self, exc: sqlite3.Error) -> StoreDamagedError:
+        """What ``PRAGMA quick_check`` says of the file, after ``exc`` said it is damaged;
+        from now on this store writes nothing."""
+        try:
+            found = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.Error as again:
+            found = [str(again)]
+        problem = str(exc) if found == [str(exc)] else (
+            f"{exc}; PRAGMA quick_check says: {'; '.join(found)}")
+        self._broken = StoreDamagedError(str(self.path), problem)
+        with contextlib.suppress(OSError):  # so that no other process writes to it either
+            self._marker.write_text(problem + "\n")
+        return self._broken
+
+    @property
+    def _marker(self) -> Path:
+        """Beside a file that failed its check: writers check it again before using it."""
+        return Path(f"{self.path}-damaged")
+
+    def _check_again(self) -> None:
+        """Raise StoreDamagedError unless a file that once failed its check passes it now (it
+        was restored, or repaired)."""
+        found = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        if found != ["ok"]:
+            raise StoreDamagedError(str(self.path), "; ".join(found))
+        self._marker.unlink(missing_ok=True)
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._faults():
+            if self._broken is not None:
+                raise self._broken
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back itself (disk full)
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._commits += 1
+            if (self._commits % CHECKPOINT_EVERY == 0
+                    or time.monotonic() - self._checkpointed > CHECKPOINT_SECONDS):
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the -wal file's pages into the database, so that it stops growing.
+
+        SQLite's own checkpoints (every ~4 MiB) copy only the pages no reader still uses, and
+        the -wal file restarts from its beginning only once a checkpoint is complete; readers
+        that come and go all the time (the UI) can keep that from ever happening, and the file
+        grew past 90 MiB in 5,000 commits (tests/faults/test_storage.py). So every
+        CHECKPOINT_EVERY commits (or CHECKPOINT_SECONDS) this one checkpoints what it can
+        (PASSIVE: it waits for nobody), and past WAL_LIMIT waits up to CHECKPOINT_WAIT for the
+        readers of old pages to finish, then empties the file (TRUNCATE)."""
+        self._checkpointed = time.monotonic()
+        try:  # the commit is done: a checkpoint that fails loses nothing, and is tried again
+            frames = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+            if frames * self._page_size() <= WAL_LIMIT:
+                return
+            self._db.execute(f"PRAGMA busy_timeout={int(CHECKPOINT_WAIT * 1000)}")
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        except sqlite3.OperationalError:
+            pass
+
+    def _page_size(self) -> int:
+        return int(self._db.execute("PRAGMA page_size").fetchone()[0])
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._faults():
             return self._db.execute(sql, args).fetchall()
 
     # -- writing ----------------------------------------------------------------------------
@@ -619,4 +829,10 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._commits and self._broken is None:
+                # idle from now on: leave no -wal file behind for the readers still open (the
+                # last connection to close removes it anyway)
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute(f"PRAGMA busy_timeout={int(CHECKPOINT_WAIT * 1000)}")
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             self._db.close()
