@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -233,3 +234,48 @@ def test_repeated_ctrl_c_at_random_moments_loses_no_finished_work(tmp_path: Path
 
 def _progress(path: Path, before: int, runner: subprocess.Popen[bytes]) -> Callable[[], bool]:
     return lambda: len(lines(path)) > before or runner.poll() is not None
+
+
+SCRIPT = '''
+import sys
+sys.path.insert(0, {here!r})
+from pipe import pipe
+
+try:
+    pipe.run(home={home!r}, executor={executor!r}, workers=2)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt reached the script", flush=True)
+    sys.exit(7)
+'''
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads"])
+def test_ctrl_c_in_a_python_script_cancels_the_run_then_raises(tmp_path: Path,
+                                                                executor: str) -> None:
+    (tmp_path / "pipe.py").write_text(STOPPABLE.format())
+    (tmp_path / "slow.flag").touch()
+    home, marks, out = tmp_path / ".cadenza", tmp_path / "marks.txt", tmp_path / "script.out"
+    (tmp_path / "script.py").write_text(SCRIPT.format(here=str(tmp_path), home=str(home),
+                                                      executor=executor))
+    with open(out, "wb") as sink:
+        script = subprocess.Popen([sys.executable, str(tmp_path / "script.py")], stdout=sink,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for("`long` to start", lambda: "start long" in lines(marks), script, out)
+        script.send_signal(signal.SIGINT)
+        # (on threads, the process then waits for `long`'s thread, as Python does at exit)
+        wait_for("the KeyboardInterrupt", lambda: "KeyboardInterrupt reached" in out.read_text(),
+                 timeout=GUARD_EXIT)
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait()
+    store = SqliteStore(home / "cadenza.db")
+    try:
+        [run] = store.list_runs()
+        assert run.state == "cancelled"
+        attempts = {a.task: a.state for a in store.attempts(run.run_id)}
+    finally:
+        store.close()
+    assert attempts["long"] == "cancelled"
+    assert "running" not in attempts.values()

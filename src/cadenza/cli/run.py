@@ -75,38 +75,26 @@ def _execute(ctx: click.Context, pipe: Pipeline, as_json: bool, quiet: bool,
         metrics = Metrics()
         hooks.append(metrics.hooks(pipe.name))
     left: list[str] = []
-    got: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        got.append(signum)
-        cancel.set()
-        inline.interrupt()  # raises KeyboardInterrupt inside an inline task, else nothing
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    inline.deliver_interrupts(True)
     result: RunResult | None = None
-    try:
-        with _workspace(ctx, create=True) as ws:
-            if lineage is not None:
-                from cadenza.lineage import OpenLineageHooks
+    # After a signal, keep the handlers to the end: another Ctrl-C must not cut the exit short.
+    with inline.signals_cancel(cancel, (signal.SIGTERM, signal.SIGINT),
+                               restore=not _whole_process()) as got, \
+            _workspace(ctx, create=True) as ws:
+        if lineage is not None:
+            from cadenza.lineage import OpenLineageHooks
 
-                hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
-            try:
-                result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel,
-                                      still_running=left, **options)
-            except KeyboardInterrupt:  # an inline task stopped by a signal: recorded cancelled
-                pass
-            else:
-                if metrics is not None and metrics_file is not None:
-                    metrics.write_textfile(metrics_file)
-                if lineage is not None and hasattr(lineage, "close"):
-                    lineage.close()
-                _report(result, ws, as_json, quiet, pipe)
-    finally:
-        inline.deliver_interrupts(False)
-        if not _whole_process():  # else keep them: another Ctrl-C must not cut the exit short
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            hooks.append(OpenLineageHooks.for_run(lineage, pipe, ws.home))
+        try:
+            result = run_pipeline(pipe, workspace=ws, hooks=hooks, cancel=cancel,
+                                  still_running=left, **options)
+        except KeyboardInterrupt:  # an inline task stopped by a signal: recorded cancelled
+            pass
+        else:
+            if metrics is not None and metrics_file is not None:
+                metrics.write_textfile(metrics_file)
+            if lineage is not None and hasattr(lineage, "close"):
+                lineage.close()
+            _report(result, ws, as_json, quiet, pipe)
     if result is None:
         _stopped(got[0] if got else signal.SIGINT, seen.run_id, left)
     if got and result.state == "cancelled":

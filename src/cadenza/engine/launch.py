@@ -4,6 +4,7 @@ Also the scratch workspace `cadenza task` tries one task in (``dry_workspace``).
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,7 @@ from cadenza.engine.result import RunResult
 from cadenza.engine.run import Runner, new_run_id
 from cadenza.engine.states import RunState, TaskState, move_run
 from cadenza.exceptions import CadenzaError
-from cadenza.executors import Executor, ThreadExecutor, make_executor
+from cadenza.executors import Executor, ThreadExecutor, inline, make_executor
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.secrets import masked_params, register_param
@@ -134,7 +135,13 @@ def run_pipeline(
         if resume is None:
             ws.store.create_runs([run])
         claim.start(ws.store)
-        return runner.execute()
+        # Ctrl-C as Python leaves it (a script, a notebook): it cancels the run in the loop,
+        # as on the command line, and is raised once the run is recorded
+        with inline.signals_cancel(runner.cancel, (signal.SIGINT,), only_default=True) as got:
+            result = runner.execute()
+        if got:
+            raise KeyboardInterrupt
+        return result
     finally:
         claim.stop(ws.store)
         if owned:

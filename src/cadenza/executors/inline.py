@@ -1,16 +1,19 @@
 """Run each call at once, in the caller's thread: no concurrency, the test default.
 
-A call runs in the main thread when the run does, so a signal handler can stop it: the CLI
-arms ``interrupt`` (``deliver_interrupts``), which raises KeyboardInterrupt inside the call in
-progress, or, between calls, in the next one before it starts. The run loop takes that as
-Ctrl-C: it cancels the run and records it. Outside a call a handler only sets a flag, so an
-interrupt never lands inside a commit."""
+A call runs in the main thread when the run does, so a signal handler can stop it: while
+``signals_cancel`` is in force, SIGINT (and SIGTERM, for the CLI) set the run's cancel flag,
+which the run loop handles between its steps, and ``interrupt`` raises KeyboardInterrupt
+inside the inline call in progress, or, between calls, in the next one before it starts. The
+loop takes that as Ctrl-C: it cancels the run and records it. Outside a call a signal only
+sets the flag, so it never lands inside a commit."""
 
 from __future__ import annotations
 
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,6 +43,43 @@ def interrupt() -> None:
     if _Interrupts.inside:
         raise KeyboardInterrupt
     _Interrupts.pending = True
+
+
+@contextmanager
+def signals_cancel(cancel: threading.Event, signals: tuple[signal.Signals, ...], *,
+                   only_default: bool = False, restore: bool = True) -> Iterator[list[int]]:
+    """While the block runs, ``signals`` set ``cancel`` and stop the main thread's inline call,
+    instead of what they did; yields the list of the signals that came. ``only_default``: take
+    over SIGINT only where it still raises KeyboardInterrupt (no one else handles it).
+    ``restore=False`` leaves the handlers in place, for a process about to exit. Only the main
+    thread can set handlers: elsewhere this does nothing."""
+    came: list[int] = []
+    if threading.current_thread() is not _MAIN:
+        yield came
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        came.append(signum)
+        cancel.set()
+        interrupt()
+
+    previous = {}
+    for sig in signals:
+        handler = signal.getsignal(sig)
+        if handler is None or (only_default and handler is not signal.default_int_handler):
+            continue  # set outside Python, or by someone who handles it their own way
+        previous[sig] = signal.signal(sig, stop)
+    if not previous:  # someone else handles them (the CLI, around this run): leave it all be
+        yield came
+        return
+    deliver_interrupts(True)
+    try:
+        yield came
+    finally:
+        deliver_interrupts(False)
+        if restore:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class InlineExecutor:
