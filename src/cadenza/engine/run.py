@@ -40,11 +40,13 @@ from cadenza.engine import branching, logs, outputs, reuse
 from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
 from cadenza.engine.cache import CacheIndex, hide, sha256
 from cadenza.engine.claim import Claim
+from cadenza.engine.gates import Gates
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
+from cadenza.engine.mapping import MappedTasks
 from cadenza.engine.outcomes import classify
 from cadenza.engine.result import RunResult, build_result
-from cadenza.engine.reuse import cache_key, entry_for, gate_key
+from cadenza.engine.reuse import cache_key, entry_for
 from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import (
     RESUMABLE,
@@ -63,7 +65,6 @@ from cadenza.graph import Node
 from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction, TaskSpec
 from cadenza.secrets import mask, mask_data
 from cadenza.store.base import (
-    Approval,
     ArtifactRecord,
     AttemptRecord,
     CacheEntry,
@@ -101,7 +102,10 @@ def new_run_id(pipeline: str, moment: datetime | None = None) -> str:
     return f"{pipeline}-{stamp:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
-class Runner:
+class Runner(Gates, MappedTasks):
+    """One run of a pipeline, from start to finish: the loop below; gates (engine/gates.py)
+    and mapped tasks (engine/mapping.py) are mixed in, the claim is engine/claim.py's."""
+
     def __init__(
         self, pipe: Pipeline, workspace: Workspace, executor: Executor, run: RunRecord, *,
         hooks: Iterable[Hooks] = (), selected: set[str] | None = None, force: bool = False,
@@ -449,53 +453,6 @@ class Runner:
             return False
         return True
 
-    def _gate(self, ti: Instance, node: Node) -> None:
-        """A gate approved before for these very upstream outputs stays approved (cached);
-        anything new waits for a person."""
-        ti.cache_key = gate_key({up: self.tis[(up, -1)].output for up in node.upstream})
-        ti.meta = {"gate": True, "cacheable": True}
-        decided_here = any(a.task == node.name for a in self.ws.store.approvals(self.run.run_id))
-        entry = None if self.force or decided_here else self.cache.get(node.name, ti.cache_key)
-        if entry is not None and self._reusable(entry, node.spec):
-            ti.output = entry.output
-            self._end(ti, S.CACHED)
-            return
-        self._open_gate(ti, node)  # a decision made in this run wins over earlier ones
-
-    def _open_gate(self, ti: Instance, node: Node) -> None:
-        self._move(ti, S.AWAITING_APPROVAL)
-        ti.started = time.time()
-        self.journal.instance(ti)
-        self._event(ti.task, -1, "gate_opened", message=node.spec.message)
-        self.awaiting.add(ti.task)
-        self._check_gates()
-
-    def _check_gates(self) -> None:
-        """Settle every waiting gate a person (or the caller) has decided on."""
-        decisions = {a.task: a for a in self.ws.store.approvals(self.run.run_id)}
-        for name in sorted(self.awaiting):
-            decision = decisions.get(name)
-            if decision is None and name in self.approve:
-                decision = Approval(self.run.run_id, name, True, "caller", time.time(),
-                                    "approved when the run was started")
-                self._commit(early=True)  # the run's own record first: a decision needs it
-                self.ws.store.decide(decision)
-            if decision is None:
-                continue
-            self.awaiting.discard(name)
-            ti = self.tis[(name, -1)]
-            verdict = {"approved": decision.approved, "by": decision.by, "at": decision.at,
-                       "reason": decision.reason}
-            self._event(name, -1, "gate_decided", **verdict)
-            if decision.approved:
-                ti.output = self._store_value(name, verdict, ())
-                if ti.cache_key is not None:  # the next run with these inputs needs no person
-                    self._cache_entry(ti)
-                self._end(ti, S.SUCCESS)
-            else:
-                ti.error = f"rejected by {decision.by}: {decision.reason or 'no reason given'}"
-                self._end(ti, S.FAILED)
-
     def _reuse_latest(self, node: Node) -> None:
         ti = self.tis[(node.name, -1)]
         if node.name in self.provided:  # given by the caller (`cadenza task --input`)
@@ -505,59 +462,6 @@ class Runner:
         entry = self.latest[node.name]
         ti.output, ti.files, ti.cache_key = entry.output, entry.files, entry.key
         self._end(ti, S.CACHED)
-
-    def _expand(self, node: Node) -> None:
-        assert node.spec.map_over is not None
-        items = self.values.of(self.tis[(node.spec.map_over, -1)])
-        parent = self.tis[(node.name, -1)]
-        parent.started = time.time()
-        self._move(parent, S.QUEUED)
-        self._move(parent, S.RUNNING)
-        if not isinstance(items, list | tuple):
-            ti = parent
-            ti.error = (
-                f"Task {node.name!r} maps over {node.spec.map_over!r}, which returned "
-                f"{type(items).__name__}, not a list. Return a list from "
-                f"{node.spec.map_over!r}."
-            )
-            self._end(ti, S.FAILED)
-            return
-        self.remaining[node.name] = len(items)
-        if not items:
-            self._aggregate(node.name)
-        fresh: list[Instance] = []
-        for index, item in enumerate(items):
-            ti = self.tis[(node.name, index)] = Instance(node.name, index, item=item)
-            prior = self.prior.get((node.name, index))
-            if prior is not None and S(prior.state) in SUCCEEDED:
-                ti.output, ti.files, ti.attempt = prior.output, prior.files, prior.attempt
-                self._end(ti, S.CACHED)
-            else:
-                self.journal.instance(ti)
-                fresh.append(ti)
-        if node.spec.cache is not False:
-            self._keys(fresh, node)
-        for ti in fresh:
-            self._prepare(ti, node)
-
-    def _keys(self, items: list[Instance], node: Node) -> None:
-        """Every item's cache key, then one read of the store for the entries under them and
-        one for the outputs those name: not a query or two per item."""
-        tis = self.tis
-        outputs = {up: (tis[(up, -1)].output, tis[(up, -1)].files) for up in node.inputs}
-        for ti in items:
-            ti.meta, ti.cache_key = cache_key(
-                node, outputs, self.params, self._root, self.interval[1:], self.secret,
-                sha256(serialize(ti.item, ti.task)[1]),
-            )
-        if self.force or len(items) < 2:
-            return
-        self.cache.prefetch(node.name, [ti.cache_key for ti in items if ti.cache_key])
-        memo = self._intact_memo
-        named = {entry.output for ti in items if ti.cache_key
-                 if (entry := self.cache.get(node.name, ti.cache_key)) is not None
-                 and entry.output is not None and entry.output not in memo}
-        memo.update(self.ws.holds_all(named))
 
     def _prepare(self, ti: Instance, node: Node) -> None:
         """Find the task's cache key; end it cached on a hit, else queue it."""
@@ -886,31 +790,6 @@ class Runner:
         self.remaining[ti.task] -= 1
         if self.remaining[ti.task] == 0:
             self._aggregate(ti.task)
-
-    def _aggregate(self, task: str) -> None:
-        """All items of a mapped task are done: its parent ends, with the list of results."""
-        parent = self.tis[(task, -1)]
-        items = sorted(
-            (ti for (name, index), ti in self.tis.items() if name == task and index >= 0),
-            key=lambda ti: ti.index,
-        )
-        states = {ti.state for ti in items}
-        if states - SUCCEEDED - {S.SKIPPED}:
-            failed = [ti.index for ti in items if ti.state not in SUCCEEDED | {S.SKIPPED}]
-            parent.error = f"{len(failed)} of {len(items)} mapped items failed: {failed[:10]}"
-            self._end(parent, S.CANCELLED if states == {S.CANCELLED} else S.FAILED)
-            return
-        self.values.preload([ti for ti in items if ti.state in SUCCEEDED])
-        values = [
-            self.values.take(ti) if ti.state in SUCCEEDED else None for ti in items
-        ]
-        parent.output = self._store_value(
-            task, values, tuple(ti.output for ti in items if ti.output)
-        )
-        parent.cache_key = sha256("".join(ti.cache_key or "-" for ti in items).encode())
-        parent.meta = {"items": len(items)}
-        self._cache_entry(parent)
-        self._end(parent, S.CACHED if states == {S.CACHED} else S.SUCCESS)
 
     def _task_done(self, task: str, state: TaskState) -> None:
         self.done[task] = state
