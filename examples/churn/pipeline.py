@@ -23,11 +23,8 @@ below), so runs of different batches, even at the same time, never read each oth
 from __future__ import annotations
 
 import hashlib
-import inspect
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 # The helper modules import pandas, scikit-learn and matplotlib inside the functions that use
@@ -82,21 +79,6 @@ pipe = Pipeline(
 )
 
 
-def step(uses: tuple[ModuleType, ...] = (), **options: Any) -> Callable[[Any], Any]:
-    """``pipe.task`` whose cache key covers the helper modules the task calls.
-
-    cadenza hashes a task's own source; an edit to churn_features.py would otherwise leave
-    ``transform`` cached with stale output. The version is the task's source plus its helpers'.
-    """
-
-    def register(fn: Callable[..., Any]) -> Any:
-        text = inspect.getsource(fn) + "".join(Path(m.__file__ or "").read_text() for m in uses)
-        version = hashlib.sha256(text.encode()).hexdigest()[:16]
-        return pipe.task(version=version, **options)(fn)
-
-    return register
-
-
 def batch_window(batch_date: str, interval: tuple[str | None, str | None]) -> tuple[datetime,
                                                                                   datetime]:
     """The [start, end) the batch covers: the given day, the run's data interval, or
@@ -113,7 +95,7 @@ def batch_window(batch_date: str, interval: tuple[str | None, str | None]) -> tu
 # ---- 1. ingestion ----------------------------------------------------------------------------
 
 
-@step(uses=(sources,), cache="interval", outputs=SOURCES)  # one batch per interval, kept
+@pipe.task(cache="interval", outputs=SOURCES)  # one batch per interval, kept
 def land(ctx: Any, rows: int, seed: int, batch_date: str, generate: bool, shift: bool,
          corrupt: bool) -> dict[str, Any]:
     """Write this batch's source files, a CSV export and a JSON API dump, into its own folder
@@ -135,7 +117,7 @@ def land(ctx: Any, rows: int, seed: int, batch_date: str, generate: bool, shift:
 
 
 # Dropped files are part of ingest's key: it re-runs when one appears, changes or goes.
-@step(uses=(sources,), inputs=[f"{LANDING}/*.csv", f"{LANDING}/*.json"])
+@pipe.task(inputs=[f"{LANDING}/*.csv", f"{LANDING}/*.json"])
 def ingest(land: dict[str, Any], generate: bool, ctx: Any) -> pd.DataFrame:
     """Read this batch: the files land wrote in this run's folder, or with generate=false
     the CSV and JSON files put in landing/ itself."""
@@ -155,7 +137,7 @@ def ingest(land: dict[str, Any], generate: bool, ctx: Any) -> pd.DataFrame:
 # ---- 2. raw storage --------------------------------------------------------------------------
 
 
-@step()  # writes outside cadenza, idempotently: a lost file comes back with --force
+@pipe.task  # writes outside cadenza, idempotently: a lost file comes back with --force
 def store_raw(ingest: pd.DataFrame, land: dict[str, Any], ctx: Any) -> pd.DataFrame:
     """Append the batch to lake/raw/date=YYYY-MM-DD/ (the day its window starts) as a file
     named by its content, never rewriting one; return the batch as read back from the lake."""
@@ -179,7 +161,7 @@ def store_raw(ingest: pd.DataFrame, land: dict[str, Any], ctx: Any) -> pd.DataFr
 # ---- 3. validation ---------------------------------------------------------------------------
 
 
-@step(uses=(quality,))
+@pipe.task
 def validate(store_raw: pd.DataFrame) -> pd.DataFrame:
     """Type the raw text; the checks on this task decide whether the batch goes on."""
     return quality.parse(store_raw)
@@ -202,14 +184,14 @@ pipe.check("validate", checks.freshness("updated_at", FRESHNESS), severity="warn
 # ---- 4. preparation, 5. transformation ------------------------------------------------------
 
 
-@step(uses=(features, quality))
+@pipe.task
 def prepare(validate: pd.DataFrame) -> pd.DataFrame:
     """Dedupe (same record from both sources, then the latest per customer), fix types,
     turn out-of-range values into missing ones, impute by rule."""
     return features.prepare(validate)
 
 
-@step(uses=(features, quality))
+@pipe.task
 def transform(prepare: pd.DataFrame) -> pd.DataFrame:
     """Engineer features per customer, stamped as_of its update, with a stable train/test
     split by customer id."""
@@ -229,7 +211,7 @@ def drift_vs_active(batch: pd.DataFrame) -> CheckResult:
 # ---- 6. feature store ------------------------------------------------------------------------
 
 
-@step(uses=(features,))  # writes outside cadenza, idempotently, like store_raw
+@pipe.task  # writes outside cadenza, idempotently, like store_raw
 def feature_store(transform: pd.DataFrame, ctx: Any) -> dict[str, Any]:
     """Append the batch's features to features/customers/; read them with
     churn_features.get_features(ids, as_of)."""
@@ -242,7 +224,7 @@ def feature_store(transform: pd.DataFrame, ctx: Any) -> dict[str, Any]:
 # ---- 8. model building (7, versioning, is every return value above) ------------------------
 
 
-@step(uses=(model, features))
+@pipe.task
 def train(transform: pd.DataFrame, feature_store: dict[str, Any], cv_folds: int
           ) -> dict[str, Any]:
     """Cross-validate logistic regression and gradient boosting on the training customers;
@@ -254,7 +236,7 @@ def train(transform: pd.DataFrame, feature_store: dict[str, Any], cv_folds: int
     return bundle
 
 
-@step(uses=(model, report), outputs={"report": REPORT})
+@pipe.task(outputs={"report": REPORT})
 def evaluate(train: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Write the batch's report, reports/BATCH/churn.html (ROC, importance, confusion
     matrix, metric history), and return the metrics."""
@@ -282,7 +264,7 @@ def _point(metrics: dict[str, Any]) -> dict[str, float]:
 pipe.gate("promote_gate", after=["evaluate"], message="Promote this churn model?")
 
 
-@step(uses=(model,), after=["promote_gate"])  # once per model: a rollback sticks
+@pipe.task(after=["promote_gate"])  # once per model: a rollback sticks
 def promote(train: dict[str, Any], evaluate: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Make this run's model `active` if it beats the active one on this batch's held-out
     customers (the first model always wins); log the decision."""
