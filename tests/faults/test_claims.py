@@ -318,3 +318,32 @@ def test_two_backfills_of_one_range_at_once(tmp_path: Path, store: str) -> None:
             check_store(db, record.run_id, found)
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("store", SHARED_STORES)
+def test_a_resume_of_a_live_run_is_refused_before_the_pipeline_is_imported(
+    tmp_path: Path, store: str
+) -> None:
+    target, effects = write(tmp_path, chain(2), sleep=1.0)
+    imports = tmp_path / "imports.txt"
+    target.write_text(f"open({str(imports)!r}, 'a').write('imported\\n')\n" + target.read_text())
+    home = tmp_path / ".cadenza"
+    out = tmp_path / "first.txt"
+    first = cadenza(home, out, "run", str(target), "-q")
+    try:
+        wait_for("the first task to start", lambda: bool(executions(effects)))
+        run_id = executions(effects)[0].run_id
+        out2 = tmp_path / "second.txt"
+        assert finish(cadenza(home, out2, "run", "--resume", run_id), out2) == 1
+        said = out2.read_text()
+        assert said.count("\n") == 1 and said.startswith("error: ")
+        assert f"Run {run_id} is being run by '" in said and f":{first.pid}:" in said
+        assert imports.read_text() == "imported\n"  # only the first runner imported it
+    finally:
+        assert finish(first, out) == 0, out.read_text()
+    db = SqliteStore(home / "cadenza.db")
+    try:
+        check_store(db, run_id, executions(effects))
+        assert [e.task for e in executions(effects)] == ["c00", "c01"]
+    finally:
+        db.close()
