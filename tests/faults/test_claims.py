@@ -213,6 +213,47 @@ def test_a_resume_takes_over_a_silent_owner_and_closes_its_attempts(
     ws.close()
 
 
+def test_a_resume_numbers_attempts_after_every_recorded_one(
+    workspaces: Callable[[], Workspace]
+) -> None:
+    pipe = Pipeline("numbered")
+    fail = threading.Event()
+    fail.set()
+
+    @pipe.task(cache=False)
+    def items() -> list[int]:
+        return [0, 1, 2]
+
+    @pipe.task(cache=False, map_over="items")
+    def each(items: int) -> int:
+        if items == 1 and fail.is_set():
+            raise RuntimeError("told to fail")
+        return items
+
+    @pipe.task(cache=False, after=["each"])
+    def late() -> int:
+        return 1
+
+    ws = workspaces()
+    run_id = run_pipeline(pipe, workspace=ws).run_id
+    store = ws.store
+    # a runner before this one wrote an attempt of `late` and died before its task row
+    epoch = store.claim_run(run_id, "elsewhere:1:gone")
+    assert epoch is not None
+    store.apply(Batch(attempts=[attempt_record("late", 1, run_id)]), (run_id, epoch))
+    store.release_run(run_id, "elsewhere:1:gone", epoch)
+    fail.clear()
+    assert run_pipeline(pipe, workspace=ws, resume=run_id).state == "success"
+    found = {(a.task, a.map_index, a.attempt): a.state for a in store.attempts(run_id)}
+    assert found == {
+        ("items", -1, 1): "success",
+        ("each", 0, 1): "success", ("each", 1, 1): "failed", ("each", 1, 2): "success",
+        ("each", 2, 1): "success",
+        ("late", -1, 1): "interrupted", ("late", -1, 2): "success",
+    }
+    ws.close()
+
+
 # -- real processes, a store they share --------------------------------------------------
 
 

@@ -170,9 +170,11 @@ def _taken_over(ws: Workspace, run_id: str, reset: bool
         key = (attempt.task, attempt.map_index)
         highest[key] = max(highest.get(key, 0), attempt.attempt)
     for ti in prior:
-        ti.attempt = max(ti.attempt, highest.get((ti.task, ti.map_index), 0))
+        ti.attempt = max(ti.attempt, highest.pop((ti.task, ti.map_index), 0))
         if reset:  # run every task again, numbering attempts on from the earlier ones
             ti.state = S.PENDING.value
+    prior += [TaskInstanceRecord(run_id, task, index, S.PENDING.value, attempt)  # no row yet
+              for (task, index), attempt in highest.items()]
     return run, prior, [a for a in attempts if a.state == "running"]
 
 

@@ -77,6 +77,8 @@ class MappedTasks:
                 ti.output, ti.files, ti.attempt = prior.output, prior.files, prior.attempt
                 self._end(ti, S.CACHED)
             else:
+                if prior is not None:  # numbered on from its earlier attempts, never reused
+                    ti.attempt = prior.attempt
                 self.journal.instance(ti)
                 fresh.append(ti)
         if node.spec.cache is not False:
