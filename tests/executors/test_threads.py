@@ -3,6 +3,7 @@ instead of waiting for it, keeping the slots that call holds until it returns.""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -121,3 +122,18 @@ def test_the_cli_exits_at_once_and_names_the_thread_left_running(tmp_path: Path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "task hang was still running in a thread" in done.stderr
     assert "failed" in done.stdout
+
+
+def test_a_call_that_held_the_gil_past_its_timeout_is_not_said_to_be_stopped(home: Path) -> None:
+    pipe = Pipeline("gil")
+
+    @pipe.task(timeout=0.05, cache=False)
+    def backtrack() -> bool:
+        # one C call that holds the GIL for a while: the run loop cannot turn until it returns
+        return re.match(r"(a+)+b", "a" * 24) is not None
+
+    result = run_pipeline(pipe, home=home, executor="threads")
+    error = result.tasks["backtrack"].error
+    assert result.state == "failed"
+    assert "ran past its timeout of 0.05s on attempt 1 and took" in error
+    assert "was stopped" not in error and "still running" not in error

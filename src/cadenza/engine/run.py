@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,8 @@ CANCEL_GRACE = 2.0
 it ended; the rest are killed (processes) or run on, their results ignored (threads)."""
 CANCEL_SETTLE = 1.0
 """Seconds to wait for the results of calls that had replied when their kill came."""
+TIMEOUT_SETTLE = 0.05
+"""Seconds a thread past its deadline may take to finish before it is said to run on."""
 SYNC_CHUNK = 1024
 ALERT_FLUSH = 5.0
 """Seconds a finishing run waits for its alerts to go out."""
@@ -650,6 +653,8 @@ class Runner(Gates, MappedTasks):
     def _time_out(self, ti: Instance, token: int) -> None:
         if ti.token != token or ti.state is not RUNNING:
             return
+        if not self.killable and ti.future is not None and _ends_soon(ti.future):
+            return  # it returned late (a call that held the GIL froze this loop): see _settle
         timeout = self.graph.nodes[ti.task].spec.timeout
         assert timeout is not None
         if self.killable and ti.future is not None:
@@ -871,6 +876,12 @@ class Runner(Gates, MappedTasks):
 
     def _event(self, task: str | None, index: int, kind: str, **data: Any) -> None:
         self.journal.event(task, index, kind, data)
+
+
+def _ends_soon(future: Future[AttemptResult]) -> bool:
+    """Whether a call past its deadline ends within a moment: one that held the GIL in C
+    code froze the loop too, and is only finishing its attempt when the loop sees the time."""
+    return bool(wait_for_futures([future], TIMEOUT_SETTLE).done)
 
 
 def _label(ti: Instance) -> str:
