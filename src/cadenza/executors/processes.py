@@ -72,6 +72,9 @@ class ProcessExecutor:
     One dispatcher thread waits on every worker's pipe and process sentinel, completes futures
     and replaces workers that die. All pool state is guarded by one lock; futures are completed
     and cancelled outside it, since that runs the callers' callbacks.
+
+    A worker's death is charged to the call it had taken, never to one sent after its last
+    reply; and workers die with the runner, however it dies (see ``_die_with_runner``).
     """
 
     in_process = False
