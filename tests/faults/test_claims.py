@@ -388,3 +388,14 @@ def test_a_resume_of_a_live_run_is_refused_before_the_pipeline_is_imported(
         assert [e.task for e in executions(effects)] == ["c00", "c01"]
     finally:
         db.close()
+
+
+def test_a_resume_that_cannot_start_gives_its_claim_up(tmp_path: Path) -> None:
+    pipe = Pipeline("unstartable")
+    _noting(pipe, ["only"], [])
+    ws = Workspace.memory(tmp_path)
+    run_id = run_pipeline(pipe, workspace=ws).run_id
+    with pytest.raises(Exception, match="needs a workspace on disk"):
+        run_pipeline(pipe, workspace=ws, resume=run_id, executor="processes")
+    assert ws.store.get_run(run_id).owner is None  # free for the next resume
+    assert run_pipeline(pipe, workspace=ws, resume=run_id).state == "success"

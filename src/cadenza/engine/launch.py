@@ -88,7 +88,7 @@ def run_pipeline(
     ws = workspace or Workspace.open(home)
     prior: list[TaskInstanceRecord] = []
     dead: list[AttemptRecord] = []
-    try:
+    try:  # from here on the run may be claimed: whatever happens, the claim is given up
         if resume is not None:
             run = ws.store.get_run(resume)
             if run.pipeline != pipe.name:
@@ -110,12 +110,21 @@ def run_pipeline(
                             masked_params(real, pipe.secret_params), time.time(),
                             target=target, owner=owner)
             claim = Claim(run.run_id, owner, 1, stale_after)  # create_runs makes it epoch 1
-    except BaseException:
+        return _run(pipe, ws, run, claim, executor, workers, still_running, hooks=hooks,
+                    selected=selected, force=force, cancel=cancel, prior=prior,
+                    provided=provided, approve=approve, wait=wait, params=real, dead=dead,
+                    create=resume is None)
+    finally:
         if claim is not None:
             claim.stop(ws.store)
-        raise
+
+
+def _run(pipe: Pipeline, ws: Workspace, run: RunRecord, claim: Claim, executor: str | Executor,
+         workers: int | None, still_running: list[str] | None, *, create: bool,
+         **options: Any) -> RunResult:
+    """Run the claimed ``run`` (``create``: a new one, recorded here) on ``executor``."""
     for name in pipe.secret_params:
-        register_param(name, real[name])
+        register_param(name, options["params"][name])
     if isinstance(executor, str):
         if executor == "processes" and ws.in_memory:
             raise CadenzaError(
@@ -128,11 +137,8 @@ def run_pipeline(
     watched = _Watched(runner_executor) if isinstance(runner_executor, ThreadExecutor) else None
     logs.install()  # held past the run while calls run on: see _Watched
     try:
-        runner = Runner(pipe, ws, watched or runner_executor, run, hooks=hooks,
-                        selected=selected, force=force, cancel=cancel, prior=prior,
-                        provided=provided, approve=approve, wait=wait, params=real,
-                        claim=claim, dead=dead)
-        if resume is None:
+        runner = Runner(pipe, ws, watched or runner_executor, run, claim=claim, **options)
+        if create:
             ws.store.create_runs([run])
         claim.start(ws.store)
         # Ctrl-C as Python leaves it (a script, a notebook): it cancels the run in the loop,
@@ -143,7 +149,6 @@ def run_pipeline(
             raise KeyboardInterrupt
         return result
     finally:
-        claim.stop(ws.store)
         if owned:
             runner_executor.shutdown(wait=False)
         left = watched.end() if watched is not None else []
