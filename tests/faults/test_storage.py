@@ -374,6 +374,8 @@ def test_the_wal_file_stays_bounded_under_a_busy_reader(tmp_path: Path) -> None:
         reader.kill()
         reader.wait()
         store.close()
-    # the limit, plus what CHECKPOINT_EVERY commits may add before the next look
-    assert largest < WAL_LIMIT + (8 << 20), largest
+    # Bounded, not exact: on a loaded machine the writer may add a few checkpoints' worth of
+    # pages before one completes (28 MiB seen under a full test suite); without checkpoints
+    # the file grew to 66-95 MiB in this loop.
+    assert largest < 3 * WAL_LIMIT, largest
     assert not wal.exists() or wal.stat().st_size < WAL_LIMIT
