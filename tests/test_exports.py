@@ -12,6 +12,10 @@ PUBLIC = {
     "TaskResult", "TaskSpec", "TaskState",
     "TaskTimeoutError", "UnknownInputError", "WorkerCrashedError", "__version__", "ctx",
     "on_new_version", "register_serializer",
+    # errors a caller may catch: a damaged artifact, a store that is busy, full or damaged,
+    # a run another runner took over
+    "ClaimLostError", "DamagedArtifactError", "StoreBusyError", "StoreDamagedError",
+    "StoreError", "StoreFullError",
 }
 
 
