@@ -77,11 +77,13 @@ def test_writes_are_exclusive_creates_on_the_wire(s3: MotoS3, tmp_path: Path) ->
     store.put(sha(b"value"), b"value")
     store.put_file(sha(source.read_bytes()), source)
     assert [match for _, match in sent] == [b"*", b"*"]
-    # Another writer's object at the key wins: a create never replaces it.
-    store.fs.pipe_file(store.key(sha(b"raced")), b"raced")
+    # An object already at the key (other bytes, to tell them apart) is never replaced:
+    # the PUT goes out, the server refuses it (412), and that counts as stored already.
+    store.fs.pipe_file(store.key(sha(b"raced")), b"another writer's bytes")
     sent.clear()
     store.put(sha(b"raced"), b"raced")
-    assert len(sent) == 1  # sent, refused with 412, taken as "stored already"
+    assert len(sent) == 1
+    assert store.fs.cat_file(store.key(sha(b"raced"))) == b"another writer's bytes"
 
 
 def test_non_exclusive_mode_for_servers_without_if_none_match(s3: MotoS3,
