@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import shutil
 import statistics
@@ -35,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from run import Target, machine
+from run import Target, machine, report
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("pass", "graphlib", "help", "one", "fan", "fan-q", "churn")
@@ -304,19 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             for target in row.targets:
                 target.judged = False
-    info = {**machine(args.quick), "fan": fan, "tty": tty}
-    if args.json:
-        print(json.dumps({**info, "rows": [
-            {**{k: v for k, v in vars(row).items() if k != "targets"},
-             "targets": [{**vars(t), "verdict": t.verdict} for t in row.targets]}
-            for row in rows
-        ]}, indent=2))
-    else:
-        print(", ".join(f"{k} {v}" for k, v in info.items() if k != "quick"))
-        print(table(rows))
-        print(LEGEND)
-        if args.quick:
-            print("quick: fan 20 and one repetition; targets are judged on full runs only.")
+    report({**machine(args.quick), "fan": fan, "tty": tty}, rows, table(rows) + "\n" + LEGEND,
+           args.json, "quick: fan 20 and one repetition; targets are judged on full runs only."
+           if args.quick else "")
     return 0
 
 

@@ -437,20 +437,27 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 note(f"FAILED {shape} on {executor}: {type(exc).__name__}: {exc}", args.json)
 
-    info = machine(args.quick)
-    if args.json:
+    report(machine(args.quick), rows, table(rows) + "\n" + LEGEND, args.json,
+           "quick: sizes reduced and one repetition; targets are judged on full runs only."
+           if args.quick else "")
+    return 1 if failed else 0
+
+
+def report(info: dict[str, Any], rows: list[Any], text: str, as_json: bool, quick: str) -> None:
+    """Print ``rows`` (each with ``targets``) as JSON beside ``info``, or ``info`` as one line,
+    then ``text`` (the table and its legend), then ``quick``'s note if there is one. Shared by
+    benchmarks/cli.py."""
+    if as_json:
         print(json.dumps({**info, "rows": [
             {**{k: v for k, v in vars(row).items() if k != "targets"},
              "targets": [{**vars(t), "verdict": t.verdict} for t in row.targets]}
             for row in rows
         ]}, indent=2))
-    else:
-        print(", ".join(f"{k} {v}" for k, v in info.items() if k != "quick"))
-        print(table(rows))
-        print(LEGEND)
-        if args.quick:
-            print("quick: sizes reduced and one repetition; targets are judged on full runs only.")
-    return 1 if failed else 0
+        return
+    print(", ".join(f"{k} {v}" for k, v in info.items() if k != "quick"))
+    print(text)
+    if quick:
+        print(quick)
 
 
 if __name__ == "__main__":
