@@ -15,20 +15,10 @@ from cadenza.artifacts.local import LocalArtifactStore
 from cadenza.artifacts.memory import MemoryArtifactStore
 from cadenza.testing.artifacts import ArtifactStoreContract, MotoS3, moto_s3
 
-CUT_SHORT = "test_a_source_cut_short_mid_read_stores_nothing"
-
-
-def _xfail_cut_short(request: pytest.FixtureRequest, why: str) -> None:
-    if request.node.name == CUT_SHORT:
-        request.applymarker(pytest.mark.xfail(reason=why, strict=True))
-
 
 class TestLocalArtifactStore(ArtifactStoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path, request: pytest.FixtureRequest) -> LocalArtifactStore:
-        _xfail_cut_short(request, "LocalArtifactStore.put_file publishes what it read without "
-                         "hashing it: a source cut short is stored under the full hash "
-                         "(found only when read)")
+    def store(self, tmp_path: Path) -> LocalArtifactStore:
         return LocalArtifactStore(tmp_path / "artifacts")
 
     def damage(self, store: Any, hash: str, data: bytes) -> None:
@@ -37,11 +27,7 @@ class TestLocalArtifactStore(ArtifactStoreContract):
 
 class TestMemoryArtifactStore(ArtifactStoreContract):
     @pytest.fixture
-    def store(self, request: pytest.FixtureRequest) -> MemoryArtifactStore:
-        _xfail_cut_short(request, "MemoryArtifactStore.put_file keeps what it read unchecked")
-        if request.node.name.startswith("test_hostile_hashes_are_refused"):
-            request.applymarker(pytest.mark.xfail(
-                reason="MemoryArtifactStore takes any string as a hash", strict=True))
+    def store(self) -> MemoryArtifactStore:
         return MemoryArtifactStore()
 
     def damage(self, store: Any, hash: str, data: bytes) -> None:

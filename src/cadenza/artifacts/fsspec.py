@@ -27,21 +27,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from cadenza.artifacts.integrity import check, check_file
-from cadenza.exceptions import CadenzaError, DamagedArtifactError
+from cadenza.artifacts.integrity import (
+    ArtifactStoreError,
+    check,
+    check_file,
+    same_source,
+    valid_hash,
+)
+from cadenza.exceptions import DamagedArtifactError
 
 T = TypeVar("T")
 _CHUNK = 1 << 20
-_HEX = frozenset("0123456789abcdef")
 
-
-class ArtifactStoreError(CadenzaError):
-    """The artifact store at ``url`` could not be used for a request (unreachable, refused,
-    or handed a file that changed while it was read); nothing was stored."""
-
-    def __init__(self, message: str, *, url: str):
-        super().__init__(message)
-        self.url = url
 
 
 def _shown(url: str) -> str:
@@ -92,9 +89,7 @@ class FsspecArtifactStore:
 
     def key(self, hash: str) -> str:
         """Where ``hash`` lives in the filesystem (refusing anything but a SHA-256 in hex)."""
-        if len(hash) != 64 or not _HEX.issuperset(hash):
-            raise ValueError(f"{hash!r} is not an artifact hash (64 lowercase hex digits)")
-        return f"{self._root}/{hash[:2]}/{hash}"
+        return f"{self._root}/{valid_hash(hash)[:2]}/{hash}"
 
     def _uri(self, key: str) -> str:
         return str(self.fs.unstrip_protocol(key))
@@ -142,20 +137,11 @@ class FsspecArtifactStore:
         source = Path(source)
         if source.stat().st_size <= self.pipe_limit:
             data = source.read_bytes()
-            self._same(hash, hashlib.sha256(data).hexdigest(), source)
+            same_source(hash, hashlib.sha256(data).hexdigest(), source, self._shown)
             return self._create(hash, lambda mode: self.fs.pipe_file(key, data, mode=mode))
         with self._snapshot(hash, source) as copy:
             return self._create(
                 hash, lambda mode: self.fs.put_file(str(copy), key, mode=mode)
-            )
-
-    def _same(self, hash: str, found: str, source: Path) -> None:
-        if found != hash:
-            raise ArtifactStoreError(
-                f"The file {str(source)!r} changed while it was stored as artifact "
-                f"{hash[:16]} (it now hashes to {found[:16]}); nothing was stored in "
-                f"{self._shown!r}. Make sure nothing else writes it (a process the task left "
-                "running?) and run the task again.", url=self._shown,
             )
 
     @contextlib.contextmanager
@@ -167,7 +153,7 @@ class FsspecArtifactStore:
                 while chunk := src.read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
-            self._same(hash, digest.hexdigest(), source)
+            same_source(hash, digest.hexdigest(), source, self._shown)
             yield tmp
 
     @contextlib.contextmanager

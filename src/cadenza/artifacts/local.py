@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import BinaryIO
 
 from cadenza._files import file_mode, make_folders
 from cadenza._process import alive
-from cadenza.artifacts.integrity import check, check_file
+from cadenza.artifacts.integrity import check, check_file, same_source, valid_hash
 from cadenza.exceptions import DamagedArtifactError, StoreFullError
 
 _CHUNK = 1 << 20
@@ -33,9 +34,7 @@ class LocalArtifactStore:
         return f"LocalArtifactStore({str(self.root)!r})"
 
     def _file(self, hash: str) -> Path:
-        if len(hash) < 8 or not all(c in "0123456789abcdef" for c in hash):
-            raise ValueError(f"{hash!r} is not an artifact hash (lowercase hex digits)")
-        return self.root / hash[:2] / hash
+        return self.root / valid_hash(hash)[:2] / hash
 
     def _commit(self, hash: str, write: Callable[[BinaryIO], object]) -> str:
         target = self._file(hash)
@@ -71,11 +70,13 @@ class LocalArtifactStore:
         return self._commit(hash, lambda out: out.write(data))
 
     def put_file(self, hash: str, source: Path) -> str:
-        import shutil
-
-        def copy(out: BinaryIO) -> None:
+        def copy(out: BinaryIO) -> None:  # hashed as copied: what is published is checked
+            digest = hashlib.sha256()
             with open(source, "rb") as src:
-                shutil.copyfileobj(src, out, _CHUNK)
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            same_source(hash, digest.hexdigest(), Path(source), str(self.root))
 
         return self._commit(hash, copy)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from cadenza.artifacts.integrity import check
+from cadenza.artifacts.integrity import check, same_source, valid_hash
 from cadenza.exceptions import DamagedArtifactError
 
 
@@ -13,24 +14,27 @@ class MemoryArtifactStore:
         self._blobs: dict[str, bytes] = {}
 
     def put(self, hash: str, data: bytes) -> str:
-        self._blobs.setdefault(hash, data)
+        self._blobs.setdefault(valid_hash(hash), data)
         return f"memory://{hash}"
 
     def put_file(self, hash: str, source: Path) -> str:
-        return self.put(hash, Path(source).read_bytes())
+        data = Path(source).read_bytes()
+        same_source(valid_hash(hash), hashlib.sha256(data).hexdigest(), Path(source), "memory")
+        return self.put(hash, data)
 
     def get(self, hash: str) -> bytes:
         try:
-            return check(hash, self._blobs[hash], "memory")
+            return check(hash, self._blobs[valid_hash(hash)], "memory")
         except DamagedArtifactError:
             del self._blobs[hash]  # the task that made it runs again; a put stores it anew
             raise
 
     def exists(self, hash: str) -> bool:
-        return hash in self._blobs
+        return valid_hash(hash) in self._blobs
 
     def path(self, hash: str) -> Path | None:
+        valid_hash(hash)
         return None
 
     def delete(self, hash: str) -> None:
-        self._blobs.pop(hash, None)
+        self._blobs.pop(valid_hash(hash), None)
