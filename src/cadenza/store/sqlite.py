@@ -11,7 +11,6 @@ import json
 import math
 import os
 import random
-import re
 import sqlite3
 import threading
 import time
@@ -44,79 +43,14 @@ from cadenza.store.base import (
     TaskInstanceRecord,
     owner_gone_here,
 )
+from cadenza.store.migrations import Migration, latest, migrations, pending
 
-SCHEMA_VERSION = 2
-"""2: runs have an owner and an epoch (claims); a version-1 file is upgraded when opened."""
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, state TEXT NOT NULL, params TEXT NOT NULL,
-    created_at REAL NOT NULL, target TEXT NOT NULL DEFAULT '', started_at REAL, ended_at REAL,
-    logical_date TEXT, interval_start TEXT, interval_end TEXT, runner_pid INTEGER,
-    heartbeat REAL, cancel_requested INTEGER NOT NULL DEFAULT 0, owner TEXT,
-    epoch INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
-CREATE TABLE IF NOT EXISTS task_instances (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, map_index INTEGER NOT NULL, state TEXT NOT NULL,
-    attempt INTEGER NOT NULL, cache_key TEXT, output TEXT, files TEXT, started_at REAL,
-    ended_at REAL, error TEXT, PRIMARY KEY (run_id, task, map_index)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS attempts (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, map_index INTEGER NOT NULL,
-    attempt INTEGER NOT NULL, state TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL,
-    error TEXT, traceback TEXT, log_path TEXT, checks TEXT,
-    PRIMARY KEY (run_id, task, map_index, attempt)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS artifacts (
-    hash TEXT PRIMARY KEY, serializer TEXT NOT NULL, size INTEGER NOT NULL,
-    pipeline TEXT NOT NULL, task TEXT NOT NULL, run_id TEXT NOT NULL, created_at REAL NOT NULL,
-    name TEXT NOT NULL, uri TEXT, data BLOB
-);
-CREATE INDEX IF NOT EXISTS artifacts_by_pipeline ON artifacts (pipeline, created_at);
-CREATE TABLE IF NOT EXISTS lineage (
-    child TEXT NOT NULL, parent TEXT NOT NULL, PRIMARY KEY (child, parent)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cache (
-    pipeline TEXT NOT NULL, task TEXT NOT NULL, key TEXT NOT NULL, output TEXT, files TEXT,
-    run_id TEXT NOT NULL, created_at REAL NOT NULL, meta TEXT NOT NULL,
-    PRIMARY KEY (pipeline, task, key)
-);
-CREATE INDEX IF NOT EXISTS cache_by_time ON cache (pipeline, task, created_at);
--- Events are never deleted, so a plain INTEGER PRIMARY KEY only grows (AUTOINCREMENT would
--- cost a second write per event).
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
-    ts REAL NOT NULL, task TEXT, map_index INTEGER NOT NULL, data TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
-CREATE UNIQUE INDEX IF NOT EXISTS runs_once_per_interval ON runs (pipeline, logical_date)
-    WHERE logical_date IS NOT NULL;
-CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state);
-CREATE TABLE IF NOT EXISTS pipelines (
-    name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cursors (
-    key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS aliases (
-    pipeline TEXT NOT NULL, task TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL,
-    hash TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL,
-    PRIMARY KEY (pipeline, task, name, alias, at)
-);
-CREATE INDEX IF NOT EXISTS artifacts_by_task ON artifacts (pipeline, task, name, created_at);
-CREATE INDEX IF NOT EXISTS artifacts_by_time ON artifacts (created_at);
-CREATE TABLE IF NOT EXISTS approvals (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, approved INTEGER NOT NULL, by TEXT NOT NULL,
-    at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run_id, task)
-);
-"""
-
-_SCHEMA_NAMES = frozenset(re.findall(r"IF NOT EXISTS (\w+)", SCHEMA))
+BACKEND = "sqlite"
+SCHEMA_VERSION = latest(BACKEND)
+"""The schema version this cadenza writes: its newest file in store/migrations/sqlite/."""
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL
+)"""
 
 _RUN_COLS = (
     "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
@@ -132,10 +66,6 @@ _ATTEMPT_COLS = (
 )
 _ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
 _CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
-_UPGRADES = {  # columns a file made by an older cadenza lacks, and how to add each
-    "owner": "ALTER TABLE runs ADD COLUMN owner TEXT",
-    "epoch": "ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
-}
 _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 """The store's clock in SQL, seconds since 1970 (``unixepoch('subsec')`` needs SQLite 3.42)."""
 _IN_CHUNK = 500
@@ -192,18 +122,43 @@ def _code(exc: sqlite3.Error) -> int:
     return -1 if code is None else int(code) & 0xFF
 
 
-def _missing_columns(db: sqlite3.Connection) -> list[str]:
-    """The claim columns a file made by an older cadenza lacks (its runs table predates them)."""
+def _version(db: sqlite3.Connection) -> int:
+    """The schema version of the file ``db`` is open on (0: it has no tables yet).
+
+    A file made before schema_migrations existed says its version in the ``meta`` row
+    ``schema_version`` (1, or 2 once runs had owners); the columns of its runs table are
+    believed over that row, which a crash between the two writes could have left behind."""
+    try:
+        return int(db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] or 0)
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
     have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    return [column for column in _UPGRADES if have and column not in have]
+    if not have:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    said = int(row[0]) if row is not None and str(row[0]).isdigit() else 1
+    return max(said, 2 if {"owner", "epoch"} <= have else 1)
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring an older file's tables up to this version in place (inside the caller's write)."""
-    for column in _missing_columns(db):
-        db.execute(_UPGRADES[column])
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-               (str(SCHEMA_VERSION),))
+def _adopt(db: sqlite3.Connection) -> None:
+    """Record in schema_migrations the version an older file is at (inside the caller's
+    write); its ``meta`` row goes, so that the version is kept in one place."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone():
+        return
+    version = _version(db)
+    db.execute(_MIGRATIONS_TABLE)
+    if version:
+        # 0001 again, over the old file: all IF NOT EXISTS, it adds the tables an early
+        # cadenza did not make yet.
+        for statement in migrations(BACKEND)[0].statements():
+            db.execute(statement)
+    db.executemany(
+        f"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {_NOW})",
+        [(m.version, m.name) for m in migrations(BACKEND)[:version]],
+    )
+    if version:
+        db.execute("DELETE FROM meta WHERE key = 'schema_version'")
 
 
 def _dumps(value: Any) -> str | None:
@@ -217,10 +172,13 @@ def _loads(text: str | None, empty: Any) -> Any:
 class SqliteStore:
     """``timeout``: seconds a write waits for another process's write lock before it fails
     with StoreBusyError (None: CADENZA_DB_TIMEOUT, else DEFAULT_TIMEOUT). ``readonly``: take
-    no write lock at all while the schema is complete, and refuse every write."""
+    no write lock at all while the schema is current, refuse an older file (it would need
+    writing) and every write. ``upgrade=False``: leave an older file as it is, for
+    :meth:`upgrade` to bring up to date (``cadenza db upgrade``, which says what it applies)."""
 
     def __init__(self, path: str | Path, *, durable: bool = False,
-                 timeout: float | None = None, readonly: bool = False) -> None:
+                 timeout: float | None = None, readonly: bool = False,
+                 upgrade: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not readonly:  # private (SQLite gives its -wal and -shm files the same mode)
@@ -240,12 +198,12 @@ class SqliteStore:
         )
         try:
             with self._faults():
-                self._setup(durable, readonly, known and not had_wal)
+                self._setup(durable, readonly, upgrade, known and not had_wal)
         except BaseException:
             self._db.close()
             raise
 
-    def _setup(self, durable: bool, readonly: bool, walless: bool) -> None:
+    def _setup(self, durable: bool, readonly: bool, upgrade: bool, walless: bool) -> None:
         db = self._db
         # The busy timeout comes first: every statement below may meet another process's lock.
         db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -270,20 +228,55 @@ class SqliteStore:
         db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         if not readonly and self._marker.exists():
             self._check_again()
-        # Opening takes no write lock unless the schema is incomplete (a new file, or one an
-        # older cadenza made): a reader (`cadenza status`) opens while another process writes.
-        if not (have >= _SCHEMA_NAMES and not _missing_columns(db)):
-            with self._write() as db:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                _upgrade(db)
+        # Opening takes no write lock when the schema is current: a reader (`cadenza status`)
+        # opens while another process writes. A writer brings an older file up to date in
+        # place; a reader refuses to, as it writes nothing (but it makes a new file's tables,
+        # as a writer would).
+        version = _version(db)
+        todo = pending(BACKEND, version, str(self.path))
+        if readonly and todo and version:
+            raise StoreError(
+                f"The store {str(self.path)!r} has schema version {version}, older than this "
+                f"cadenza's ({SCHEMA_VERSION}), and was opened read-only. Upgrade it in place "
+                "with `cadenza db upgrade` (any command that writes, such as `cadenza run`, "
+                "does it too), then run this command again.", path=str(self.path))
+        unrecorded = "schema_migrations" not in have  # made before that table existed
+        if upgrade and (version == 0 or (not readonly and (todo or unrecorded))):
+            self._migrate()
         if readonly:
             db.execute("PRAGMA query_only=ON")
+
+    def schema_version(self) -> int:
+        """The version of the schema in the file: how many of store/migrations/sqlite/ it has
+        applied (SCHEMA_VERSION once current)."""
+        with self._lock, self._faults():
+            return _version(self._db)
+
+    def upgrade(self) -> list[Migration]:
+        """Apply the migrations the file lacks, each in its own ``BEGIN IMMEDIATE``
+        transaction; the ones applied here, oldest first (none when it was current, or when
+        another process upgraded it meanwhile). StoreError when the file is newer than this
+        cadenza."""
+        if self._readonly:
+            raise StoreError(f"The store {str(self.path)!r} was opened read-only, so it cannot "
+                             "be upgraded; open it without readonly=True.", path=str(self.path))
+        return self._migrate()
+
+    def _migrate(self) -> list[Migration]:
+        applied: list[Migration] = []
+        while True:
+            # The version is read again under the lock: another process may have applied
+            # the same migration while this one waited for it.
+            with self._write() as db:
+                _adopt(db)
+                todo = pending(BACKEND, _version(db), str(self.path))
+                if not todo:
+                    return applied
+                for statement in todo[0].statements():
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                           f"VALUES (?, ?, {_NOW})", (todo[0].version, todo[0].name))
+            applied.append(todo[0])
 
     def _tables_come(self) -> bool:
         """Whether the tables of a file in WAL mode that has none appear within a second: they
