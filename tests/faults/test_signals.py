@@ -252,6 +252,72 @@ def test_repeated_ctrl_c_at_random_moments_loses_no_finished_work(tmp_path: Path
     assert set(finished) == ALL and set(finished.values()) == {1}  # each body once, no more
 
 
+INSTANT = '''
+import functools
+import os
+from pathlib import Path
+from cadenza import Pipeline
+
+HERE = Path(__file__).parent
+pipe = Pipeline("instant")
+ENDS = os.open(HERE / "ends.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+for i in range(3000):
+    name = f"t{{i:04d}}"
+    # One C call: no signal can stop it part-way, so a line in ends.txt is a body that
+    # returned. Bodies this short leave the runner's own work (recording each result) most of
+    # the time, which is where a signal must not lose a finished body.
+    pipe.task(functools.partial(os.write, ENDS, f"{{name}}\\n".encode()), name=name, cache=False)
+'''
+
+
+def test_ctrl_c_on_inline_never_loses_a_body_that_returned(tmp_path: Path) -> None:
+    """SIGINT landing just after an inline body returned, before its result was recorded,
+    used to record the attempt cancelled, and the resume ran the body again."""
+    rng = random.Random(f"inline-{os.getpid()}-{time.time()}")
+    (tmp_path / "pipe.py").write_text(INSTANT.format())
+    ends, home = tmp_path / "ends.txt", tmp_path / ".cadenza"
+    for series in range(2):  # two runs, each Ctrl-C'd and resumed until it succeeds
+        ends.unlink(missing_ok=True)
+        run_id: str | None = None
+        for trial in range(8):
+            out = tmp_path / f"runner{series}.{trial}.out"
+            args = ["run", "--resume", run_id] if run_id else ["run", str(tmp_path / "pipe.py")]
+            runner = cadenza(home, out, *args, "-e", "inline", "-q")
+            try:
+                if trial < 7:  # the last one runs to the end
+                    wait_for("a body to run", _progress(ends, len(lines(ends)), runner))
+                    time.sleep(rng.uniform(0, 0.03))
+                    for _ in range(rng.randint(1, 3)):
+                        if runner.poll() is None:
+                            runner.send_signal(signal.SIGINT)
+                        time.sleep(rng.uniform(0, 0.005))
+                code = runner.wait(timeout=GUARD)
+            finally:
+                if runner.poll() is None:
+                    runner.kill()
+                    runner.wait()
+            text = out.read_text()
+            assert "Traceback" not in text, text
+            store = SqliteStore(home / "cadenza.db")
+            try:
+                run_id = run_id or store.list_runs()[0].run_id
+                state = store.get_run(run_id).state
+                attempts = store.attempts(run_id)
+            finally:
+                store.close()
+            assert state in ("cancelled", "success"), (state, text)
+            assert code in ({130} if state == "cancelled" else {0, -signal.SIGINT}), (code, text)
+            assert [a.task for a in attempts if a.state == "running"] == []
+            returned = Counter(lines(ends))
+            recorded = Counter(a.task for a in attempts if a.state == "success")
+            assert returned == recorded, (returned - recorded, recorded - returned, trial)
+            if state == "success":
+                break
+        assert state == "success"
+        assert len(returned) == 3000 and set(returned.values()) == {1}  # each body once
+
+
 def _progress(path: Path, before: int, runner: subprocess.Popen[bytes]) -> Callable[[], bool]:
     return lambda: len(lines(path)) > before or runner.poll() is not None
 

@@ -32,6 +32,7 @@ from cadenza.exceptions import (
     TaskError,
     TaskTimeoutError,
 )
+from cadenza.executors.inline import body
 from cadenza.secrets import mask, mask_data
 
 INLINE_LIMIT = 16 * 1024
@@ -140,12 +141,12 @@ def run_attempt(call: Call) -> AttemptResult:
         for path in call.outputs.values():
             path.parent.mkdir(parents=True, exist_ok=True)
         if call.kind == "shell":
-            value: Any = _run_shell(call, log)
+            value: Any = body(_run_shell, call, log)
         else:
             assert call.fn is not None
             if call.wants_ctx:
                 call.kwargs["ctx"] = context
-            value = call.fn(**call.kwargs)
+            value = body(call.fn, **call.kwargs)  # where an inline Ctrl-C may land
         if call.checks:
             checks = _run_checks(call, value)
             failed = [c for c in checks if not c["passed"] and c["severity"] == "error"]

@@ -528,7 +528,10 @@ class Runner(Gates, MappedTasks):
         turn = 0
         journal, direct = self.journal, self.direct
         check = self.claim.check if self.claim is not None else None
+        cancel = self.cancel
         while self.ready and self.in_flight < self.limit and turn < SYNC_CHUNK:
+            if cancel.is_set():
+                break  # start nothing more: the loop records what ended, then cancels
             turn += self.synchronous  # a synchronous executor's chunk ends the turn
             entry = heapq.heappop(self.ready)
             ti = entry[-1]

@@ -3,9 +3,11 @@
 A call runs in the main thread when the run does, so a signal handler can stop it: while
 ``signals_cancel`` is in force, SIGINT (and SIGTERM, for the CLI) set the run's cancel flag,
 which the run loop handles between its steps, and ``interrupt`` raises KeyboardInterrupt
-inside the inline call in progress, or, between calls, in the next one before it starts. The
-loop takes that as Ctrl-C: it cancels the run and records it. Outside a call a signal only
-sets the flag, so it never lands inside a commit."""
+inside the task body in progress, or, when none is, in the next one before it starts. The
+loop takes that as Ctrl-C: it cancels the run and records it. Outside a body a signal only
+sets the flag, so it never lands inside a commit, nor between a body's return and the record
+of its result: a body that returned is recorded as it ended, and only then is the run
+cancelled (a resume never runs it again)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -27,7 +30,7 @@ class _Interrupts:
     inside = False
     """A call is running in the main thread."""
     pending = False
-    """A signal came between calls: the next call stops before it starts."""
+    """A signal came outside a body: the next body stops before it starts."""
 
 
 def deliver_interrupts(armed: bool) -> None:
@@ -35,12 +38,38 @@ def deliver_interrupts(armed: bool) -> None:
     _Interrupts.armed, _Interrupts.pending = armed, False
 
 
-def interrupt() -> None:
-    """From a signal handler: stop the main thread's inline call now (KeyboardInterrupt), or
-    the next one before it starts. Does nothing unless armed."""
+def body(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Call a task's body (its function, or its shell command): the only place an inline
+    interrupt lands. A signal that came before it (``pending``) stops it before it starts."""
+    if _Interrupts.pending and _Interrupts.inside and threading.current_thread() is _MAIN:
+        raise KeyboardInterrupt
+    return fn(*args, **kwargs)
+
+
+_BODY = body.__code__
+
+
+def _in_body(frame: FrameType | None) -> bool:
+    """Whether ``frame``, where a signal handler interrupted the main thread, runs inside a
+    body. In ``body``'s own frame the body has not started, or has returned: its result must
+    reach the journal, so the signal waits (``pending``)."""
+    if frame is None or frame.f_code is _BODY:
+        return False
+    frame = frame.f_back
+    while frame is not None:
+        if frame.f_code is _BODY:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def interrupt(frame: FrameType | None) -> None:
+    """From a signal handler (``frame``: where it interrupted): stop the main thread's inline
+    body now (KeyboardInterrupt), or the next one before it starts. Does nothing unless
+    armed."""
     if not _Interrupts.armed:
         return
-    if _Interrupts.inside:
+    if _Interrupts.inside and _in_body(frame):
         raise KeyboardInterrupt
     _Interrupts.pending = True
 
@@ -58,10 +87,10 @@ def signals_cancel(cancel: threading.Event, signals: tuple[signal.Signals, ...],
         yield came
         return
 
-    def stop(signum: int, frame: object) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         came.append(signum)
         cancel.set()
-        interrupt()
+        interrupt(frame)
 
     previous = {}
     for sig in signals:
