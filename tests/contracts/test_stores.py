@@ -1,4 +1,5 @@
-"""The MetadataStore contract against MemoryStore and SqliteStore, plus SQLite's own checks."""
+"""The MetadataStore contract against MemoryStore, SqliteStore and PostgresStore, plus SQLite's
+own checks (PostgreSQL's are in tests/store/test_postgres.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ class TestSqliteStore(MetadataStoreContract):
 
     def test_artifact_insert_is_ignored_with_its_parents(self, store: MetadataStore) -> None:
         super().test_artifact_insert_is_ignored_with_its_parents(store)
+
+
+class TestPostgresStore(MetadataStoreContract):
+    """Against a new database of a throwaway cluster (skipped where PostgreSQL is missing)."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_dsn: str) -> None:
+        self.dsn = postgres_dsn
+
+    def make_store(self) -> MetadataStore:
+        from cadenza.store.postgres import PostgresStore
+
+        return PostgresStore(self.dsn)
 
 
 # -- SQLite only -----------------------------------------------------------------------------

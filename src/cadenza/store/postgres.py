@@ -1,0 +1,749 @@
+"""The MetadataStore on PostgreSQL, for runners, schedulers and UIs on many hosts.
+
+One connection pool per process and DSN, shared by every PostgresStore of that DSN (the
+runner, its heartbeat thread, the scheduler's run threads, the UI). Connections are in
+autocommit: a read is one round trip, and every write is one explicit transaction. A batch
+goes in one transaction, sent as one pipeline (psycopg's pipeline mode): the fence, every
+``executemany`` and the commit travel together.
+
+Claims and fences take the run's row lock (``FOR UPDATE``), so a claim waits for a fenced
+batch in flight and is ordered after it: a runner that lost its claim writes nothing the new
+owner could miss. Time is the database's (``clock_timestamp()``), so staleness is judged on one
+clock whatever the hosts' clocks say.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import threading
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import psycopg
+    from psycopg import conninfo
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as error:  # pragma: no cover - the [postgres] extra is in dev
+    raise ImportError(
+        "The PostgreSQL store needs psycopg 3 and psycopg-pool: "
+        "pip install 'cadenza[postgres]'"
+    ) from error
+
+from cadenza.exceptions import ClaimLostError, RunNotFoundError, StoreError
+from cadenza.store.base import (
+    STALE_AFTER,
+    AliasChange,
+    Approval,
+    ArtifactRecord,
+    AttemptRecord,
+    Batch,
+    CacheEntry,
+    Event,
+    Fence,
+    RunRecord,
+    TaskInstanceRecord,
+    owner_gone_here,
+)
+from cadenza.store.migrations import Migration, latest, migrations, pending
+
+BACKEND = "postgres"
+SCHEMA_VERSION = latest(BACKEND)
+"""The schema version this cadenza writes: its newest file in store/migrations/postgres/."""
+MIGRATION_LOCK = 0x6361_6465_6E7A_61  # "cadenza": the advisory lock upgrades take
+POOL_SIZE = 10
+"""Connections a process keeps at most per DSN (runner, heartbeats, scheduler threads, UI)."""
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when connecting."""
+POOL_TIMEOUT = 30.0
+"""Seconds a call waits for a free connection (or for the server to come back)."""
+
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL
+)"""
+_NOW = "extract(epoch from clock_timestamp())::float8"
+"""The store's clock in SQL, seconds since 1970: the database server's, read when evaluated."""
+_RUN_COLS = (
+    "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
+    "interval_start, interval_end, runner_pid, heartbeat, cancel_requested, owner, epoch"
+)
+_TI_COLS = (
+    "run_id, task, map_index, state, attempt, cache_key, output, files, started_at, ended_at, "
+    "error"
+)
+_ATTEMPT_COLS = (
+    "run_id, task, map_index, attempt, state, started_at, ended_at, error, traceback, log_path, "
+    "checks"
+)
+_ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
+_CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(16)}) ON CONFLICT (run_id) DO UPDATE SET "
+    # owner, epoch and heartbeat are the claim's (claim_run, heartbeat), never apply's
+    "state = excluded.state, params = excluded.params, started_at = excluded.started_at, "
+    "ended_at = excluded.ended_at, runner_pid = excluded.runner_pid"
+)
+_UPSERT_TI = (
+    f"INSERT INTO task_instances ({_TI_COLS}) VALUES ({_marks(11)}) "
+    "ON CONFLICT (run_id, task, map_index) DO UPDATE SET state = excluded.state, "
+    "attempt = excluded.attempt, cache_key = excluded.cache_key, output = excluded.output, "
+    "files = excluded.files, started_at = excluded.started_at, ended_at = excluded.ended_at, "
+    "error = excluded.error"
+)
+_UPSERT_ATTEMPT = (
+    f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({_marks(11)}) "
+    "ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET state = excluded.state, "
+    "ended_at = excluded.ended_at, error = excluded.error, traceback = excluded.traceback, "
+    "log_path = excluded.log_path, checks = excluded.checks"
+)
+_INSERT_ARTIFACT = (
+    f"INSERT INTO artifacts ({_ART_COLS}) VALUES ({_marks(10)}) "
+    "ON CONFLICT (hash) DO NOTHING RETURNING hash"
+)
+_UPSERT_CACHE = (
+    f"INSERT INTO cache ({_CACHE_COLS}) VALUES ({_marks(8)}) "
+    "ON CONFLICT (pipeline, task, key) DO UPDATE SET output = excluded.output, "
+    "files = excluded.files, run_id = excluded.run_id, created_at = excluded.created_at, "
+    "meta = excluded.meta"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (run_id, kind, ts, task, map_index, data) VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+# -- DSNs -------------------------------------------------------------------------------------
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` without its password (URL or ``key=value`` form): what messages may show."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc
+        if "@" in netloc:
+            who, _, where = netloc.rpartition("@")
+            netloc = f"{who.split(':', 1)[0]}@{where}"
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    try:
+        fields = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=...", dsn)
+    fields.pop("password", None)
+    return conninfo.make_conninfo("", **{k: v for k, v in fields.items() if v is not None})
+
+
+def _password(dsn: str) -> str | None:
+    try:
+        found = conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        return None
+    return str(found) if found else None
+
+
+def _said(exc: BaseException, dsn: str) -> str:
+    """The server's or libpq's message on one line, with the DSN's password taken out."""
+    text = " ".join(str(exc).split())
+    secret = _password(dsn)
+    return text.replace(secret, "...") if secret else text
+
+
+def _unreachable(dsn: str, exc: BaseException) -> StoreError:
+    """One line on why the database ``dsn`` could not be used, and what to do."""
+    where = redact(dsn)
+    said = _said(exc, dsn)
+    if "password authentication failed" in said or "no password supplied" in said:
+        fix = ("check the user and password in the DSN (or PGPASSWORD, or ~/.pgpass), and "
+               "that this role may log in")
+    elif re.search(r'database "[^"]*" does not exist', said):
+        fix = ("create the database (`createdb NAME`, or CREATE DATABASE), or fix its name in "
+               "the DSN")
+    elif "role" in said and "does not exist" in said:
+        fix = "create the role (CREATE ROLE ... LOGIN), or fix the user in the DSN"
+    else:
+        fix = ("check that the server is running and reachable at that host and port (try "
+               "`pg_isready -d DSN`)")
+    return StoreError(f"The PostgreSQL store {where!r} could not be used: {said}. To fix it, "
+                      f"{fix}; then run the command again.", path=where)
+
+
+# -- one pool per process and DSN ----------------------------------------------------------------
+
+_POOLS: dict[tuple[int, str], tuple[ConnectionPool, int]] = {}
+"""(pid, DSN) -> (pool, how many stores use it). The pid keeps a forked child off its
+parent's connections: the child makes its own pool."""
+_POOLS_LOCK = threading.Lock()
+
+
+def _acquire_pool(dsn: str) -> ConnectionPool:
+    key = (os.getpid(), dsn)
+    with _POOLS_LOCK:
+        if key in _POOLS:
+            pool, users = _POOLS[key]
+            _POOLS[key] = (pool, users + 1)
+            return pool
+        # One connection first, to say in one line why the server cannot be used: the pool
+        # would only log its failures and time out.
+        try:
+            psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as exc:
+            raise _unreachable(dsn, exc) from None
+        pool = ConnectionPool(
+            dsn, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_TIMEOUT,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            name=f"cadenza {redact(dsn)}",
+        )
+        pool.open(wait=True, timeout=POOL_TIMEOUT)
+        _POOLS[key] = (pool, 1)
+        return pool
+
+
+def _release_pool(dsn: str) -> None:
+    key = (os.getpid(), dsn)
+    with _POOLS_LOCK:
+        pool, users = _POOLS[key]
+        if users > 1:
+            _POOLS[key] = (pool, users - 1)
+            return
+        del _POOLS[key]
+    pool.close()
+
+
+@atexit.register
+def _close_pools() -> None:
+    with _POOLS_LOCK:
+        mine = [pool for (pid, _), (pool, _) in _POOLS.items() if pid == os.getpid()]
+        _POOLS.clear()
+    for pool in mine:
+        pool.close()
+
+
+def pools_in_use() -> dict[str, int]:
+    """Redacted DSN -> how many stores of this process share its pool (for tests and
+    diagnostics)."""
+    with _POOLS_LOCK:
+        return {redact(dsn): users for (pid, dsn), (_, users) in _POOLS.items()
+                if pid == os.getpid()}
+
+
+# -- values ----------------------------------------------------------------------------------
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _dumps(value: Any) -> str | None:
+    """JSON text, or NULL for an empty value (as the SQLite store keeps them)."""
+    return _ENCODER.encode(value) if value else None
+
+
+def _loads(text: str | None, empty: Any) -> Any:
+    return json.loads(text) if text else empty
+
+
+def _text(value: str | None) -> str | None:
+    """A message for a TEXT column: PostgreSQL refuses NUL characters, which an exception's
+    message may hold."""
+    return value.replace("\x00", "\\x00") if value and "\x00" in value else value
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    r = list(row)
+    r[3] = json.loads(r[3])
+    return RunRecord(*r)
+
+
+class PostgresStore:
+    """The MetadataStore on the PostgreSQL database ``dsn`` (``postgresql://user@host/db`` or
+    ``key=value`` form). Opening it brings the schema up to date (``upgrade()``), unless
+    ``readonly``: then it writes nothing, and refuses a database whose schema is older than
+    this cadenza's (run ``cadenza db upgrade``)."""
+
+    def __init__(self, dsn: str, *, readonly: bool = False) -> None:
+        self.dsn = dsn
+        self.where = redact(dsn)
+        """The DSN without its password: what repr and messages show."""
+        self._readonly = readonly
+        self._pool = _acquire_pool(dsn)
+        self._closed = False
+        try:
+            version = self.schema_version()
+            todo = pending(BACKEND, version, self.where)
+            if todo and readonly:
+                have = (f"has schema version {version}, older than this cadenza's "
+                        f"({SCHEMA_VERSION})" if version else "has no cadenza schema yet")
+                raise StoreError(
+                    f"The PostgreSQL store {self.where!r} {have}, and was opened read-only. "
+                    "Create or upgrade the schema with `cadenza db upgrade` (any command that "
+                    "writes, such as `cadenza run`, does it too), then run this command "
+                    "again.", path=self.where)
+            if todo:
+                self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r}{', readonly=True' if self._readonly else ''})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """A lost or unreachable server, as one StoreError; other errors unchanged."""
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise StoreError(
+                f"No connection to the PostgreSQL store {self.where!r} could be had within "
+                f"{POOL_TIMEOUT:g} s ({_said(exc, self.dsn)}). Check that the server is "
+                "running and accepts connections, then run the command again.",
+                path=self.where) from None
+        except psycopg.OperationalError as exc:
+            self._recheck()
+            raise _unreachable(self.dsn, exc) from None
+
+    def _recheck(self) -> None:
+        """After a connection was found cut (the server restarted): test the pool's idle
+        connections and replace the dead ones, so that the next call gets a working one."""
+        with contextlib.suppress(psycopg.Error):  # still away: the pool reconnects later
+            self._pool.check()
+
+    @contextmanager
+    def _write(self, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in one transaction, committed at the end of the block (rolled back if
+        it raises); with ``pipeline``, everything in it is sent without waiting for replies
+        until a result is needed."""
+        if self._readonly:
+            raise StoreError(f"The PostgreSQL store {self.where!r} was opened read-only, so "
+                             "it cannot be written; open it without readonly=True.",
+                             path=self.where)
+        with self._faults(), self._pool.connection() as db:
+            if pipeline:
+                with db.pipeline(), db.transaction():
+                    yield db
+            else:
+                with db.transaction():
+                    yield db
+
+    def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query; tried once more on a fresh connection if the one the pool
+        gave had been cut (the server restarted): a read can safely be repeated."""
+        for again in (False, True):
+            with self._faults(), self._pool.connection() as db:
+                try:
+                    return db.execute(sql, args).fetchall()
+                except psycopg.OperationalError:
+                    if again or not db.broken:
+                        raise
+                    self._recheck()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """How many of store/migrations/postgres/ the database has applied (0: none)."""
+        rows = self._read("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not rows[0][0]:
+            return 0
+        return int(self._read("SELECT COALESCE(max(version), 0) FROM schema_migrations")[0][0])
+
+    def upgrade(self) -> list[Migration]:
+        """Apply the migrations the database lacks, each in its own transaction under an
+        advisory lock (two processes upgrading at once apply each one once); the ones applied
+        here, oldest first. StoreError when the database is newer than this cadenza."""
+        if self._readonly:
+            raise StoreError(f"The PostgreSQL store {self.where!r} was opened read-only, so "
+                             "it cannot be upgraded; open it without readonly=True.",
+                             path=self.where)
+        return self._migrate()
+
+    def _migrate(self) -> list[Migration]:
+        applied: list[Migration] = []
+        while True:
+            with self._write() as db:
+                # under the lock, the version is read again: another process may have applied
+                # the same migration while this one waited for it
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                db.execute(_MIGRATIONS_TABLE)
+                row = db.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations"
+                                 ).fetchone()
+                todo = pending(BACKEND, int(row[0]) if row else 0, self.where)
+                if not todo:
+                    return applied
+                for statement in todo[0].statements():
+                    db.execute(statement.encode())  # bytes: no %s placeholders in DDL
+                db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                           f"VALUES (%s, %s, {_NOW})", (todo[0].version, todo[0].name))
+            applied.append(todo[0])
+
+    def integrity_check(self) -> str:
+        """``ok`` when the server answers and every table of the schema is there; else what
+        is wrong (PostgreSQL checks its own pages: there is no PRAGMA integrity_check)."""
+        version = self.schema_version()
+        if version != SCHEMA_VERSION:
+            return f"schema version {version}, expected {SCHEMA_VERSION}"
+        wanted = set(re.findall(r"CREATE TABLE (\w+)", migrations(BACKEND)[0].sql))
+        found = {name for (name,) in self._read(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        missing = sorted(wanted - found)
+        return f"missing tables: {', '.join(missing)}" if missing else "ok"
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _release_pool(self.dsn)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def apply(self, batch: Batch, fence: Fence | None = None) -> None:
+        if not batch and fence is None:
+            return
+        with self._write(pipeline=True) as db:
+            check = None
+            if fence is not None:
+                # The row lock orders this batch before any claim that takes the run over.
+                check = db.execute("SELECT epoch, owner FROM runs WHERE run_id = %s FOR UPDATE",
+                                   fence[:1])
+            cur = db.cursor()
+            if batch.runs:
+                cur.executemany(_UPSERT_RUN, [
+                    (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
+                     r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
+                     r.interval_end, r.runner_pid, r.heartbeat, r.cancel_requested, r.owner,
+                     r.epoch)
+                    for r in batch.runs
+                ])
+            if batch.task_instances:
+                cur.executemany(_UPSERT_TI, [
+                    (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key, t.output,
+                     _dumps(t.files), t.started_at, t.ended_at, _text(t.error))
+                    for t in batch.task_instances
+                ])
+            if batch.attempts:
+                cur.executemany(_UPSERT_ATTEMPT, [
+                    (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
+                     a.ended_at, _text(a.error), _text(a.traceback), a.log_path,
+                     _dumps(a.checks))
+                    for a in batch.attempts
+                ])
+            if batch.cache:
+                cur.executemany(_UPSERT_CACHE, [
+                    (c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
+                     c.created_at, _ENCODER.encode(c.meta))
+                    for c in batch.cache
+                ])
+            if batch.events:
+                cur.executemany(_INSERT_EVENT, [
+                    (e.run_id, e.kind, e.ts, e.task, e.map_index, _dumps(e.data))
+                    for e in batch.events
+                ])
+            if batch.artifacts:
+                self._insert_artifacts(db, batch.artifacts)
+            if check is not None and fence is not None:
+                held = check.fetchone()
+                if held is None or held[0] != fence[1]:
+                    raise ClaimLostError(fence[0], held[1] if held else None)
+
+    @staticmethod
+    def _insert_artifacts(db: psycopg.Connection[Any], records: list[ArtifactRecord]) -> None:
+        # Lineage belongs to the record that was kept: the first one for its hash. RETURNING
+        # names the rows really inserted (a known hash is ignored).
+        cur = db.cursor()
+        cur.executemany(_INSERT_ARTIFACT, [
+            (a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id, a.created_at, a.name,
+             a.uri, a.data)
+            for a in records
+        ], returning=True)
+        kept: set[str] = set()
+        while True:
+            kept.update(hash for (hash,) in cur.fetchall())
+            if not cur.nextset():
+                break
+        lineage: list[tuple[str, str]] = []
+        for a in records:
+            if a.hash in kept:
+                kept.discard(a.hash)  # a later record of the same hash was ignored
+                lineage += [(a.hash, parent) for parent in a.parents]
+        if lineage:
+            cur.executemany("INSERT INTO lineage (child, parent) VALUES (%s, %s) "
+                            "ON CONFLICT DO NOTHING", lineage)
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def clock(self) -> float:
+        return float(self._read(f"SELECT {_NOW}")[0][0])
+
+    def claim_run(self, run_id: str, owner: str, stale_after: float = STALE_AFTER
+                  ) -> int | None:
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT owner, epoch, {_NOW} - COALESCE(heartbeat, 0) FROM runs "
+                "WHERE run_id = %s FOR UPDATE", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id)
+            held, epoch, age = row
+            if (held is not None and held != owner and age <= stale_after
+                    and not owner_gone_here(held)):
+                return None
+            db.execute(f"UPDATE runs SET owner = %s, epoch = epoch + 1, heartbeat = {_NOW} "
+                       "WHERE run_id = %s", (owner, run_id))
+        return int(epoch) + 1
+
+    def heartbeat(self, run_id: str, owner: str, epoch: int) -> bool:
+        with self._write() as db:
+            return db.execute(
+                f"UPDATE runs SET heartbeat = {_NOW} WHERE run_id = %s AND owner = %s "
+                "AND epoch = %s", (run_id, owner, epoch),
+            ).rowcount > 0
+
+    def release_run(self, run_id: str, owner: str, epoch: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET owner = NULL WHERE run_id = %s AND owner = %s "
+                       "AND epoch = %s", (run_id, owner, epoch))
+
+    def request_cancel(self, run_id: str, requested: bool = True) -> None:
+        with self._write() as db:
+            if not db.execute("UPDATE runs SET cancel_requested = %s WHERE run_id = %s",
+                              (requested, run_id)).rowcount:
+                raise RunNotFoundError(run_id)
+
+    def decide(self, approval: Approval) -> None:
+        self.get_run(approval.run_id)
+        with self._write() as db:
+            db.execute(
+                'INSERT INTO approvals (run_id, task, approved, "by", at, reason) '
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, task) DO UPDATE SET "
+                'approved = excluded.approved, "by" = excluded."by", at = excluded.at, '
+                "reason = excluded.reason",
+                (approval.run_id, approval.task, approval.approved, approval.by, approval.at,
+                 approval.reason),
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def approvals(self, run_id: str) -> list[Approval]:
+        rows = self._read('SELECT run_id, task, approved, "by", at, reason FROM approvals '
+                          "WHERE run_id = %s ORDER BY at", (run_id,))
+        return [Approval(*row) for row in rows]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return _run(rows[0])
+
+    def _newest(self, cols: str, table: str, pipeline: str | None, limit: int | None,
+                offset: int = 0) -> list[tuple[Any, ...]]:
+        """Rows of ``table``, newest first, of one pipeline or all."""
+        where, args = ("WHERE pipeline = %s ", [pipeline]) if pipeline else ("", [])
+        return self._read(f"SELECT {cols} FROM {table} {where}ORDER BY created_at DESC "
+                          "LIMIT %s OFFSET %s", [*args, limit, offset])
+
+    def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0
+                  ) -> list[RunRecord]:
+        return [_run(row) for row in self._newest(_RUN_COLS, "runs", pipeline, limit, offset)]
+
+    def pipelines(self) -> list[str]:
+        # one index probe per pipeline, not a scan of every run (a "loose index scan")
+        rows = self._read(
+            "WITH RECURSIVE p (name) AS (SELECT min(pipeline) FROM runs UNION ALL "
+            "SELECT (SELECT min(pipeline) FROM runs WHERE pipeline > p.name) FROM p "
+            "WHERE p.name IS NOT NULL) SELECT name FROM p WHERE name IS NOT NULL"
+        )
+        return [name for (name,) in rows]
+
+    def task_instances(self, run_id: str, mapped: bool = True) -> list[TaskInstanceRecord]:
+        rows = self._read(f"SELECT {_TI_COLS} FROM task_instances WHERE run_id = %s"
+                          + ("" if mapped else " AND map_index < 0"), (run_id,))
+        return [
+            TaskInstanceRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7], {}), r[8],
+                               r[9], r[10])
+            for r in rows
+        ]
+
+    def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
+        sql = f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE run_id = %s"
+        args: list[Any] = [run_id]
+        if task is not None:
+            sql += " AND task = %s"
+            args.append(task)
+        rows = self._read(sql + " ORDER BY started_at, task, map_index, attempt", args)
+        return [
+            AttemptRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                          _loads(r[10], []))
+            for r in rows
+        ]
+
+    def _artifacts(self, rows: list[tuple[Any, ...]]) -> list[ArtifactRecord]:
+        """Records for artifact rows, with their parents read in one query."""
+        parents: dict[str, list[str]] = {}
+        if rows:
+            for child, parent in self._read(
+                "SELECT child, parent FROM lineage WHERE child = ANY(%s) ORDER BY parent",
+                ([row[0] for row in rows],),
+            ):
+                parents.setdefault(child, []).append(parent)
+        return [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                               tuple(parents.get(r[0], ())))
+                for r in rows]
+
+    def artifact(self, hash: str) -> ArtifactRecord | None:
+        rows = self._read(f"SELECT {_ART_COLS} FROM artifacts WHERE hash = %s", (hash,))
+        return self._artifacts(rows)[0] if rows else None
+
+    def artifact_data(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes | None]]:
+        wanted = list(dict.fromkeys(hashes))
+        if not wanted:
+            return {}
+        rows = self._read("SELECT hash, serializer, data FROM artifacts WHERE hash = ANY(%s)",
+                          (wanted,))
+        return {hash: (serializer, data) for hash, serializer, data in rows}
+
+    def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
+        cols = _ART_COLS.replace(", data", ", NULL")
+        return self._artifacts(self._newest(cols, "artifacts", pipeline, limit))
+
+    def cache_entries(self, pipeline: str, task: str | None = None, *,
+                      keys: Collection[str] | None = None, limit: int | None = None
+                      ) -> list[CacheEntry]:
+        sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = %s"
+        args: list[Any] = [pipeline]
+        if task is not None:
+            sql += " AND task = %s"
+            args.append(task)
+        if keys is not None:
+            sql += " AND key = ANY(%s)"
+            args.append(list(dict.fromkeys(keys)))
+        rows = self._read(sql + " ORDER BY created_at DESC LIMIT %s", [*args, limit])
+        return [
+            CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6], json.loads(r[7]))
+            for r in rows
+        ]
+
+    def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
+               limit: int | None = None) -> list[Event]:
+        sql = "SELECT run_id, kind, ts, task, map_index, data, id FROM events WHERE id > %s"
+        args: list[Any] = [after]
+        if run_id is not None:
+            sql += " AND run_id = %s"
+            args.append(run_id)
+        if before is not None:
+            sql += " AND id < %s"
+            args.append(before)
+        sql += " ORDER BY id DESC" if before is not None else " ORDER BY id"
+        rows = self._read(sql + " LIMIT %s", [*args, limit])
+        return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5], {}), r[6]) for r in rows]
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
+        created: list[str] = []
+        sql = (f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(12)}, "
+               f"CASE WHEN %s THEN {_NOW} ELSE %s END, %s, %s, %s) "
+               "ON CONFLICT DO NOTHING")  # the run's id, or its pipeline's logical date, taken
+        with self._write() as db:
+            for run in runs:
+                claimed = run.owner is not None  # created claimed: alive as of now, our clock
+                if db.execute(sql, (
+                    run.run_id, run.pipeline, run.state, json.dumps(run.params),
+                    run.created_at, run.target, run.started_at, run.ended_at, run.logical_date,
+                    run.interval_start, run.interval_end, run.runner_pid, claimed,
+                    run.heartbeat, run.cancel_requested, run.owner,
+                    max(run.epoch, 1) if claimed else run.epoch,
+                )).rowcount:
+                    created.append(run.run_id)
+        return created
+
+    def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
+        rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE state = ANY(%s) "
+                          "ORDER BY created_at", (list(states),))
+        return [_run(row) for row in rows]
+
+    def latest_intervals(self) -> dict[str, str]:
+        # intervals grow with their logical date: the latest logical date has the latest end
+        rows = self._read(
+            "SELECT DISTINCT ON (pipeline) pipeline, interval_end FROM runs "
+            "WHERE logical_date IS NOT NULL ORDER BY pipeline, logical_date DESC"
+        )
+        return {pipeline: end for pipeline, end in rows if end is not None}
+
+    def set_paused(self, pipeline: str, paused: bool) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO pipelines (name, paused, updated_at) VALUES (%s, %s, {_NOW}) "
+                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                "updated_at = excluded.updated_at", (pipeline, paused),
+            )
+
+    def paused(self) -> set[str]:
+        return {name for (name,) in self._read("SELECT name FROM pipelines WHERE paused")}
+
+    def get_cursor(self, key: str) -> Any:
+        rows = self._read("SELECT value FROM cursors WHERE key = %s", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_cursor(self, key: str, value: Any) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO cursors (key, value, updated_at) VALUES (%s, %s, {_NOW}) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at", (key, json.dumps(value)),
+            )
+
+    def acquire_lease(self, name: str, holder: str, until: float, now: float) -> str | None:
+        """``now`` is the caller's reading of this store's clock (the scheduler passes
+        ``clock()``, the database's time), so a lease is judged on one clock for every host."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "until = excluded.until WHERE leases.holder = excluded.holder "
+                "OR leases.until < %s", (name, holder, until, now),
+            )
+            row = db.execute("SELECT holder FROM leases WHERE name = %s", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
+
+    # -- versions and aliases ---------------------------------------------------------------
+
+    def versions(self, pipeline: str, task: str, name: str = "return",
+                 limit: int | None = None) -> list[ArtifactRecord]:
+        cols = _ART_COLS.replace(", data", ", NULL")
+        return self._artifacts(self._read(
+            f"SELECT {cols} FROM artifacts WHERE pipeline = %s AND task = %s AND name = %s "
+            "ORDER BY created_at DESC LIMIT %s", (pipeline, task, name, limit),
+        ))
+
+    def set_alias(self, change: AliasChange) -> None:
+        with self._write() as db:
+            db.execute(
+                'INSERT INTO aliases (pipeline, task, name, alias, hash, at, "by") '
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (pipeline, task, name, alias, at) DO UPDATE SET "
+                'hash = excluded.hash, "by" = excluded."by"',
+                (change.pipeline, change.task, change.name, change.alias, change.hash,
+                 change.at, change.by),
+            )
+
+    def alias_history(self, pipeline: str, task: str, alias: str, name: str = "return"
+                      ) -> list[AliasChange]:
+        rows = self._read(
+            'SELECT pipeline, task, alias, hash, at, "by", name FROM aliases WHERE '
+            "pipeline = %s AND task = %s AND alias = %s AND name = %s ORDER BY at DESC",
+            (pipeline, task, alias, name),
+        )
+        return [AliasChange(*row) for row in rows]
