@@ -115,9 +115,12 @@ class InlineExecutor:
     max_workers = 1
     synchronous = True
     """Work is done by the time ``submit`` returns: the run loop need not hold calls back."""
+    _closed = False
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
         """``fn(*args)``, now: the run loop's fast path, with no Future to make and read."""
+        if self._closed:
+            raise _shut_down()
         if not _Interrupts.armed or threading.current_thread() is not _MAIN:
             return fn(*args)
         if _Interrupts.pending:
@@ -129,6 +132,8 @@ class InlineExecutor:
             _Interrupts.inside = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        if self._closed:  # refused, as concurrent.futures does, not an error in the Future
+            raise _shut_down()
         future: Future[T] = Future()
         try:
             future.set_result(self.call(fn, *args))
@@ -137,4 +142,8 @@ class InlineExecutor:
         return future
 
     def shutdown(self, wait: bool = True) -> None:
-        pass
+        self._closed = True
+
+
+def _shut_down() -> RuntimeError:
+    return RuntimeError("This InlineExecutor has been shut down; create a new one to submit calls.")
