@@ -109,19 +109,24 @@ def load_entries(ctx: click.Context, targets: tuple[str, ...]
 @click.option("--grace", type=float, default=30.0, show_default=True,
               help="On SIGTERM, seconds running runs get to finish.")
 @click.option("--once", is_flag=True, help="Tick once, start what is due, wait for it, exit.")
+@click.option("--lease", type=float, metavar="SECONDS",
+              help="How long the store's scheduler lease lasts unrenewed, on the store's clock: "
+                   "a successor takes over that long after this scheduler stops or is paused "
+                   "[default: CADENZA_SCHEDULER_LEASE, else 30].")
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.option("--lineage-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Append OpenLineage events here.")
 @click.option("--lineage-url", help="POST OpenLineage events to this URL.")
 @click.pass_context
 def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, executor: str,
-              workers: int | None, tick: float, grace: float, once: bool,
+              workers: int | None, tick: float, grace: float, once: bool, lease: float | None,
               metrics_port: int | None, lineage_file: Path | None,
               lineage_url: str | None) -> None:
     """Run pipelines on their schedules. TARGETS default to the project's list
     (`pipelines = [...]` in cadenza.toml, or [tool.cadenza] in pyproject.toml)."""
-    from cadenza.schedule.scheduler import Scheduler
+    from cadenza.schedule.scheduler import Scheduler, lease_from
 
+    lease_seconds = lease_from(os.environ, lease)
     entries, failed = load_entries(ctx, targets)
     for target, why in failed.items():
         errors.print(error_line(f"skipping {target}:", why))
@@ -135,7 +140,9 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
     sched = Scheduler(entries, ctx.obj["home"], max_runs=max_runs, executor=executor,
                       workers=workers, metrics=metrics,
                       lineage=lineage_transport(lineage_file, lineage_url),
-                      stale_after=stale_after_from(os.environ))
+                      stale_after=stale_after_from(os.environ), lease=lease_seconds,
+                      on_error=lambda line: errors.print(error_line("error:", line),
+                                                         soft_wrap=True))
     stop = threading.Event()
     if once:
         stop.set()
@@ -151,12 +158,14 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         for run_id in started:
             console.print(f"started {run_id}", highlight=False)
 
-    if once:
-        sched.acquire()
-        report(sched.tick(), sched.launch())
-    left = sched.serve(stop, every=tick, grace=grace if not once else 1e9, on_tick=report)
-    if server is not None:
-        server.shutdown()
+    try:
+        if once:
+            sched.acquire()
+            report(sched.tick(), sched.launch())
+        left = sched.serve(stop, every=tick, grace=grace if not once else 1e9, on_tick=report)
+    finally:
+        if server is not None:
+            server.shutdown()
     if left:
         console.print(f"{len(left)} runs were still running after {grace:g}s; they are "
                       "recorded as interrupted and resume at the next start.")

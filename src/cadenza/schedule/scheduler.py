@@ -4,10 +4,11 @@ interrupted, and stop cleanly.
 Exactly once per interval is the store's job, not timing's: a unique index on (pipeline,
 logical date) refuses a second run for an interval. A tick that runs twice, a clock stepped
 backwards, or a scheduler restarted after a kill -9 between creating a run and starting it all
-find the run already there. One scheduler serves a store at a time (a lease in the store): a
-second one refuses to start. Even so, a run is executed only under a claim (engine/claim.py):
-a run another runner holds is left to it, and a paused scheduler whose runs were taken over
-writes nothing more for them.
+find the run already there. One scheduler serves a store at a time (a lease in the store,
+renewed every tick and judged on the store's clock): a second one refuses to start, and takes
+over once the lease has run out unrenewed. Even so, a run is executed only under a claim
+(engine/claim.py): a run another runner holds is left to it, and a paused scheduler whose
+lease and runs were taken over stops, writing nothing more.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import run_pipeline
 from cadenza.engine.run import new_run_id
 from cadenza.engine.states import RunState, move_run
-from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError
+from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError, StoreError
 from cadenza.lineage import OpenLineageHooks, Transport
 from cadenza.metrics import Metrics
 from cadenza.params import resolve_params
@@ -43,17 +44,55 @@ from cadenza.workspace import Workspace
 
 LEASE = "scheduler"
 LEASE_SECONDS = 30.0
+"""How long the scheduler's lease lasts unrenewed, on the store's clock: a successor waits
+that long after a scheduler stopped (or was paused) before it takes over. Renewed every tick,
+so it must be longer than the tick. ``--lease`` or CADENZA_SCHEDULER_LEASE set it."""
 MAX_CATCHUP = 10_000
 """Intervals one pipeline may create in one tick; the rest come on the next ticks."""
 
 
 class SchedulerBusyError(CadenzaError):
-    def __init__(self, holder: str):
+    def __init__(self, holder: str, lease: float = LEASE_SECONDS):
         super().__init__(
             f"Another scheduler ({holder}) is serving this store. Stop it first, or wait "
-            f"{LEASE_SECONDS:g}s after it died for its lease to run out."
+            f"{lease:g}s after it died for its lease to run out."
         )
         self.holder = holder
+
+
+class SchedulerLeaseLostError(SchedulerBusyError):
+    """This scheduler went unseen past its lease (stopped, or stalled) and ``holder`` took
+    over: it stopped creating and starting runs, and its runs taken over wrote nothing more."""
+
+    def __init__(self, me: str, holder: str, lease: float):
+        CadenzaError.__init__(
+            self,
+            f"Scheduler {me} lost the store's lease to {holder}: it went unseen for more than "
+            f"its {lease:g}s lease (stopped, or stalled), so it stopped serving and wrote "
+            "nothing more. Leave the other one serving, or give a longer --lease "
+            "(CADENZA_SCHEDULER_LEASE) if this one is paused on purpose.",
+        )
+        self.holder = holder
+
+
+def lease_from(environ: Mapping[str, str], given: float | None = None) -> float:
+    """The lease in seconds: ``given`` (``--lease``), else CADENZA_SCHEDULER_LEASE, else
+    LEASE_SECONDS. Read once, by the CLI."""
+    text = str(given) if given is not None else environ.get("CADENZA_SCHEDULER_LEASE", "")
+    text = text.strip()
+    if not text:
+        return LEASE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        where = "--lease" if given is not None else "CADENZA_SCHEDULER_LEASE="
+        raise CadenzaError(
+            f"{where}{text!r} is not a number of seconds above 0; give how long the "
+            f"scheduler's lease lasts unrenewed (default {LEASE_SECONDS:g})."
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -115,6 +154,7 @@ class Scheduler:
         max_runs: int = 4, executor: str = "threads", workers: int | None = None,
         clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
         lineage: Transport | None = None, stale_after: float = STALE_AFTER,
+        lease: float = LEASE_SECONDS, on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.entries = {e.pipeline.name: e for e in entries}
         self.workspace = Workspace.open(home)
@@ -124,9 +164,17 @@ class Scheduler:
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.metrics, self.lineage = metrics, lineage
+        """Prometheus metrics to update (runs, tasks, tick time) and where lineage goes."""
         self.stale_after = stale_after
         """Seconds a runner may go unseen before its run counts as interrupted (resumable)."""
-        """Prometheus metrics to update (runs, tasks, tick time) and where lineage goes."""
+        self.lease = lease
+        """Seconds the store's scheduler lease lasts unrenewed (LEASE_SECONDS)."""
+        self.lost = False
+        """The lease was taken over while this scheduler served: it writes nothing more."""
+        self.on_error = on_error
+        """Called with each error's one line (the CLI prints it), besides ``errors``."""
+        self._failing = False
+        """The last tick failed on the store: the next failures are not said again."""
         self.active: dict[str, tuple[str, threading.Thread]] = {}
         """Runs this scheduler started: run id -> (pipeline, thread)."""
         self.cancel = threading.Event()
@@ -271,6 +319,9 @@ class Scheduler:
             pass  # another runner took it first: it is that runner's
         except ClaimLostError as lost:
             self._error(pipe.name, str(lost))
+        except StoreError as exc:  # a lock held too long, a full disk: the run is resumed later
+            self._error(pipe.name, f"run {run_id} stopped: {exc} The scheduler goes on, and "
+                                   "resumes the run once its claim is stale.")
         except Exception as exc:
             self._error(entry.pipeline.name, f"run {run_id} could not run: {exc}")
         finally:
@@ -278,11 +329,20 @@ class Scheduler:
 
     def _error(self, pipeline: str, message: str, kind: str = "scheduler_error",
                **data: str) -> None:
+        """Say what went wrong: in ``errors``, through ``on_error``, and as an event in the
+        store unless the store cannot take it (locked, full) or the lease is lost."""
         message = mask(message)
         self.errors.append(f"{pipeline}: {message}")
+        if self.on_error is not None:
+            self.on_error(f"{pipeline}: {message}")
+        if self.lost:
+            return  # another scheduler serves the store now: this one writes nothing more
         event = Event("", kind, time.time(), None, -1,
                       {"pipeline": pipeline, "error": message, **data})
-        self.workspace.store.apply(Batch(events=[event]))
+        try:
+            self.workspace.store.apply(Batch(events=[event]))
+        except StoreError:
+            return  # said above; an alert would only repeat a store failure
         entry = self.entries.get(pipeline)
         router = entry.pipeline.alert_router() if entry is not None else None
         if router is not None:
@@ -290,39 +350,69 @@ class Scheduler:
 
     # -- serving ------------------------------------------------------------------------------
 
-    def acquire(self) -> None:
-        """Take the store's scheduler lease, or raise SchedulerBusyError naming its holder.
+    def acquire(self, serving: bool = False) -> None:
+        """Take (or renew) the store's scheduler lease for ``lease`` seconds of the store's
+        clock, or raise SchedulerBusyError naming its holder; ``serving``: this scheduler held
+        it, and finding it taken is SchedulerLeaseLostError (``lost`` set: write nothing more).
 
         A holder on this host whose process is gone (killed) gives the lease up at once."""
-        store, now = self.workspace.store, time.time()
-        holder = store.acquire_lease(LEASE, self.holder, now + LEASE_SECONDS, now)
+        store = self.workspace.store
+        now = store.clock()  # one clock for every scheduler, whatever their hosts' clocks say
+        holder = store.acquire_lease(LEASE, self.holder, now + self.lease, now)
         if holder is not None and holder != self.holder and _dead_here(holder):
             store.release_lease(LEASE, holder)
-            holder = store.acquire_lease(LEASE, self.holder, now + LEASE_SECONDS, now)
+            holder = store.acquire_lease(LEASE, self.holder, now + self.lease, now)
         if holder != self.holder:
-            raise SchedulerBusyError(holder or "unknown")
+            if serving:
+                self.lost = True
+                raise SchedulerLeaseLostError(self.holder, holder or "unknown", self.lease)
+            raise SchedulerBusyError(holder or "unknown", self.lease)
+        self.lost = False
 
     def serve(self, stop: threading.Event, every: float = 1.0, grace: float = 30.0,
               on_tick: Callable[[list[str], list[str]], None] | None = None) -> list[str]:
         """Tick until ``stop`` is set, then give running runs ``grace`` seconds to finish.
 
         Returns the ids of runs still running after the grace period; they are recorded as
-        interrupted, and the next scheduler resumes them."""
+        interrupted, and the next scheduler resumes them. A store locked past its timeout is
+        one line (``on_error``) and the next tick tries again. SchedulerLeaseLostError: another
+        scheduler took the lease over while this one went unseen; this one creates and starts
+        nothing more, lets its runs end (those taken over stop at their next write, which is
+        refused), and raises."""
+        if every >= self.lease:
+            raise CadenzaError(
+                f"The scheduler's lease ({self.lease:g}s) must outlast a tick ({every:g}s): it "
+                "is renewed each tick. Give a longer --lease or a shorter --tick."
+            )
         self.acquire()
         try:
             while not stop.is_set():
-                self.acquire()
-                began = time.perf_counter()
-                created = self.tick()
-                if self.metrics is not None:
-                    self.metrics.observe_tick(time.perf_counter() - began)
-                started = self.launch()
+                try:
+                    self.acquire(serving=True)
+                    began = time.perf_counter()
+                    created = self.tick()
+                    if self.metrics is not None:
+                        self.metrics.observe_tick(time.perf_counter() - began)
+                    self.acquire(serving=True)  # still ours after the tick (a pause in it)
+                    started = self.launch()
+                except StoreError as exc:  # locked past its timeout: say so once, tick again
+                    if not self._failing:
+                        self._error("scheduler", f"ticks are skipped until the store can be "
+                                                 f"written again: {exc}")
+                    self._failing, created, started = True, [], []
+                except SchedulerLeaseLostError:
+                    self._shut_down(grace)
+                    raise
+                else:
+                    self._failing = False
                 if on_tick is not None:
                     on_tick(created, started)
                 stop.wait(every)
             return self._shut_down(grace)
         finally:
-            self.workspace.store.release_lease(LEASE, self.holder)
+            if not self.lost:
+                with contextlib.suppress(StoreError):  # a locked store: the lease runs out
+                    self.workspace.store.release_lease(LEASE, self.holder)
 
     def _shut_down(self, grace: float) -> list[str]:
         deadline = time.monotonic() + grace
