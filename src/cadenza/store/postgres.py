@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -135,12 +136,8 @@ def redact(dsn: str) -> str:
             netloc = f"{who.split(':', 1)[0]}@{where}"
         query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
         return urlunsplit(parts._replace(netloc=netloc, query=query))
-    try:
-        fields = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=...", dsn)
-    fields.pop("password", None)
-    return conninfo.make_conninfo("", **{k: v for k, v in fields.items() if v is not None})
+    # key=value form: the pair goes, the rest keeps its order (values may be quoted)
+    return re.sub(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "", dsn).strip()
 
 
 def _password(dsn: str) -> str | None:
@@ -256,6 +253,20 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\\x00") if value and "\x00" in value else value
 
 
+def _usable(db: psycopg.Connection[Any]) -> bool:
+    """False if the server closed ``db``. An idle connection has nothing to read, so one that
+    has is asked a question (a notice may have come); this costs no round trip otherwise."""
+    if db.broken or db.closed:
+        return False
+    if not select.select([db.pgconn.socket], [], [], 0)[0]:
+        return True
+    try:
+        db.execute("")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 def _run(row: tuple[Any, ...]) -> RunRecord:
     r = list(row)
     r[3] = json.loads(r[3])
@@ -266,9 +277,11 @@ class PostgresStore:
     """The MetadataStore on the PostgreSQL database ``dsn`` (``postgresql://user@host/db`` or
     ``key=value`` form). Opening it brings the schema up to date (``upgrade()``), unless
     ``readonly``: then it writes nothing, and refuses a database whose schema is older than
-    this cadenza's (run ``cadenza db upgrade``)."""
+    this cadenza's (run ``cadenza db upgrade``). ``upgrade=False``: leave an older schema as
+    it is, for :meth:`upgrade` to bring up to date (``cadenza db upgrade``, which says what it
+    applies)."""
 
-    def __init__(self, dsn: str, *, readonly: bool = False) -> None:
+    def __init__(self, dsn: str, *, readonly: bool = False, upgrade: bool = True) -> None:
         self.dsn = dsn
         self.where = redact(dsn)
         """The DSN without its password: what repr and messages show."""
@@ -286,7 +299,7 @@ class PostgresStore:
                     "Create or upgrade the schema with `cadenza db upgrade` (any command that "
                     "writes, such as `cadenza run`, does it too), then run this command "
                     "again.", path=self.where)
-            if todo:
+            if todo and upgrade:
                 self._migrate()
         except BaseException:
             self.close()
@@ -321,19 +334,28 @@ class PostgresStore:
     @contextmanager
     def _write(self, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """A connection in one transaction, committed at the end of the block (rolled back if
-        it raises); with ``pipeline``, everything in it is sent without waiting for replies
-        until a result is needed."""
+        it raises); with ``pipeline``, everything in it (``BEGIN`` and ``COMMIT`` too) is sent
+        without waiting for replies until a result is needed.
+
+        A connection the server cut while it sat in the pool (the server restarted) is
+        replaced before anything is sent on it; a failure once the transaction is sent leaves
+        its outcome unknown, and is raised."""
         if self._readonly:
             raise StoreError(f"The PostgreSQL store {self.where!r} was opened read-only, so "
                              "it cannot be written; open it without readonly=True.",
                              path=self.where)
-        with self._faults(), self._pool.connection() as db:
-            if pipeline:
-                with db.pipeline(), db.transaction():
+        with self._faults():
+            for again in (False, True):
+                with contextlib.ExitStack() as stack:
+                    db = stack.enter_context(self._pool.connection())
+                    if not again and not _usable(db):
+                        self._recheck()
+                        continue
+                    if pipeline:
+                        stack.enter_context(db.pipeline())
+                    stack.enter_context(db.transaction())
                     yield db
-            else:
-                with db.transaction():
-                    yield db
+                    return
 
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query; tried once more on a fresh connection if the one the pool
