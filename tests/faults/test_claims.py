@@ -3,9 +3,10 @@ replacement, two backfills of one range, and a runner whose claim is taken mid-r
 
 Each test counts task-body executions from a side-effect file the bodies append to
 (tests/faults/_harness.py) and asserts: each body at most once per claim, every executed body
-recorded, no attempt left ``running``. In-process tests run against every store in STORES;
-the ones with real `cadenza` processes need a store processes share (SQLite here; a
-PostgreSQL store joins SHARED_STORES when it exists).
+recorded, no attempt left ``running``. In-process tests run against every store in STORES
+(PostgreSQL on a throwaway cluster, skipped where none can run); the ones with real `cadenza`
+processes need a store processes share and the CLI can open (SQLite here; PostgreSQL joins
+SHARED_STORES once `cadenza --db postgresql://...` exists).
 """
 
 from __future__ import annotations
@@ -40,24 +41,32 @@ from cadenza.store.sqlite import SqliteStore
 from cadenza.testing.contracts import attempt_record
 from cadenza.workspace import Workspace
 
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "postgres"]
 SHARED_STORES = ["sqlite"]
 
 
-def _workspaces(kind: str, root: Path) -> Callable[[], Workspace]:
+def _workspaces(kind: str, root: Path, dsn: str = "") -> Callable[[], Workspace]:
     """A maker of workspaces over one store: each call a new connection where the store has
-    connections (SQLite), the same store where it lives in this process (memory)."""
+    connections (SQLite, PostgreSQL), the same store where it lives in this process (memory)."""
     if kind == "memory":
         shared = Workspace.memory(root)
         shared.close = lambda: None  # type: ignore[method-assign]  # shared: closed by no one
         return lambda: shared
+    if kind == "postgres":
+        from cadenza.artifacts.local import LocalArtifactStore
+        from cadenza.store.postgres import PostgresStore
+
+        home = root / ".cadenza"
+        home.mkdir(parents=True, exist_ok=True)
+        return lambda: Workspace(home, PostgresStore(dsn), LocalArtifactStore(home / "artifacts"))
     return lambda: Workspace.open(root / ".cadenza")
 
 
 @pytest.fixture(params=STORES)
 def workspaces(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         Callable[[], Workspace]]:
-    yield _workspaces(request.param, tmp_path)
+    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgres" else ""
+    yield _workspaces(request.param, tmp_path, dsn)
 
 
 def _noting(pipe: Pipeline, names: list[str], seen: list[tuple[str, int]],
