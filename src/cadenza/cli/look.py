@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from cadenza.cli._base import (
     main,
     resolve_run,
 )
+from cadenza.engine.claim import stale_after_from
 from cadenza.engine.launch import select
 from cadenza.engine.plan import plan_pipeline
 from cadenza.exceptions import CadenzaError
@@ -99,22 +101,29 @@ def runs(ctx: click.Context, pipeline: str | None, limit: int, as_json: bool) ->
     with _workspace(ctx) as ws:
         check_pipeline(ws, pipeline)
         records = ws.store.list_runs(pipeline, limit)
+        now = ws.store.clock()  # runs' owners are judged on the store's clock, read once
     if as_json:
-        _print_json([_run_json(r) for r in records])
+        _print_json([_run_json(r, now) for r in records])
         return
     table = Table(show_edge=False, header_style="bold")
     for column in ("run", "pipeline", "state", "started", "duration"):
         table.add_column(column, no_wrap=True)
     for r in records:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at or r.created_at))
-        table.add_row(r.run_id, r.pipeline, styled(effective_state(r)), started,
+        table.add_row(r.run_id, r.pipeline, styled(_state(r, now)), started,
                       duration(r.started_at, r.ended_at))
     console.print(table if records else "no runs yet")
 
 
-def _run_json(r: RunRecord) -> dict[str, Any]:
+def _state(run: RunRecord, now: float) -> str:
+    """``run``'s state, ``interrupted`` if its owner went unseen for CADENZA_STALE_AFTER by
+    ``now``, the store's clock (``store.clock()``, never this machine's)."""
+    return effective_state(run, now, stale_after_from(os.environ))
+
+
+def _run_json(r: RunRecord, now: float) -> dict[str, Any]:
     return {
-        "run_id": r.run_id, "pipeline": r.pipeline, "state": effective_state(r),
+        "run_id": r.run_id, "pipeline": r.pipeline, "state": _state(r, now),
         "params": r.params, "created_at": r.created_at, "started_at": r.started_at,
         "ended_at": r.ended_at, "target": r.target,
     }
@@ -132,8 +141,9 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         attempts = ws.store.attempts(run_id)
         decisions = {a.task: a for a in ws.store.approvals(run_id)}
         path = critical_path(instances, dag_of(ws.store.events(run_id)))
+        now = ws.store.clock()
     if as_json:
-        data = _run_json(record)
+        data = _run_json(record, now)
         data["critical_path"] = path
         data["tasks"] = [
             {"task": ti.task, "map_index": ti.map_index, "state": ti.state,
@@ -149,7 +159,7 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         ]
         _print_json(data)
         return
-    console.print(Text.assemble(f"run {record.run_id} ", styled(effective_state(record)),
+    console.print(Text.assemble(f"run {record.run_id} ", styled(_state(record, now)),
                                 f"  params {json.dumps(record.params)}"))
     rows = rows_of_records(instances, attempts)
     console.print(task_table(rows, console.width))
@@ -213,7 +223,7 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
             ) if root.is_dir() else []
             for path in files:
                 shown.log(path, f"{path.parent.name} · attempt {path.stem}")
-            if not follow or effective_state(ws.store.get_run(run_id)) != "running":
+            if not follow or _state(ws.store.get_run(run_id), ws.store.clock()) != "running":
                 break
             time.sleep(0.5)
         if not shown.any:

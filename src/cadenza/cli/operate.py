@@ -74,7 +74,7 @@ def _decide(ctx: click.Context, run_id: str, gate: str, approved: bool, by: str 
         who = by or getpass.getuser()
         record = actions.decide(ws.store, run_id, gate, approved, who, reason)
         word = "approved" if approved else "rejected"
-        if effective_state(record) == "running":
+        if effective_state(record, ws.store.clock()) == "running":
             console.print(f"{gate} {word} by {who}; the run goes on.", highlight=False)
         else:
             console.print(f"{gate} {word} by {who}. Continue the run with: "

@@ -108,6 +108,7 @@ def versioned(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_summary(run: RunRecord, now: float | None = None) -> dict[str, Any]:
+    """``now``: the store's clock (``store.clock()``), what the run's owner is judged by."""
     end = run.ended_at or (now or time.time())
     return {
         "run_id": run.run_id, "pipeline": run.pipeline, "state": effective_state(run, now),
@@ -123,7 +124,7 @@ def pipelines(site: Site) -> dict[str, Any]:
     store = site.workspace.store
     names = sorted(set(site.entries) | set(store.pipelines()))
     paused = store.paused()
-    now = time.time()
+    now = store.clock()  # owners are judged on the store's clock: one read per page
     rows = []
     for name in names:
         recent = store.list_runs(name, RATE_OF)
@@ -167,7 +168,7 @@ def pipeline(site: Site, name: str, offset: int = 0) -> dict[str, Any]:
     runs = store.list_runs(name, PAGE, max(0, offset))
     if entry is None and not runs and offset == 0:
         raise NotFound(f"There is no pipeline {name!r}: none is loaded and none has runs.")
-    now = time.time()
+    now = store.clock()
     grid: dict[str, dict[str, str]] = {}
     for run in runs:
         grid[run.run_id] = {ti.task: ti.state
@@ -230,7 +231,7 @@ def runs(site: Site, pipeline_name: str | None = None, offset: int = 0) -> dict[
     if pipeline_name is not None:
         check_id("pipeline", pipeline_name)
     found = site.workspace.store.list_runs(pipeline_name, PAGE, max(0, offset))
-    now = time.time()
+    now = site.workspace.store.clock()
     return versioned({"runs": [run_summary(r, now) for r in found], "offset": offset,
                       "page": PAGE, "pipeline": pipeline_name})
 
@@ -240,7 +241,7 @@ def runs(site: Site, pipeline_name: str | None = None, offset: int = 0) -> dict[
 def run(site: Site, run_id: str) -> dict[str, Any]:
     record = site.run(run_id)
     store = site.workspace.store
-    now = time.time()
+    now = store.clock()
     entry = site.entries.get(record.pipeline)
     # A mapped task's items are read only if the run can have any: a run mapping 100,000
     # items has as many rows, and its page shows them as counts.
@@ -310,7 +311,7 @@ def task(site: Site, run_id: str, task_name: str, *, logs: bool = False) -> dict
             data["log"] = _log_piece(site, a, 0) if a.log_path else None
     return {
         "run_id": run_id, "pipeline": record.pipeline, "task": task_name, "state": ti.state,
-        "run_state": effective_state(record), "error": ti.error,
+        "run_state": effective_state(record, store.clock()), "error": ti.error,
         "attempts": shown,
         "output": _artifact(output) if output else None,
         "files": ti.files, "inputs": [_artifact(a) for a in inputs],
