@@ -5,6 +5,7 @@ upgrades. The MetadataStore contract itself runs in tests/contracts/test_stores.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import textwrap
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,6 +155,30 @@ def test_stores_of_one_dsn_share_one_pool_until_the_last_closes(postgres_dsn: st
         assert pools_in_use()[where] == 1
     finally:
         third.close()
+
+
+def test_a_forked_child_uses_a_pool_of_its_own(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn)
+    try:
+        store.apply(Batch(runs=[run_record()]))
+        parent_pool = store._pool
+        with warnings.catch_warnings():  # fork() of a process with threads (the pool's)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: its own connections, then out without cleanup
+            code = 1
+            try:
+                store.request_cancel("p-1")
+                code = 0 if store._pool is not parent_pool else 2
+                store.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store._pool is parent_pool
+        assert store.get_run("p-1").cancel_requested is True  # the parent's pool still works
+    finally:
+        store.close()
 
 
 # -- schema and read-only opens -----------------------------------------------------------

@@ -200,7 +200,11 @@ def _acquire_pool(dsn: str) -> ConnectionPool:
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
             name=f"cadenza {redact(dsn)}",
         )
-        pool.open(wait=True, timeout=POOL_TIMEOUT)
+        try:
+            pool.open(wait=True, timeout=POOL_TIMEOUT)
+        except (PoolTimeout, psycopg.Error) as exc:
+            pool.close()
+            raise _unreachable(dsn, exc) from None
         _POOLS[key] = (pool, 1)
         return pool
 
@@ -208,6 +212,8 @@ def _acquire_pool(dsn: str) -> ConnectionPool:
 def _release_pool(dsn: str) -> None:
     key = (os.getpid(), dsn)
     with _POOLS_LOCK:
+        if key not in _POOLS:  # a store made before a fork, closed in the child
+            return
         pool, users = _POOLS[key]
         if users > 1:
             _POOLS[key] = (pool, users - 1)
@@ -287,6 +293,7 @@ class PostgresStore:
         """The DSN without its password: what repr and messages show."""
         self._readonly = readonly
         self._pool = _acquire_pool(dsn)
+        self._pid = os.getpid()
         self._closed = False
         try:
             version = self.schema_version()
@@ -347,7 +354,7 @@ class PostgresStore:
         with self._faults():
             for again in (False, True):
                 with contextlib.ExitStack() as stack:
-                    db = stack.enter_context(self._pool.connection())
+                    db = stack.enter_context(self._connection())
                     if not again and not _usable(db):
                         self._recheck()
                         continue
@@ -357,11 +364,18 @@ class PostgresStore:
                     yield db
                     return
 
+    def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection of this process's pool. A process forked from the one that opened
+        the store gets a pool of its own: the parent's connections are the parent's."""
+        if self._pid != os.getpid():
+            self._pool, self._pid = _acquire_pool(self.dsn), os.getpid()
+        return self._pool.connection()
+
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query; tried once more on a fresh connection if the one the pool
         gave had been cut (the server restarted): a read can safely be repeated."""
         for again in (False, True):
-            with self._faults(), self._pool.connection() as db:
+            with self._faults(), self._connection() as db:
                 try:
                     return db.execute(sql, args).fetchall()
                 except psycopg.OperationalError:
