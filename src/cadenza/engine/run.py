@@ -31,42 +31,39 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cadenza.artifacts.serializers import serialize
-from cadenza.engine import branching, logs, outputs, reuse
-from cadenza.engine.attempt import AttemptResult, Call, StoredValue, run_attempt, store_bytes
-from cadenza.engine.cache import CacheIndex, hide, sha256
+from cadenza.engine import logs, outputs, reuse
+from cadenza.engine.attempt import AttemptResult, Call, run_attempt
+from cadenza.engine.cache import CacheIndex, sha256
 from cadenza.engine.claim import Claim
 from cadenza.engine.gates import Gates
 from cadenza.engine.hooks import Callbacks, Hooks
 from cadenza.engine.journal import VALUE, Instance, Journal, Key
 from cadenza.engine.mapping import MappedTasks
 from cadenza.engine.outcomes import classify
+from cadenza.engine.records import Records
 from cadenza.engine.result import RunResult, build_result
 from cadenza.engine.reuse import cache_key, entry_for
+from cadenza.engine.rules import TriggerRules
 from cadenza.engine.sla import SlaClock
 from cadenza.engine.states import (
     RESUMABLE,
-    SUCCEEDED,
     TERMINAL,
     RunState,
     TaskState,
     move_run,
     transition,
 )
-from cadenza.engine.trigger import decide
 from cadenza.engine.values import Values
-from cadenza.exceptions import CadenzaError, ClaimLostError, TaskError, TaskTimeoutError
+from cadenza.exceptions import CadenzaError, ClaimLostError, TaskTimeoutError
 from cadenza.executors import Executor, Killable
 from cadenza.graph import Node
 from cadenza.pipeline import CheckFunction, Pipeline, TaskFunction, TaskSpec
-from cadenza.secrets import mask, mask_data
 from cadenza.store.base import (
-    ArtifactRecord,
     AttemptRecord,
     CacheEntry,
     RunRecord,
@@ -105,9 +102,11 @@ def new_run_id(pipeline: str, moment: datetime | None = None) -> str:
     return f"{pipeline}-{stamp:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
-class Runner(Gates, MappedTasks):
-    """One run of a pipeline, from start to finish: the loop below; gates (engine/gates.py)
-    and mapped tasks (engine/mapping.py) are mixed in, the claim is engine/claim.py's."""
+class Runner(TriggerRules, Records, Gates, MappedTasks):
+    """One run of a pipeline, from start to finish: the loop below. Mixed in: what runs next
+    (trigger rules, branches, selection: engine/rules.py), what an attempt recorded (outputs,
+    artifacts, cache entries: engine/records.py), gates (engine/gates.py) and mapped tasks
+    (engine/mapping.py); the claim is engine/claim.py's."""
 
     def __init__(
         self, pipe: Pipeline, workspace: Workspace, executor: Executor, run: RunRecord, *,
@@ -399,73 +398,6 @@ class Runner(Gates, MappedTasks):
 
     # -- deciding what runs -----------------------------------------------------------------
 
-    def _evaluate(self, node: Node) -> None:
-        spec = node.spec
-        name = spec.name
-        if self.selected is not None and name not in self.selected:
-            if name in self.needed:
-                self._reuse_latest(node)
-            else:
-                self._end(self.tis[(name, -1)], S.SKIPPED)
-            return
-        done = self.done
-        verdict = decide(spec.trigger_rule, [done[up] for up in node.upstream])
-        if self.branches:  # a branch's skip comes before any trigger rule, as in Airflow
-            for up in node.upstream:
-                if up in self.branches and done[up] in SUCCEEDED and name in self._skips(up):
-                    verdict = S.SKIPPED
-        if verdict is not None:
-            self._end(self.tis[(name, -1)], verdict)
-        elif spec.kind == "gate":
-            self._gate(self.tis[(name, -1)], node)
-        elif spec.map_over is not None:
-            self._expand(node)
-        else:
-            self._prepare(self.tis[(name, -1)], node)
-
-    def _skips(self, branch: str) -> frozenset[str]:
-        """What a succeeded branch skips. One reused from the cache or a resumed run chooses
-        from its stored output, exactly as it chose when it ran."""
-        found = self.unchosen.get(branch)
-        if found is None:
-            value = self.values.of(self.tis[(branch, -1)])
-            try:
-                found = branching.skipped_by(self.graph, branch, value)
-            except TaskError:  # resumed into a changed pipeline: what it chose is gone
-                found = frozenset(self.graph.nodes[branch].downstream)
-            self.unchosen[branch] = found
-        return found
-
-    def _choose(self, ti: Instance, result: AttemptResult) -> AttemptResult:
-        """A branch's attempt returned: note what its choice skips, or fail it for a choice
-        it may not make (not retried: the same inputs make the same choice)."""
-        assert result.follow is not None
-        try:
-            picked = branching.chosen(ti.task, result.follow, self.graph.nodes[ti.task].downstream)
-        except TaskError as error:
-            return replace(result, state=FAILED, kind="failed", error=str(error), stored=None,
-                           files={}, follow=None)
-        self.unchosen[ti.task] = branching.unchosen(self.graph, ti.task, picked)
-        return result
-
-    def _can_choose(self, branch: str, output: str) -> bool:
-        """Whether a branch's stored choice names only tasks still after it."""
-        try:
-            branching.skipped_by(self.graph, branch, self.values.load(output))
-        except CadenzaError:  # a bad choice, or a damaged value: run it again
-            return False
-        return True
-
-    def _reuse_latest(self, node: Node) -> None:
-        ti = self.tis[(node.name, -1)]
-        if node.name in self.provided:  # given by the caller (`cadenza task --input`)
-            ti.output = self._store_value(node.name, self.provided[node.name], ())
-            self._end(ti, S.CACHED)
-            return
-        entry = self.latest[node.name]
-        ti.output, ti.files, ti.cache_key = entry.output, entry.files, entry.key
-        self._end(ti, S.CACHED)
-
     def _prepare(self, ti: Instance, node: Node) -> None:
         """Find the task's cache key; end it cached on a hit, else queue it."""
         spec = node.spec
@@ -682,98 +614,6 @@ class Runner(Gates, MappedTasks):
         outcome = classify(error, self.graph.nodes[ti.task].spec.retry, ti.attempt)
         return AttemptResult(outcome.state, outcome.kind, started, time.time(), error=str(error))
 
-    def _record(self, ti: Instance, result: AttemptResult) -> None:
-        if result.follow is not None and result.state is SUCCESS:
-            result = self._choose(ti, result)
-        if result.error is not None:  # a task's error text may quote a secret
-            result.error, result.traceback = mask(result.error), mask_data(result.traceback)
-        ti.started, ti.ended, ti.error = result.started, result.ended, result.error
-        attempt = ti.running
-        assert attempt is not None and attempt.attempt == ti.attempt
-        attempt.state, attempt.started_at, attempt.ended_at = (
-            result.kind, result.started, result.ended
-        )
-        attempt.error, attempt.traceback = result.error, result.traceback
-        attempt.log_path = ti.log_path if result.logged else None
-        if result.checks:
-            attempt.checks = mask_data(result.checks)
-            for check in attempt.checks:
-                kind = ("check_passed" if check["passed"] else
-                        "check_failed" if check["severity"] == "error" else "check_warned")
-                self._event(ti.task, ti.index, kind, check=check["check"],
-                            severity=check["severity"], description=check["description"])
-        self.journal.update(attempt)
-        state = result.state
-        if state is SUCCESS:
-            self._store_output(ti, result)
-        if state is UP_FOR_RETRY:
-            self._move(ti, UP_FOR_RETRY)
-            self.journal.instance(ti)
-            delay = self.graph.nodes[ti.task].spec.retry.delay(ti.attempt)
-            heapq.heappush(self.retries, (time.monotonic() + delay, (ti.task, ti.index)))
-        else:
-            self._end(ti, state)
-
-    def _store_output(self, ti: Instance, result: AttemptResult) -> None:
-        node = self.graph.nodes[ti.task]
-        stored = result.stored
-        assert stored is not None
-        ti.output = stored.hash
-        ti.files = {name: file.hash for name, file in result.files.items()} if result.files else {}
-        self.values.stored((ti.task, ti.index), result.value, stored)
-        parents = self._parents(node)
-        self._artifact(ti.task, "return", stored, parents)
-        for name, file in result.files.items():
-            self._artifact(ti.task, name, file, parents)
-        if ti.meta is not None and ti.cache_key is not None:
-            params = self.params
-            ti.meta["params_read"] = {
-                k: hide(params[k]) if k in self.secret else params[k]
-                for k in result.params_read if k in params
-            }
-            ti.meta["cacheable"] = node.spec.cache is not False
-        if ti.cache_key is None:  # cache=False: kept so --only/--from can reuse the output
-            ti.cache_key, ti.meta = f"run:{self.run_id}:{ti.index}", {"cacheable": False}
-        self._cache_entry(ti)
-
-    def _cache_entry(self, ti: Instance) -> None:
-        assert ti.cache_key is not None and ti.meta is not None
-        entry = CacheEntry(
-            self.pipe.name, ti.task, ti.cache_key, ti.output, ti.files, self.run_id,
-            time.time(), ti.meta,
-        )
-        self.cache.add(entry)
-        self.journal.batch.cache.append(entry)
-
-    def _parents(self, node: Node) -> tuple[str, ...]:
-        found: list[str] = []
-        for up in node.inputs:
-            ti = self.tis[(up, -1)]
-            if ti.output is not None:
-                found.append(ti.output)
-            if ti.files:
-                found.extend(ti.files.values())
-        return tuple(dict.fromkeys(found))
-
-    def _store_value(self, task: str, value: Any, parents: tuple[str, ...]) -> str:
-        """Store a value the loop itself makes for ``task`` (a gate's verdict, a provided
-        input, a mapped task's list) as its output; return its hash."""
-        stored = store_bytes(self.ws.artifacts, *serialize(value, task))
-        self.values.stored((task, -1), value, stored)
-        self._artifact(task, "return", stored, parents)
-        return stored.hash
-
-    def _artifact(
-        self, task: str, name: str, stored: StoredValue, parents: tuple[str, ...]
-    ) -> None:
-        if stored.hash in self._recorded:
-            return
-        self._recorded.add(stored.hash)
-        self.journal.batch.artifacts.append(ArtifactRecord(
-            stored.hash, stored.serializer, stored.size, self.pipe.name, task,
-            self.run_id, time.time(), name, stored.uri, stored.data, parents,
-        ))
-
     # -- state changes ----------------------------------------------------------------------
 
     def _move(self, ti: Instance, new: TaskState) -> None:
@@ -798,13 +638,6 @@ class Runner(Gates, MappedTasks):
         self.remaining[ti.task] -= 1
         if self.remaining[ti.task] == 0:
             self._aggregate(ti.task)
-
-    def _task_done(self, task: str, state: TaskState) -> None:
-        self.done[task] = state
-        for down in self.graph.nodes[task].downstream:
-            self.waiting[down] -= 1
-            if self.waiting[down] == 0 and self.tis[(down, -1)].state is PENDING:
-                self._evaluate(self.graph.nodes[down])
 
     def _drain(self) -> None:
         """The run is cancelled: start nothing more, give the calls running CANCEL_GRACE
