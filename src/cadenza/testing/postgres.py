@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -165,11 +166,15 @@ class PostgresServer:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 
-    def execute(self, *statements: str) -> None:
-        """Run ``statements`` in the ``postgres`` database, each on its own (autocommit)."""
+    def connect(self, database: str = "postgres") -> Any:
+        """A psycopg connection (autocommit) to ``database`` as ``postgres``; close it."""
         import psycopg
 
-        with psycopg.connect(self.dsn, autocommit=True) as db:
+        return psycopg.connect(self.dsn_of(database), autocommit=True)
+
+    def execute(self, *statements: str) -> None:
+        """Run ``statements`` in the ``postgres`` database, each on its own (autocommit)."""
+        with self.connect() as db:
             for statement in statements:
                 db.execute(statement.encode())
 
