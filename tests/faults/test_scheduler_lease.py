@@ -256,3 +256,20 @@ def test_a_store_locked_under_a_run_is_one_line_and_the_scheduler_goes_on(
         check_store(store, run.run_id, executions(effects))
     finally:
         store.close()
+
+
+def test_a_bad_lease_is_one_line_naming_it(tmp_path: Path) -> None:
+    home, target, _ = _project(tmp_path)
+    for args, env, words in (
+        (["--lease", "0"], {}, "--lease 0 is not"),
+        ([], {"CADENZA_SCHEDULER_LEASE": "soon"}, "CADENZA_SCHEDULER_LEASE='soon'"),
+        (["--lease", "0.5", "--tick", "1"], {}, "must outlast a tick"),
+    ):
+        out = tmp_path / "bad.out"
+        out.unlink(missing_ok=True)
+        process = cadenza(home, out, "scheduler", str(target), *args, env=env)
+        assert finish(process, out) == 2, out.read_text()
+        text = out.read_text()
+        assert "Traceback" not in text, text
+        errors = [line for line in text.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and words in errors[0], text

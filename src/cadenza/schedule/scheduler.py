@@ -87,9 +87,10 @@ def lease_from(environ: Mapping[str, str], given: float | None = None) -> float:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        where = "--lease" if given is not None else "CADENZA_SCHEDULER_LEASE="
+        where = f"--lease {given:g}" if given is not None else \
+            f"CADENZA_SCHEDULER_LEASE={text!r}"
         raise CadenzaError(
-            f"{where}{text!r} is not a number of seconds above 0; give how long the "
+            f"{where} is not a number of seconds above 0; give how long the "
             f"scheduler's lease lasts unrenewed (default {LEASE_SECONDS:g})."
         )
     return value
