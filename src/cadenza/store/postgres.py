@@ -95,32 +95,63 @@ _UPSERT_RUN = (
     "state = excluded.state, params = excluded.params, started_at = excluded.started_at, "
     "ended_at = excluded.ended_at, runner_pid = excluded.runner_pid"
 )
-_UPSERT_TI = (
-    f"INSERT INTO task_instances ({_TI_COLS}) VALUES ({_marks(11)}) "
-    "ON CONFLICT (run_id, task, map_index) DO UPDATE SET state = excluded.state, "
+
+def _from_arrays(table: str, cols: str, types: str) -> str:
+    """``INSERT INTO table (cols)`` of rows sent as one array per column: one statement, one
+    plan and one pass over the indexes for any number of rows (statement by statement, the
+    server spends more on each statement than on its row)."""
+    arrays = ", ".join(f"%b::{kind}[]" for kind in types.split())  # binary: no escaping
+    return f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays})"
+
+
+_UPSERT_TI = _from_arrays(
+    "task_instances", _TI_COLS, "text text int4 text int4 text text text float8 float8 text",
+) + (
+    " ON CONFLICT (run_id, task, map_index) DO UPDATE SET state = excluded.state, "
     "attempt = excluded.attempt, cache_key = excluded.cache_key, output = excluded.output, "
     "files = excluded.files, started_at = excluded.started_at, ended_at = excluded.ended_at, "
     "error = excluded.error"
 )
-_UPSERT_ATTEMPT = (
-    f"INSERT INTO attempts ({_ATTEMPT_COLS}) VALUES ({_marks(11)}) "
-    "ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET state = excluded.state, "
+_UPSERT_ATTEMPT = _from_arrays(
+    "attempts", _ATTEMPT_COLS, "text text int4 int4 text float8 float8 text text text text",
+) + (
+    " ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET state = excluded.state, "
     "ended_at = excluded.ended_at, error = excluded.error, traceback = excluded.traceback, "
     "log_path = excluded.log_path, checks = excluded.checks"
 )
-_INSERT_ARTIFACT = (
-    f"INSERT INTO artifacts ({_ART_COLS}) VALUES ({_marks(10)}) "
-    "ON CONFLICT (hash) DO NOTHING RETURNING hash"
-)
-_UPSERT_CACHE = (
-    f"INSERT INTO cache ({_CACHE_COLS}) VALUES ({_marks(8)}) "
-    "ON CONFLICT (pipeline, task, key) DO UPDATE SET output = excluded.output, "
+_INSERT_ARTIFACT = _from_arrays(
+    "artifacts", _ART_COLS, "text text int8 text text text float8 text text bytea",
+) + " ON CONFLICT (hash) DO NOTHING RETURNING hash"
+_UPSERT_CACHE = _from_arrays(
+    "cache", _CACHE_COLS, "text text text text text text float8 text",
+) + (
+    " ON CONFLICT (pipeline, task, key) DO UPDATE SET output = excluded.output, "
     "files = excluded.files, run_id = excluded.run_id, created_at = excluded.created_at, "
     "meta = excluded.meta"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (run_id, kind, ts, task, map_index, data) VALUES (%s, %s, %s, %s, %s, %s)"
+_INSERT_EVENT = _from_arrays(
+    "events", "run_id, kind, ts, task, map_index, data", "text text float8 text int4 text",
 )
+_INSERT_LINEAGE = _from_arrays("lineage", "child, parent", "text text") + (
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (what ``_from_arrays`` statements take)."""
+    found = [list(column) for column in zip(*rows, strict=True)]
+    return found or [[] for _ in range(width)]
+
+
+def _last_per_key(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """The last row for each key (its first ``width`` values): one statement may not upsert
+    a row twice, and applied one by one, the last would win."""
+    return list({row[:width]: row for row in rows}.values())
+
+
+def _float(value: float | None) -> float | None:
+    """A time as a float: an array holds values of one type."""
+    return None if value is None else float(value)
 
 
 # -- DSNs -------------------------------------------------------------------------------------
@@ -460,29 +491,20 @@ class PostgresStore:
                     for r in batch.runs
                 ])
             if batch.task_instances:
-                cur.executemany(_UPSERT_TI, [
-                    (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key, t.output,
-                     _dumps(t.files), t.started_at, t.ended_at, _text(t.error))
-                    for t in batch.task_instances
-                ])
+                tis = [(t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
+                        t.output, _dumps(t.files), _float(t.started_at), _float(t.ended_at),
+                        _text(t.error)) for t in batch.task_instances]
+                cur.execute(_UPSERT_TI, _columns(_last_per_key(tis, 3), 11))
             if batch.attempts:
-                cur.executemany(_UPSERT_ATTEMPT, [
-                    (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
-                     a.ended_at, _text(a.error), _text(a.traceback), a.log_path,
-                     _dumps(a.checks))
-                    for a in batch.attempts
-                ])
+                cur.execute(_UPSERT_ATTEMPT, _columns(self._attempt_rows(batch.attempts), 11))
             if batch.cache:
-                cur.executemany(_UPSERT_CACHE, [
-                    (c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
-                     c.created_at, _ENCODER.encode(c.meta))
-                    for c in batch.cache
-                ])
+                entries = [(c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
+                            float(c.created_at), _ENCODER.encode(c.meta)) for c in batch.cache]
+                cur.execute(_UPSERT_CACHE, _columns(_last_per_key(entries, 3), 8))
             if batch.events:
-                cur.executemany(_INSERT_EVENT, [
-                    (e.run_id, e.kind, e.ts, e.task, e.map_index, _dumps(e.data))
-                    for e in batch.events
-                ])
+                cur.execute(_INSERT_EVENT, _columns(
+                    ((e.run_id, e.kind, float(e.ts), e.task, e.map_index, _dumps(e.data))
+                     for e in batch.events), 6))
             if batch.artifacts:
                 self._insert_artifacts(db, batch.artifacts)
             if check is not None and fence is not None:
@@ -491,28 +513,34 @@ class PostgresStore:
                     raise ClaimLostError(fence[0], held[1] if held else None)
 
     @staticmethod
+    def _attempt_rows(attempts: list[AttemptRecord]) -> list[tuple[Any, ...]]:
+        """One row per attempt: the last record of it, with the first one's start (an upsert
+        keeps the start it inserted)."""
+        rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for a in attempts:
+            key = (a.run_id, a.task, a.map_index, a.attempt)
+            first = rows.get(key)
+            rows[key] = (*key, a.state, float(first[5] if first else a.started_at),
+                         _float(a.ended_at), _text(a.error), _text(a.traceback), a.log_path,
+                         _dumps(a.checks))
+        return list(rows.values())
+
+    @staticmethod
     def _insert_artifacts(db: psycopg.Connection[Any], records: list[ArtifactRecord]) -> None:
-        # Lineage belongs to the record that was kept: the first one for its hash. RETURNING
-        # names the rows really inserted (a known hash is ignored).
-        cur = db.cursor()
-        cur.executemany(_INSERT_ARTIFACT, [
-            (a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id, a.created_at, a.name,
-             a.uri, a.data)
-            for a in records
-        ], returning=True)
-        kept: set[str] = set()
-        while True:
-            kept.update(hash for (hash,) in cur.fetchall())
-            if not cur.nextset():
-                break
+        # Lineage belongs to the record that was kept: the first one for its hash (a later
+        # row of the same hash in the statement meets the first and is ignored). RETURNING
+        # names the rows really inserted (a known hash is ignored too).
+        cur = db.execute(_INSERT_ARTIFACT, _columns(
+            ((a.hash, a.serializer, a.size, a.pipeline, a.task, a.run_id, float(a.created_at),
+              a.name, a.uri, a.data) for a in records), 10))
+        kept = {hash for (hash,) in cur.fetchall()}
         lineage: list[tuple[str, str]] = []
         for a in records:
             if a.hash in kept:
                 kept.discard(a.hash)  # a later record of the same hash was ignored
                 lineage += [(a.hash, parent) for parent in a.parents]
         if lineage:
-            cur.executemany("INSERT INTO lineage (child, parent) VALUES (%s, %s) "
-                            "ON CONFLICT DO NOTHING", lineage)
+            db.execute(_INSERT_LINEAGE, _columns(lineage, 2))
 
     # -- claims -----------------------------------------------------------------------------
 
