@@ -3,8 +3,8 @@
 One connection pool per process and DSN, shared by every PostgresStore of that DSN (the
 runner, its heartbeat thread, the scheduler's run threads, the UI). Connections are in
 autocommit: a read is one round trip, and every write is one explicit transaction. A batch
-goes in one transaction, sent as one pipeline (psycopg's pipeline mode): the fence, every
-``executemany`` and the commit travel together.
+goes in one transaction, sent as one pipeline (psycopg's pipeline mode): the fence, one
+statement per table (its rows as one array per column) and the commit travel together.
 
 Claims and fences take the run's row lock (``FOR UPDATE``), so a claim waits for a fenced
 batch in flight and is ordered after it: a runner that lost its claim writes nothing the new
@@ -14,22 +14,17 @@ clock whatever the hosts' clocks say.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
 import re
-import select
-import threading
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
     import psycopg
-    from psycopg import conninfo
-    from psycopg_pool import ConnectionPool, PoolTimeout
+    from psycopg_pool import PoolTimeout
 except ImportError as error:  # pragma: no cover - the [postgres] extra is in dev
     raise ImportError(
         "The PostgreSQL store needs psycopg 3 and psycopg-pool: "
@@ -37,6 +32,16 @@ except ImportError as error:  # pragma: no cover - the [postgres] extra is in de
     ) from error
 
 from cadenza.exceptions import ClaimLostError, RunNotFoundError, StoreError
+from cadenza.store._pgpool import (
+    POOL_TIMEOUT,
+    acquire_pool,
+    pools_in_use,
+    redact,
+    release_pool,
+    said,
+    unreachable,
+    usable,
+)
 from cadenza.store.base import (
     STALE_AFTER,
     AliasChange,
@@ -53,16 +58,12 @@ from cadenza.store.base import (
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "pools_in_use", "redact"]
+
 BACKEND = "postgres"
 SCHEMA_VERSION = latest(BACKEND)
 """The schema version this cadenza writes: its newest file in store/migrations/postgres/."""
 MIGRATION_LOCK = 0x6361_6465_6E7A_61  # "cadenza": the advisory lock upgrades take
-POOL_SIZE = 10
-"""Connections a process keeps at most per DSN (runner, heartbeats, scheduler threads, UI)."""
-CONNECT_TIMEOUT = 10
-"""Seconds to wait for the server when connecting."""
-POOL_TIMEOUT = 30.0
-"""Seconds a call waits for a free connection (or for the server to come back)."""
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL
@@ -154,122 +155,6 @@ def _float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-# -- DSNs -------------------------------------------------------------------------------------
-
-
-def redact(dsn: str) -> str:
-    """``dsn`` without its password (URL or ``key=value`` form): what messages may show."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        netloc = parts.netloc
-        if "@" in netloc:
-            who, _, where = netloc.rpartition("@")
-            netloc = f"{who.split(':', 1)[0]}@{where}"
-        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    # key=value form: the pair goes, the rest keeps its order (values may be quoted)
-    return re.sub(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "", dsn).strip()
-
-
-def _password(dsn: str) -> str | None:
-    try:
-        found = conninfo.conninfo_to_dict(dsn).get("password")
-    except psycopg.ProgrammingError:
-        return None
-    return str(found) if found else None
-
-
-def _said(exc: BaseException, dsn: str) -> str:
-    """The server's or libpq's message on one line, with the DSN's password taken out."""
-    text = " ".join(str(exc).split())
-    secret = _password(dsn)
-    return text.replace(secret, "...") if secret else text
-
-
-def _unreachable(dsn: str, exc: BaseException) -> StoreError:
-    """One line on why the database ``dsn`` could not be used, and what to do."""
-    where = redact(dsn)
-    said = _said(exc, dsn)
-    if "password authentication failed" in said or "no password supplied" in said:
-        fix = ("check the user and password in the DSN (or PGPASSWORD, or ~/.pgpass), and "
-               "that this role may log in")
-    elif re.search(r'database "[^"]*" does not exist', said):
-        fix = ("create the database (`createdb NAME`, or CREATE DATABASE), or fix its name in "
-               "the DSN")
-    elif "role" in said and "does not exist" in said:
-        fix = "create the role (CREATE ROLE ... LOGIN), or fix the user in the DSN"
-    else:
-        fix = ("check that the server is running and reachable at that host and port (try "
-               "`pg_isready -d DSN`)")
-    return StoreError(f"The PostgreSQL store {where!r} could not be used: {said}. To fix it, "
-                      f"{fix}; then run the command again.", path=where)
-
-
-# -- one pool per process and DSN ----------------------------------------------------------------
-
-_POOLS: dict[tuple[int, str], tuple[ConnectionPool, int]] = {}
-"""(pid, DSN) -> (pool, how many stores use it). The pid keeps a forked child off its
-parent's connections: the child makes its own pool."""
-_POOLS_LOCK = threading.Lock()
-
-
-def _acquire_pool(dsn: str) -> ConnectionPool:
-    key = (os.getpid(), dsn)
-    with _POOLS_LOCK:
-        if key in _POOLS:
-            pool, users = _POOLS[key]
-            _POOLS[key] = (pool, users + 1)
-            return pool
-        # One connection first, to say in one line why the server cannot be used: the pool
-        # would only log its failures and time out.
-        try:
-            psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
-        except psycopg.Error as exc:
-            raise _unreachable(dsn, exc) from None
-        pool = ConnectionPool(
-            dsn, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_TIMEOUT,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-            name=f"cadenza {redact(dsn)}",
-        )
-        try:
-            pool.open(wait=True, timeout=POOL_TIMEOUT)
-        except (PoolTimeout, psycopg.Error) as exc:
-            pool.close()
-            raise _unreachable(dsn, exc) from None
-        _POOLS[key] = (pool, 1)
-        return pool
-
-
-def _release_pool(dsn: str) -> None:
-    key = (os.getpid(), dsn)
-    with _POOLS_LOCK:
-        if key not in _POOLS:  # a store made before a fork, closed in the child
-            return
-        pool, users = _POOLS[key]
-        if users > 1:
-            _POOLS[key] = (pool, users - 1)
-            return
-        del _POOLS[key]
-    pool.close()
-
-
-@atexit.register
-def _close_pools() -> None:
-    with _POOLS_LOCK:
-        mine = [pool for (pid, _), (pool, _) in _POOLS.items() if pid == os.getpid()]
-        _POOLS.clear()
-    for pool in mine:
-        pool.close()
-
-
-def pools_in_use() -> dict[str, int]:
-    """Redacted DSN -> how many stores of this process share its pool (for tests and
-    diagnostics)."""
-    with _POOLS_LOCK:
-        return {redact(dsn): users for (pid, dsn), (_, users) in _POOLS.items()
-                if pid == os.getpid()}
-
-
 # -- values ----------------------------------------------------------------------------------
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -288,20 +173,6 @@ def _text(value: str | None) -> str | None:
     """A message for a TEXT column: PostgreSQL refuses NUL characters, which an exception's
     message may hold."""
     return value.replace("\x00", "\\x00") if value and "\x00" in value else value
-
-
-def _usable(db: psycopg.Connection[Any]) -> bool:
-    """False if the server closed ``db``. An idle connection has nothing to read, so one that
-    has is asked a question (a notice may have come); this costs no round trip otherwise."""
-    if db.broken or db.closed:
-        return False
-    if not select.select([db.pgconn.socket], [], [], 0)[0]:
-        return True
-    try:
-        db.execute("")
-    except psycopg.OperationalError:
-        return False
-    return True
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
@@ -323,7 +194,7 @@ class PostgresStore:
         self.where = redact(dsn)
         """The DSN without its password: what repr and messages show."""
         self._readonly = readonly
-        self._pool = _acquire_pool(dsn)
+        self._pool = acquire_pool(dsn)
         self._pid = os.getpid()
         self._closed = False
         try:
@@ -356,12 +227,12 @@ class PostgresStore:
         except PoolTimeout as exc:
             raise StoreError(
                 f"No connection to the PostgreSQL store {self.where!r} could be had within "
-                f"{POOL_TIMEOUT:g} s ({_said(exc, self.dsn)}). Check that the server is "
+                f"{POOL_TIMEOUT:g} s ({said(exc, self.dsn)}). Check that the server is "
                 "running and accepts connections, then run the command again.",
                 path=self.where) from None
         except psycopg.OperationalError as exc:
             self._recheck()
-            raise _unreachable(self.dsn, exc) from None
+            raise unreachable(self.dsn, exc) from None
 
     def _recheck(self) -> None:
         """After a connection was found cut (the server restarted): test the pool's idle
@@ -386,7 +257,7 @@ class PostgresStore:
             for again in (False, True):
                 with contextlib.ExitStack() as stack:
                     db = stack.enter_context(self._connection())
-                    if not again and not _usable(db):
+                    if not again and not usable(db):
                         self._recheck()
                         continue
                     if pipeline:
@@ -399,7 +270,7 @@ class PostgresStore:
         """A connection of this process's pool. A process forked from the one that opened
         the store gets a pool of its own: the parent's connections are the parent's."""
         if self._pid != os.getpid():
-            self._pool, self._pid = _acquire_pool(self.dsn), os.getpid()
+            self._pool, self._pid = acquire_pool(self.dsn), os.getpid()
         return self._pool.connection()
 
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
@@ -468,7 +339,7 @@ class PostgresStore:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            _release_pool(self.dsn)
+            release_pool(self.dsn)
 
     # -- writing ----------------------------------------------------------------------------
 
