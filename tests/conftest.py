@@ -20,11 +20,13 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL cluster for the test session (skipped where none can run)."""
     pytest.importorskip("psycopg", reason="the PostgreSQL tests need cadenza[postgres]")
     try:
-        server = PostgresServer()
+        server = PostgresServer().start()
     except PostgresUnavailableError as missing:
         pytest.skip(str(missing))
-    with server:
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -122,7 +122,13 @@ class PostgresServer:
         self.folder = Path(tempfile.mkdtemp(prefix="cadenza-pg-"))
         try:
             if os.geteuid() == 0:  # PostgreSQL will not run as root
-                user = pwd.getpwnam("postgres")
+                try:
+                    user = pwd.getpwnam("postgres")
+                except KeyError:
+                    raise PostgresUnavailableError(
+                        "PostgreSQL will not run as root, and there is no 'postgres' user to "
+                        "run it as: install Debian's postgresql package, which makes one."
+                    ) from None
                 os.chown(self.folder, user.pw_uid, user.pw_gid)
                 self._user = ["runuser", "-u", "postgres", "--"]
             self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
