@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copyreg
+import io
 import mmap
 import multiprocessing
 import os
@@ -517,7 +519,7 @@ def _run(message: bytes) -> bytes:
 def _dump_error(exc: BaseException) -> bytes:
     tb = "".join(traceback.format_exception(exc))
     try:
-        reply = pickle.dumps((False, exc, tb), pickle.HIGHEST_PROTOCOL)
+        reply = _plain_dumps((False, exc, tb))
         pickle.loads(reply)  # some exceptions pickle but cannot be rebuilt; find out here
         return reply
     except Exception:
@@ -526,3 +528,20 @@ def _dump_error(exc: BaseException) -> bytes:
             f"worker process. Its traceback:\n{tb}"
         )
         return pickle.dumps((False, fallback, None), pickle.HIGHEST_PROTOCOL)
+
+
+def _plain_dumps(obj: object) -> bytes:
+    """Pickle exceptions as pickle itself does, whatever reducers a library registered for them:
+    distributed installs tblib's, which rebuild a SystemExit without its code (and ship
+    tracebacks), so errors would come back one way from a worker that loaded it and another
+    from one that did not."""
+    table = {
+        kind: reducer for kind, reducer in copyreg.dispatch_table.items()
+        if kind is not TracebackType
+        and not (isinstance(kind, type) and issubclass(kind, BaseException))
+    }
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = table
+    pickler.dump(obj)
+    return buffer.getvalue()

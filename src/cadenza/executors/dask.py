@@ -1,0 +1,309 @@
+"""Run calls on a Dask cluster, each in a process forked for it on a Dask worker.
+
+A call travels pickled (by reference, as with the processes executor, so the workers must be
+able to import what it names) to a Dask task, ``_attempt``, that forks a child to run it and
+waits: ``kill`` SIGKILLs that child, which Dask's own cancel cannot do to a running task, and a
+call that ends its own process (a segfault, ``os._exit``, the out-of-memory killer) ends only
+its child, while the Dask worker lives on. The child dies with its worker (the parent-death
+signal), so a worker that dies takes its calls with it: that is ``KilledWorker``, reported as
+a crashed attempt, as is a child's own death.
+
+Each Dask future is released as soon as it is read: Dask recomputes a finished future that
+the client still holds when its worker dies. A cluster this executor starts sets
+``allowed-failures`` to 0, so that one Dask execution is one cadenza attempt; on a cluster
+given by address that allows more, it warns: Dask may then run an attempt again on its own.
+
+Not yet: tasks shipped by reference (``TaskRef``, for pipeline files the workers cannot
+import), values through the artifact store, logs streamed home, worker resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import os
+import pickle
+import signal
+import sys
+import threading
+import uuid
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+try:
+    import dask
+    from distributed import Client, LocalCluster
+except ImportError as error:  # pragma: no cover - shown to whoever lacks the extra
+    raise ImportError(
+        "The dask executor needs dask.distributed, which is not installed. Install it with: "
+        "pip install 'cadenza[dask]'"
+    ) from error
+
+from cadenza.exceptions import InvalidOptionError, SerializationError, WorkerCrashedError
+from cadenza.executors import _parent_death
+from cadenza.executors.processes import _describe_exit, _killed, _run, _settle
+
+T = TypeVar("T")
+
+_ALLOWED_FAILURES = "distributed.scheduler.allowed-failures"
+_TOMBSTONES = 10_000  # killed call ids a worker keeps, so one killed before it forked never runs
+
+
+@dataclass(eq=False)
+class _Call:
+    id: str
+    dask: Any  # its distributed.Future (whose methods are not typed)
+
+
+class DaskExecutor:
+    """Calls on a Dask cluster: a ``LocalCluster`` of ``n_workers`` worker processes that it
+    starts and stops, or the cluster at ``address``, or the one behind ``client`` (left open
+    at shutdown). ``max_workers`` (calls in flight) is four per Dask thread, at least 16, so
+    a worker never idles while the client hears of a result; the cluster's threads run them.
+    """
+
+    in_process = False
+    """Calls run in other processes: the run loop sends and receives values as bytes."""
+
+    def __init__(self, client: Any = None, *, address: str | None = None,
+                 n_workers: int = 2, threads_per_worker: int = 1,
+                 max_workers: int | None = None) -> None:
+        if client is not None and address is not None:
+            raise InvalidOptionError(
+                f"Give a Dask client or an address, not both (address={address!r}).",
+                option="address", value=address,
+            )
+        if n_workers < 1 or threads_per_worker < 1:
+            raise InvalidOptionError(
+                f"n_workers={n_workers!r}, threads_per_worker={threads_per_worker!r} is "
+                "invalid: give 1 or more of each.", option="n_workers", value=n_workers,
+            )
+        self._cluster: Any = None  # a LocalCluster this executor started
+        self._owns_client = client is None
+        if client is None and address is None:
+            with dask.config.set({_ALLOWED_FAILURES: 0}):
+                self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=n_workers, threads_per_worker=threads_per_worker,
+                    processes=True, dashboard_address=None,
+                )
+            client = Client(self._cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+        elif client is None:
+            client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+        self._client: Any = client  # distributed's methods are not typed
+        self.threads = sum(client.nthreads().values())
+        """The cluster's threads when this executor started: calls that run at once."""
+        self.max_workers = max_workers or max(4 * self.threads, 16)
+        self.allowed_failures = _allowed_failures_of(client)
+        """Times Dask itself runs a task again after its worker died: 0 on clusters it starts."""
+        if self.allowed_failures > 0:
+            warnings.warn(
+                f"The Dask cluster at {client.scheduler.address!r} runs a task again when its "
+                f"worker dies (distributed.scheduler.allowed-failures={self.allowed_failures}), "
+                "so a task that kills its worker may run more times than its retries allow. "
+                "Set it to 0 on the scheduler.", UserWarning, stacklevel=2,
+            )
+        self._lock = threading.Lock()
+        self._calls: dict[Future[Any], _Call] = {}
+        self._closing = self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            payload = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            error = SerializationError(
+                f"The call {fn!r} could not be pickled to send to a Dask worker: {exc}. "
+                "Define the function at module level and pass picklable arguments."
+            )
+            error.__cause__ = exc
+            future.set_exception(error)
+            return future
+        future.set_running_or_notify_cancel()  # Dask queues it: from here only kill stops it
+        with self._lock:
+            if self._closing:
+                raise RuntimeError(
+                    "This DaskExecutor has been shut down; create a new one to submit calls."
+                )
+            call_id = f"cadenza-{uuid.uuid4().hex}"
+            dask_future = self._client.submit(_attempt, call_id, payload,
+                                              getattr(fn, "__module__", None),
+                                              key=call_id, pure=False)
+            self._calls[future] = _Call(call_id, dask_future)
+        dask_future.add_done_callback(functools.partial(self._done, future))
+        return future
+
+    def kill(self, future: Future[Any]) -> bool:
+        return bool(self._kill([future]))
+
+    def _kill(self, futures: list[Future[Any]]) -> int:
+        """Kill these calls at once: each worker, in one step, SIGKILLs the children running
+        any of them and remembers the rest, so that none starts in a thread the kill frees."""
+        with self._lock:
+            calls = {f: c for f in futures if (c := self._calls.pop(f, None)) and not f.done()}
+        if not calls:
+            return 0
+        ran = set().union(*self._client.run(_kill, [c.id for c in calls.values()]).values())
+        for future, call in calls.items():
+            if call.id not in ran:
+                call.dask.cancel()  # still waiting for a thread: Dask drops it
+            _complete(future, _killed("it was killed"))
+        return len(calls)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            pending = list(self._calls)
+        if wait:
+            wait_for(pending)
+        else:
+            self._kill(pending)
+        if self._owns_client:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def _done(self, future: Future[Any], dask_future: Any) -> None:
+        """Dask's callback thread: settle ``future`` from its Dask task, then release that."""
+        with self._lock:
+            self._calls.pop(future, None)
+        try:
+            if future.done():  # killed
+                return
+            if dask_future.status == "cancelled":
+                _complete(future, _killed("it was cancelled in Dask"))
+                return
+            if dask_future.status == "error":
+                _complete(future, _dask_error(dask_future.exception()))
+                return
+            kind, value = dask_future.result()
+        except Exception as exc:  # the client lost the scheduler, say
+            _complete(future, exc)
+            return
+        finally:
+            dask_future.release()
+        if kind == "reply":
+            with contextlib.suppress(InvalidStateError):
+                _settle(future, value)
+        elif kind == "killed":
+            _complete(future, _killed("it was killed"))
+        else:
+            _complete(future, WorkerCrashedError(
+                f"The process running this task on a Dask worker {_describe_exit(value)}. A "
+                "crash in native code, os._exit() or the out-of-memory killer can do this; "
+                "the Dask worker lives on.", exitcode=value,
+            ))
+
+
+def _allowed_failures_of(client: Any) -> int:
+    try:  # what the scheduler uses, if it can import cadenza
+        return int(client.run_on_scheduler(_allowed_failures))
+    except Exception:  # else its configuration, most likely what it was started with
+        return int(client.run_on_scheduler(dask.config.get, _ALLOWED_FAILURES))
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    return int(dask_scheduler.allowed_failures)
+
+
+def _complete(future: Future[Any], error: BaseException) -> None:
+    with contextlib.suppress(InvalidStateError):  # a kill and a reply may cross
+        future.set_exception(error)
+
+
+def _dask_error(error: BaseException | None) -> BaseException:
+    if type(error).__name__ == "KilledWorker":
+        crashed = WorkerCrashedError(
+            f"The Dask worker running this task died: {error}. Its process may have been "
+            "killed (the out-of-memory killer, say) or lost its connection."
+        )
+        crashed.__cause__ = error
+        return crashed
+    return error if error is not None else RuntimeError("The Dask task failed without an error.")
+
+
+# -- on a Dask worker ------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_children: dict[str, int] = {}  # call id -> the pid of the child running it
+_stopped: set[str] = set()  # calls whose child _kill SIGKILLed
+_tombstones: dict[str, None] = {}  # calls killed before they forked here (insertion order)
+
+
+def _attempt(call_id: str, payload: bytes, module: str | None = None) -> tuple[str, Any]:
+    """Run one call in a forked child: ``("reply", bytes)`` as the processes executor's
+    worker answers, ``("crashed", exitcode)`` or ``("killed", exitcode)``. ``module``, the
+    function's, is imported here first, once per worker: a child's imports die with it, so
+    each call would pay them again (0.1 s each for cadenza's own)."""
+    _parent_death.prepare()
+    if module and module not in sys.modules:
+        with contextlib.suppress(Exception):  # the child meets the same error, and reports it
+            importlib.import_module(module)
+    read_end, write_end = os.pipe()
+    with _lock:  # held across the fork: _kill sees the child registered, or the tombstone
+        if call_id in _tombstones:
+            del _tombstones[call_id]
+            os.close(read_end)
+            os.close(write_end)
+            return "killed", None
+        with warnings.catch_warnings():  # 3.12+ warns of fork() with threads: see _child
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            _child(read_end, write_end, payload)
+        _children[call_id] = pid
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as reader:
+        while chunk := reader.read(1 << 16):
+            chunks.append(chunk)
+    with _lock:  # unregistered before it is reaped: _kill never signals a reused pid
+        del _children[call_id]
+        killed = call_id in _stopped
+        _stopped.discard(call_id)
+    exitcode = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if killed:
+        return "killed", exitcode
+    if exitcode == 0 and chunks:
+        return "reply", b"".join(chunks)
+    return "crashed", exitcode
+
+
+def _child(read_end: int, write_end: int, payload: bytes) -> None:
+    """The forked child: run the call, write the reply, exit without the worker's cleanup.
+    It touches nothing of the worker's (its event loop, its locks): only the call runs."""
+    code = 1
+    try:
+        os.close(read_end)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+        _parent_death.arm()  # SIGKILL when the worker thread that forked it ends
+        reply = memoryview(_run(payload))
+        while reply:
+            reply = reply[os.write(write_end, reply):]
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _kill(call_ids: list[str]) -> list[str]:
+    """SIGKILL the children running these calls here, and remember the others so that they
+    never start here; the calls whose child was found."""
+    found = []
+    with _lock:
+        for call_id in call_ids:
+            pid = _children.get(call_id)
+            if pid is None:
+                _tombstones[call_id] = None
+            else:
+                _stopped.add(call_id)
+                os.kill(pid, signal.SIGKILL)
+                found.append(call_id)
+        while len(_tombstones) > _TOMBSTONES:
+            del _tombstones[next(iter(_tombstones))]
+    return found
