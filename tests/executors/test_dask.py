@@ -1,0 +1,101 @@
+"""DaskExecutor beyond the contract: the cluster it starts, a Dask worker that dies mid-call,
+children that die with their worker, and a cluster that would run an attempt twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cadenza.exceptions import WorkerCrashedError
+from cadenza.testing.executors import GUARD, add, hold, started, where
+
+pytest.importorskip("distributed")
+
+import dask
+from distributed import LocalCluster
+
+from cadenza.executors.dask import DaskExecutor
+
+
+def kill_worker() -> None:
+    """From the forked child: SIGKILL the Dask worker process that forked it."""
+    os.kill(os.getppid(), signal.SIGKILL)
+    signal.pause()  # the parent-death signal ends this child
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_a_cluster_it_starts_runs_calls_in_worker_processes_and_stops_with_it() -> None:
+    executor = DaskExecutor(n_workers=1)
+    try:
+        assert executor.threads == 1 and executor.max_workers == 16
+        assert executor.allowed_failures == 0
+        pid, _ = executor.submit(where).result(GUARD)
+        assert pid != os.getpid()
+        assert executor.submit(add, 2, 2).result(GUARD) == 4
+        workers = executor._client.run(os.getpid)
+    finally:
+        executor.shutdown()
+    assert executor._cluster.status.name == "closed"
+    for worker in workers.values():
+        assert _gone(worker)
+
+
+def test_a_dask_worker_that_dies_mid_call_is_a_crash_and_takes_its_child(tmp_path: Path) -> None:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    executor = DaskExecutor(address=cluster.scheduler_address)
+    try:
+        held = executor.submit(hold, str(tmp_path), "held")
+        child = _wait_started(tmp_path)["held"]
+        worker = next(iter(executor._client.run(os.getpid).values()))
+        os.kill(worker, signal.SIGKILL)
+        error = held.exception(GUARD)
+        assert isinstance(error, WorkerCrashedError), repr(error)
+        assert "The Dask worker running this task died" in str(error)
+        _wait(lambda: _gone(child))  # the parent-death signal: no orphan runs on
+        # the nanny starts a new worker, and the executor goes on using it
+        assert executor.submit(add, 1, 2).result(GUARD) == 3
+        crashed = executor.submit(kill_worker)
+        assert isinstance(crashed.exception(GUARD), WorkerCrashedError)
+    finally:
+        (tmp_path / "release").touch()
+        executor.shutdown(wait=False)
+        cluster.close()
+
+
+def test_a_cluster_that_runs_tasks_again_is_warned_of() -> None:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    try:
+        with pytest.warns(UserWarning, match=r"allowed-failures=2\), so a task that kills"):
+            executor = DaskExecutor(address=cluster.scheduler_address)
+        assert executor.allowed_failures == 2
+        executor.shutdown()
+    finally:
+        cluster.close()
+
+
+def _wait_started(folder: Path) -> dict[str, int]:
+    _wait(lambda: bool(started(folder)))
+    return started(folder)
+
+
+def _wait(done: Callable[[], bool]) -> None:
+    end = time.monotonic() + GUARD
+    while not done():
+        assert time.monotonic() < end, "a guard against hangs ran out"
+        time.sleep(0.01)
