@@ -84,3 +84,18 @@ def test_a_user_without_a_password_hash_is_refused(home: Path) -> None:
     result = CliRunner().invoke(main, ["--home", str(home), "ui", DEMO, "--user", "ann"],
                                 env={"CADENZA_UI_PASSWORD_HASH": ""})
     assert result.exit_code == 2 and "--hash-password" in result.output
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"CADENZA_SCHEDULER_LEASE": "soon"}, "CADENZA_SCHEDULER_LEASE='soon'"),
+    ({"CADENZA_STALE_AFTER": "never"}, "CADENZA_STALE_AFTER"),
+])
+def test_the_uis_scheduler_reads_the_schedulers_settings(home: Path, env: dict[str, str],
+                                                          words: str) -> None:
+    # The UI's scheduler stands in for `cadenza scheduler`: it takes its lease and staleness
+    # from the same variables, and a bad one stops the UI at start, not its scheduler later.
+    result = CliRunner().invoke(main, ["--home", str(home), "ui", DEMO, "--port", "1"], env=env)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert "Traceback" not in result.output

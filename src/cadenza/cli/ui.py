@@ -3,6 +3,7 @@ runs triggered, retried or approved in the browser start (as with `dagster dev`)
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -11,10 +12,11 @@ import click
 
 from cadenza.cli._base import console, error_line, errors, main
 from cadenza.cli.schedule import load_entries
+from cadenza.engine.claim import stale_after_from
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
 from cadenza.metrics import Metrics
-from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError
+from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError, lease_from
 from cadenza.workspace import Workspace
 
 RETRY_LEASE = 5.0
@@ -86,8 +88,9 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
         stop = threading.Event()
         worker = None
         if scheduler and entries:
+            timing = (stale_after_from(os.environ), lease_from(os.environ))  # bad: one line now
             worker = threading.Thread(target=_schedule,
-                                      args=(entries, home, executor, metrics, stop),
+                                      args=(entries, home, executor, metrics, stop, *timing),
                                       name="cadenza-ui-scheduler", daemon=True)
             worker.start()
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -124,8 +127,9 @@ def _token(ctx: click.Context, token: str | None, token_file: Path | None) -> st
 
 
 def _schedule(entries: list[Entry], home: Path, executor: str, metrics: Metrics,
-              stop: threading.Event) -> None:
-    sched = Scheduler(entries, home, executor=executor, metrics=metrics)
+              stop: threading.Event, stale_after: float, lease: float) -> None:
+    sched = Scheduler(entries, home, executor=executor, metrics=metrics,
+                      stale_after=stale_after, lease=lease)
     try:
         while not stop.is_set():
             try:
