@@ -3,13 +3,16 @@ store and at the project root; a read-only open creates and writes nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from cadenza.exceptions import CadenzaError
+from cadenza.exceptions import CadenzaError, StoreError
+from cadenza.store.migrations import migrations
 from cadenza.workspace import PROJECT_MARKERS, NoStoreError, Workspace, locate
 
 AS_ROOT = pytest.mark.skipif(
@@ -21,7 +24,9 @@ OTHER_UID = 65534  # nobody
 
 @pytest.fixture(autouse=True)
 def no_env_home(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CADENZA_HOME", raising=False)
+    for name in ("CADENZA_HOME", "CADENZA_DB", "CADENZA_ARTIFACTS",
+                 "CADENZA_ARTIFACTS_OPTIONS"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def tree(root: Path, *folders: str) -> None:
@@ -112,16 +117,19 @@ def test_a_readonly_open_writes_nothing_and_refuses_writes(tmp_path: Path) -> No
     assert db.stat().st_size > 0
 
 
-def test_a_readonly_open_completes_a_schema_an_older_version_made(tmp_path: Path) -> None:
+def test_a_readonly_open_of_a_file_an_older_version_made_says_to_upgrade(
+        tmp_path: Path) -> None:
     home = tmp_path / ".cadenza"
-    Workspace.open(home).close()
-    with sqlite3.connect(home / "cadenza.db") as db:
-        db.execute("DROP TABLE approvals")
-    ws = Workspace.open(home, readonly=True)
-    try:
+    home.mkdir()
+    with sqlite3.connect(home / "cadenza.db") as old:  # version 1: no schema_migrations
+        for statement in migrations("sqlite")[0].statements():
+            old.execute(statement)
+        old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old.close()
+    with pytest.raises(StoreError, match=r"schema version 1, older .* `cadenza db upgrade`"):
+        Workspace.open(home, readonly=True)
+    with closing(Workspace.open(home)) as ws:  # a writer upgrades it in place
         assert ws.store.approvals("no-such-run") == []
-    finally:
-        ws.close()
 
 
 def test_a_reader_does_not_wait_for_a_writer(tmp_path: Path) -> None:
@@ -138,3 +146,125 @@ def test_a_reader_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+# -- where the metadata store and the artifacts are --------------------------------------
+
+
+def test_db_and_artifacts_flag_then_env_then_config_then_the_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "p"
+    tree(project, "src")
+    (project / "pyproject.toml").write_text(
+        '[tool.cadenza]\ndb = "state/from-config.db"\nartifacts = "s3://bucket/config"\n')
+    src = project / "src"
+    default = locate(None, tmp_path)
+    assert (default.db, default.artifacts) == (None, None)  # the home's cadenza.db, artifacts/
+    config = locate(None, src)  # the config's paths are relative to its folder
+    assert config.db == str(project / "state/from-config.db")
+    assert config.db_from == str(project / "pyproject.toml")
+    assert config.artifacts == "s3://bucket/config"
+    monkeypatch.setenv("CADENZA_DB", "env.db")  # relative to the working directory
+    monkeypatch.setenv("CADENZA_ARTIFACTS", "env-artifacts")
+    env = locate(None, src)
+    assert (env.db, env.db_from) == (str(src / "env.db"), "$CADENZA_DB")
+    assert (env.artifacts, env.artifacts_from) == (str(src / "env-artifacts"),
+                                                   "$CADENZA_ARTIFACTS")
+    flag = locate(None, src, db="postgresql://me:secret@db.internal/cadenza",
+                  artifacts="file:///srv/artifacts")
+    assert (flag.db_from, flag.artifacts_from) == ("--db", "--artifacts")
+    assert flag.artifacts == "file:///srv/artifacts"
+    assert flag.where == "postgresql://me@db.internal/cadenza"  # never the password
+
+
+def test_cadenza_toml_is_read_before_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "cadenza.toml").write_text('db = "sqlite:///a.db"\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.cadenza]\ndb = "b.db"\n'
+                                             'artifacts = "art"\n')
+    found = locate(None, tmp_path)
+    assert found.db == str(tmp_path / "a.db")  # sqlite:///relative, as SQLAlchemy reads it
+    assert found.artifacts == str(tmp_path / "art")  # cadenza.toml does not set it
+
+
+def test_the_store_and_artifacts_elsewhere_are_the_ones_opened(tmp_path: Path) -> None:
+    found = locate(tmp_path / ".cadenza", db=tmp_path / "shared/meta.db",
+                   artifacts=tmp_path / "shared/artifacts")
+    with closing(Workspace.open(found)) as ws:
+        ws.store.set_paused("p", True)
+        ws.artifacts.put("ab" * 32, b"x")  # not a real hash: the folder is what is checked
+        assert ws.where == str(tmp_path / "shared/meta.db")
+    assert (tmp_path / "shared/meta.db").is_file()
+    assert not (tmp_path / ".cadenza/cadenza.db").exists()
+    assert any((tmp_path / "shared/artifacts").rglob("ab" * 32))
+    with closing(Workspace.open(found, readonly=True)) as ws:
+        assert ws.store.paused() == {"p"}
+    missing = locate(tmp_path / ".cadenza", db=tmp_path / "nope.db")
+    with pytest.raises(NoStoreError, match=r"No cadenza store is at '.*nope\.db' \(from --db\)"):
+        Workspace.open(missing, readonly=True)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"CADENZA_DB": "mysql://u:pw@h/db"},
+     r"^The store location 'mysql://u@h/db' is not one cadenza can open; give a file path"),
+    ({"CADENZA_ARTIFACTS_OPTIONS": "{endpoint"},
+     r"^CADENZA_ARTIFACTS_OPTIONS='\{endpoint' is not a JSON object"),
+    ({"CADENZA_ARTIFACTS_OPTIONS": "[1]"}, r"is not a JSON object \(\[1\]\)"),
+])
+def test_a_bad_location_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    setting: dict[str, str], message: str) -> None:
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(CadenzaError, match=message) as info:
+        locate(None, tmp_path)
+    assert "\n" not in str(info.value) and "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("db = 3", r"pyproject\.toml': db must be a path or URL in quotes, got 3"),
+    ("artifacts_options = 'x'", r"artifacts_options must be a table, .* got 'x'"),
+    ("db = [", r"pyproject\.toml' is not valid TOML"),
+])
+def test_a_bad_config_value_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.cadenza]\n{text}\n")
+    with pytest.raises(CadenzaError, match=message):
+        locate(None, tmp_path)
+
+
+def test_storage_options_without_an_fsspec_url_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CADENZA_ARTIFACTS_OPTIONS", '{"endpoint_url": "http://127.0.0.1:9"}')
+    with pytest.raises(CadenzaError, match=r"Storage options \['endpoint_url'\] were given "
+                                          r"for the local artifact folder"):
+        Workspace.open(tmp_path / ".cadenza")
+
+
+def test_artifacts_on_s3_from_the_environment(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("s3fs", reason="S3 needs cadenza[s3]")
+    pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
+    from cadenza import Pipeline
+    from cadenza.artifacts.fsspec import FsspecArtifactStore
+    from cadenza.testing.artifacts import moto_s3
+
+    pipe = Pipeline("big")
+    payload = os.urandom(64 << 10)  # past what the store keeps inline
+
+    @pipe.task
+    def make() -> bytes:
+        return payload
+
+    with moto_s3() as s3:
+        bucket = s3.bucket()
+        monkeypatch.setenv("CADENZA_ARTIFACTS", f"s3://{bucket}/team")
+        monkeypatch.setenv("CADENZA_ARTIFACTS_OPTIONS", json.dumps(s3.options))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        result = pipe.run(home=tmp_path / ".cadenza", executor="inline")
+        assert result.ok
+        with closing(Workspace.open(tmp_path / ".cadenza", readonly=True)) as ws:
+            assert isinstance(ws.artifacts, FsspecArtifactStore)
+            digest = ws.store.task_instances(result.run_id)[0].output
+            assert digest is not None and ws.artifacts.exists(digest)
+            assert ws.holds(digest)
+        assert result.output("make") == payload  # read back from S3
+        assert not (tmp_path / ".cadenza/artifacts").exists() or not any(
+            p.is_file() for p in (tmp_path / ".cadenza/artifacts").rglob("*"))

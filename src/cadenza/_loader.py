@@ -133,25 +133,39 @@ def load_pipeline(target: str) -> Pipeline:
     return found[0].validate()
 
 
+def project_setting(root: Path, key: str) -> tuple[object, Path] | None:
+    """The value of ``key`` in the project's config, and the file it is in: cadenza.toml in
+    ``root``, else ``[tool.cadenza]`` in its pyproject.toml (the first file that sets it);
+    None when neither does. The one place cadenza reads its config (``pipelines``, ``db``,
+    ``artifacts``, ``artifacts_options``)."""
+    for name, section in (("cadenza.toml", ()), ("pyproject.toml", ("tool", "cadenza"))):
+        data = _config_file(root / name)
+        for part in section:
+            data = data.get(part, {}) if isinstance(data, dict) else {}
+        if isinstance(data, dict) and key in data:
+            return data[key], root / name
+    return None
+
+
+def _config_file(path: Path) -> object:
+    """The TOML in ``path`` ({} when there is no such file)."""
+    import tomllib
+
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineLoadError(f"{str(path)!r} is not valid TOML: {exc}. Fix the file.",
+                                target=str(path)) from None
+
+
 def project_targets(root: Path) -> list[str]:
     """The pipelines a project lists for the scheduler: ``pipelines = [...]`` in cadenza.toml,
     or under ``[tool.cadenza]`` in pyproject.toml; paths are relative to ``root``."""
-    import tomllib
-
-    for name, section in (("cadenza.toml", ()), ("pyproject.toml", ("tool", "cadenza"))):
-        path = root / name
-        if not path.is_file():
-            continue
-        try:
-            data: object = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise PipelineLoadError(f"{str(path)!r} is not valid TOML: {exc}.",
-                                    target=str(path)) from None
-        for key in section:
-            data = data.get(key, {}) if isinstance(data, dict) else {}
-        listed = data.get("pipelines") if isinstance(data, dict) else None
-        if listed is None:
-            continue
+    found = project_setting(root, "pipelines")
+    if found is not None:
+        listed, path = found
         if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
             raise PipelineLoadError(
                 f"{str(path)!r}: pipelines must be a list of strings (files, folders or "

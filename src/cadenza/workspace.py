@@ -13,22 +13,35 @@ Which store (``.cadenza`` folder) is used is resolved once, at the edge (CLI or
 3. Else no store is found. What writes (``cadenza run``, ``backfill``, ``init``, ``ui``) makes
    a new ``.cadenza`` in the working directory; what only reads (``runs``, ``status``,
    ``plan``, ``logs``, ``artifacts``) creates nothing: it says no store was found and exits 2.
+
+The metadata store and the artifacts are in that folder (``cadenza.db``, ``artifacts/``)
+unless they are put elsewhere, each by the first of: ``--db`` / ``--artifacts`` (``db=``,
+``artifacts=``), ``$CADENZA_DB`` / ``$CADENZA_ARTIFACTS``, ``db = "..."`` / ``artifacts =
+"..."`` in the project's cadenza.toml or ``[tool.cadenza]`` of its pyproject.toml. Relative
+paths are relative to the working directory, or to the config file's folder when they come
+from it. Storage options for the artifacts' filesystem (``endpoint_url`` of an S3-compatible
+server) come from ``$CADENZA_ARTIFACTS_OPTIONS`` (JSON), else ``artifacts_options``.
+Logs stay in the folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cadenza._files import make_home
 from cadenza.artifacts.base import ArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
+from cadenza.artifacts.open import artifact_store
 from cadenza.exceptions import CadenzaError
 from cadenza.store.base import MetadataStore
-from cadenza.store.sqlite import SqliteStore
+from cadenza.store.open import backend, describe, open_store, sqlite_path
 
 HOME_DIR = ".cadenza"
 DB_FILE = "cadenza.db"
@@ -56,10 +69,29 @@ class Location:
     """A ``.cadenza`` folder the search stopped at because another user owns it."""
     owner: str = ""
     """Who owns ``foreign``."""
+    db: str | None = None
+    """Where the metadata store is when not ``home/cadenza.db``: a SQLite file's absolute path
+    or a PostgreSQL DSN."""
+    db_from: str = ""
+    """What set ``db``: ``--db``, ``$CADENZA_DB`` or the config file's path."""
+    artifacts: str | None = None
+    """Where the artifacts are when not ``home/artifacts``: a folder or an fsspec URL."""
+    artifacts_from: str = ""
+    """What set ``artifacts``, as ``db_from``."""
+    artifacts_options: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Storage options for the artifacts' filesystem (``endpoint_url``, ...)."""
 
     @property
     def exists(self) -> bool:
+        """Whether there is a store to read: the folder, or the store given elsewhere."""
+        if self.db is not None:
+            return backend(self.db) == "postgres" or Path(self.db).is_file()
         return self.source != "none" and self.home.is_dir()
+
+    @property
+    def where(self) -> str:
+        """The metadata store as messages show it (a DSN without its password)."""
+        return describe(self.db) if self.db is not None else str(self.home)
 
     def searched(self) -> str:
         """Where the search looked, e.g. "from /p/src up to /p (the project root: it holds
@@ -84,7 +116,11 @@ class NoStoreError(CadenzaError):
     """A command that only reads found no store; it creates none."""
 
     def __init__(self, location: Location):
-        if location.source in ("given", "env"):
+        if location.db is not None:
+            text = (f"No cadenza store is at {location.db!r} (from {location.db_from}). Fix "
+                    f"the path, or make one there with `cadenza --db {location.db} db "
+                    "upgrade`.")
+        elif location.source in ("given", "env"):
             how = "--home" if location.source == "given" else "$CADENZA_HOME"
             text = (f"No cadenza store is at {str(location.home)!r} (from {how}). Fix the "
                     f"path, or make one there with `cadenza --home {location.home} init`.")
@@ -115,8 +151,17 @@ def _owner(path: Path) -> str | None:
         return f"uid {uid}"
 
 
-def locate(home: str | Path | None = None, cwd: str | Path | None = None) -> Location:
-    """Find the store by the rule in this module's docstring; nothing is created."""
+def locate(home: str | Path | None = None, cwd: str | Path | None = None, *,
+           db: str | Path | None = None, artifacts: str | Path | None = None) -> Location:
+    """Find the store by the rule in this module's docstring; nothing is created. ``db`` and
+    ``artifacts``: the --db and --artifacts given, if any. A location cadenza cannot open is
+    an error here, before any work."""
+    found = _walk(home, cwd)
+    return _places(found, None if db is None else str(db),
+                   None if artifacts is None else str(artifacts))
+
+
+def _walk(home: str | Path | None, cwd: str | Path | None) -> Location:
     start = Path(cwd if cwd is not None else Path.cwd()).resolve()
     if home is not None:
         return Location(Path(home).resolve(), "given", start)
@@ -135,6 +180,78 @@ def locate(home: str | Path | None = None, cwd: str | Path | None = None) -> Loc
         if marker is not None:
             return Location(new, "none", start, folder, f"the project root: it holds {marker}")
     return Location(new, "none", start, Path(start.anchor), "the top of the file system")
+
+
+def project_root(found: Location) -> Path:
+    """The folder whose cadenza.toml or pyproject.toml configures ``found``'s store: the one
+    holding the store folder, else the project root the search stopped at, else the working
+    directory."""
+    if found.source != "none":
+        return found.home.parent
+    if found.stop is not None and found.foreign is None and found.why_stop.startswith(
+            "the project root"):
+        return found.stop
+    return found.start
+
+
+def _setting(flag: str | None, env: str, key: str, found: Location
+             ) -> tuple[str | None, str, Path]:
+    """A location given by ``flag``, else ``$env``, else ``key`` in the project's config:
+    (value, what set it, the folder a relative path is relative to)."""
+    if flag:
+        return flag, f"--{key}", found.start
+    if os.environ.get(env):
+        return os.environ[env], f"${env}", found.start
+    from cadenza._loader import project_setting  # the config is read only when needed
+
+    configured = project_setting(project_root(found), key)
+    if configured is None:
+        return None, "", found.start
+    value, path = configured
+    if not isinstance(value, str) or not value:
+        raise CadenzaError(f"{str(path)!r}: {key} must be a path or URL in quotes, got "
+                           f"{value!r}. Fix the file.")
+    return value, str(path), path.parent
+
+
+def _options(found: Location) -> dict[str, Any]:
+    """The artifacts' storage options: $CADENZA_ARTIFACTS_OPTIONS (JSON), else the config's
+    ``artifacts_options`` table."""
+    text = os.environ.get("CADENZA_ARTIFACTS_OPTIONS", "")
+    if text.strip():
+        try:
+            given: object = json.loads(text)
+        except json.JSONDecodeError as exc:
+            given = exc
+        if not isinstance(given, dict):
+            raise CadenzaError(
+                f"CADENZA_ARTIFACTS_OPTIONS={text!r} is not a JSON object ({given}); give "
+                'one like \'{"endpoint_url": "http://127.0.0.1:9000"}\', or unset it.')
+        return given
+    from cadenza._loader import project_setting
+
+    configured = project_setting(project_root(found), "artifacts_options")
+    if configured is None:
+        return {}
+    value, path = configured
+    if not isinstance(value, dict):
+        raise CadenzaError(f"{str(path)!r}: artifacts_options must be a table, like "
+                           '[tool.cadenza.artifacts_options] endpoint_url = "http://...", '
+                           f"got {value!r}. Fix the file.")
+    return value
+
+
+def _places(found: Location, db_flag: str | None, artifacts_flag: str | None) -> Location:
+    """``found`` with the metadata store's and the artifacts' locations resolved."""
+    db, db_from, base = _setting(db_flag, "CADENZA_DB", "db", found)
+    if db is not None and backend(db) == "sqlite":
+        db = str(base / sqlite_path(db))
+    artifacts, artifacts_from, base = _setting(artifacts_flag, "CADENZA_ARTIFACTS",
+                                               "artifacts", found)
+    if artifacts is not None and "://" not in artifacts:
+        artifacts = str(base / Path(artifacts).expanduser())
+    return dataclasses.replace(found, db=db, db_from=db_from, artifacts=artifacts,
+                               artifacts_from=artifacts_from, artifacts_options=_options(found))
 
 
 def find_home(home: str | Path | None = None) -> Path:
@@ -160,6 +277,11 @@ class Workspace:
     def logs(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def where(self) -> str:
+        """The metadata store as messages show it: the folder, or a DSN without password."""
+        return self.location.where if self.location is not None else str(self.home)
+
     @classmethod
     def open(cls, home: str | Path | Location | None = None, *, create: bool = True,
              readonly: bool = False) -> Workspace:
@@ -178,11 +300,12 @@ class Workspace:
             )
         else:
             make_home(path)
-        artifacts = LocalArtifactStore(path / "artifacts")
-        if not readonly:
+        artifacts = artifact_store(found.artifacts or path / "artifacts",
+                                   **found.artifacts_options)
+        if not readonly and isinstance(artifacts, LocalArtifactStore):
             artifacts.clean_temp()
-        return cls(path, SqliteStore(path / DB_FILE, readonly=readonly), artifacts,
-                   location=found)
+        store = open_store(found.db or path / DB_FILE, readonly=readonly)
+        return cls(path, store, artifacts, location=found)
 
     @classmethod
     def memory(cls, root: str | Path | None = None) -> Workspace:

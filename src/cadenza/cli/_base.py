@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from cadenza.exceptions import CadenzaError, RunNotFoundError
+from cadenza.store.open import describe
 from cadenza.workspace import HOME_DIR, Location, Workspace, locate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +43,7 @@ COMMANDS = {
     "cancel": "operate", "approve": "operate", "reject": "operate", "run": "run",
     "retry": "run", "task": "run", "schedule": "schedule", "scheduler": "schedule",
     "pause": "schedule", "unpause": "schedule", "backfill": "schedule", "ui": "ui",
+    "db": "db",
 }
 """The module of cadenza.cli that defines each command. A command's module is imported when
 the command is used, so `cadenza run` loads neither the UI, the scheduler nor the tables of the
@@ -76,9 +78,18 @@ class _Group(click.Group):
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="CADENZA_HOME",
               help="The .cadenza folder holding state (default: the nearest one from here "
                    "up to the project root that you own; see docs/stores.md).")
+@click.option("--db", metavar="PATH|URL",
+              help="The metadata store, if not HOME/cadenza.db: a SQLite file or "
+                   "postgresql://USER@HOST/DB (default: $CADENZA_DB, else db in cadenza.toml "
+                   "or [tool.cadenza]; see docs/stores.md).")
+@click.option("--artifacts", metavar="PATH|URL",
+              help="Where artifacts are kept, if not HOME/artifacts: a folder or an fsspec "
+                   "URL such as s3://bucket/prefix (default: $CADENZA_ARTIFACTS, else "
+                   "artifacts in the config).")
 @click.version_option(package_name="cadenza")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None) -> None:
+def main(ctx: click.Context, home: Path | None, db: str | None, artifacts: str | None
+         ) -> None:
     """cadenza: run data and ML pipelines of plain Python functions, durably and incrementally."""
     from cadenza.store.sqlite import timeout_from_env
 
@@ -86,12 +97,12 @@ def main(ctx: click.Context, home: Path | None) -> None:
     # CADENZA_DB_TIMEOUT is checked here, once, so that a bad value is an error before any
     # work; each store opened in this process (the scheduler's runs too) reads the same value.
     timeout_from_env()
-    ctx.obj = {"home": home, "home_from_env": from_env}
+    ctx.obj = {"home": home, "home_from_env": from_env, "db": db, "artifacts": artifacts}
 
 
 def _location(ctx: click.Context) -> Location:
     """Where the store is for this command (see cadenza.workspace for the rule)."""
-    found = locate(ctx.obj["home"])
+    found = locate(ctx.obj["home"], db=ctx.obj.get("db"), artifacts=ctx.obj.get("artifacts"))
     return dataclasses.replace(found, source="env") if ctx.obj.get("home_from_env") else found
 
 
@@ -128,6 +139,14 @@ def _say_where(found: Location) -> None:
                      soft_wrap=True)
     elif found.source == "env" and found.home != found.start / HOME_DIR:
         errors.print(f"using the store at {found.home} (from $CADENZA_HOME)", soft_wrap=True)
+    # a store or artifacts put elsewhere by the environment or the config: say so, since
+    # nothing on the command line shows it
+    if found.db is not None and found.db_from != "--db":
+        errors.print(f"using the store at {found.where} (from {found.db_from})",
+                     soft_wrap=True)
+    if found.artifacts is not None and found.artifacts_from != "--artifacts":
+        errors.print(f"using the artifacts at {describe(found.artifacts)} (from "
+                     f"{found.artifacts_from})", soft_wrap=True)
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -152,7 +171,7 @@ def check_pipeline(ws: Workspace, pipeline: str | None) -> None:
     known = set(ws.store.pipelines()) | ws.store.paused()
     if pipeline not in known:
         raise CadenzaError(
-            f"No pipeline named {pipeline!r} has runs in the store at {str(ws.home)!r}."
+            f"No pipeline named {pipeline!r} has runs in the store at {ws.where!r}."
             f"{did_you_mean(pipeline, known)} Pipelines there: {_listing(known)}."
         )
 
@@ -179,7 +198,7 @@ def resolve_run(ws: Workspace, text: str) -> str:
     if text == "latest":
         newest = ws.store.list_runs(None, 1)
         if not newest:
-            raise CadenzaError(f"There is no latest run: the store at {str(ws.home)!r} has no "
+            raise CadenzaError(f"There is no latest run: the store at {ws.where!r} has no "
                                "runs yet. Start one with `cadenza run PIPELINE`.")
         return newest[0].run_id
     try:
@@ -208,7 +227,7 @@ def resolve_run(ws: Workspace, text: str) -> str:
     recent = [r.run_id for r in ws.store.list_runs(None, 200)]
     raise CadenzaError(
         f"No run has the id {text!r}, or an id starting with it, in the store at "
-        f"{str(ws.home)!r}.{did_you_mean(text, recent)} List runs with `cadenza runs`; "
+        f"{ws.where!r}.{did_you_mean(text, recent)} List runs with `cadenza runs`; "
         "`latest` names the newest."
     )
 

@@ -17,7 +17,8 @@ def init(ctx: click.Context) -> None:
     again changes nothing."""
     home = ctx.obj["home"]
     here = Path.cwd().resolve()
-    target = locate(home if home is not None else here / HOME_DIR)
+    target = locate(home if home is not None else here / HOME_DIR, db=ctx.obj["db"],
+                    artifacts=ctx.obj["artifacts"])
     existed = target.home.is_dir()
     if not existed and home is None:
         _warn_shadowing(locate(None, here))

@@ -137,7 +137,7 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         else None
     if server is not None:
         console.print(f"metrics at {server.url}", highlight=False)
-    sched = Scheduler(entries, ctx.obj["home"], max_runs=max_runs, executor=executor,
+    sched = Scheduler(entries, _location(ctx), max_runs=max_runs, executor=executor,
                       workers=workers, metrics=metrics,
                       lineage=lineage_transport(lineage_file, lineage_url),
                       stale_after=stale_after_from(os.environ), lease=lease_seconds,

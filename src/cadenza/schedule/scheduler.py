@@ -40,7 +40,7 @@ from cadenza.schedule.cron import Interval
 from cadenza.schedule.sensors import cursor_key
 from cadenza.secrets import mask
 from cadenza.store.base import STALE_AFTER, Batch, Event, RunRecord, effective_state
-from cadenza.workspace import Workspace
+from cadenza.workspace import Location, Workspace
 
 LEASE = "scheduler"
 LEASE_SECONDS = 30.0
@@ -151,7 +151,7 @@ class Scheduler:
     it)."""
 
     def __init__(
-        self, entries: Iterable[Entry], home: str | Path | None = None, *,
+        self, entries: Iterable[Entry], home: str | Path | Location | None = None, *,
         max_runs: int = 4, executor: str = "threads", workers: int | None = None,
         clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
         lineage: Transport | None = None, stale_after: float = STALE_AFTER,
@@ -305,7 +305,8 @@ class Scheduler:
         return bool(waiting & decided)
 
     def _execute(self, entry: Entry, run_id: str) -> None:
-        workspace = Workspace.open(self.home)  # each run writes through its own connection
+        # each run writes through its own connection, to the store the scheduler was given
+        workspace = Workspace.open(self.workspace.location or self.home)
         pipe = entry.pipeline
         hooks: list[Hooks] = []
         if self.metrics is not None:
