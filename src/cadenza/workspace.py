@@ -300,8 +300,16 @@ class Workspace:
             )
         else:
             make_home(path)
-        artifacts = artifact_store(found.artifacts or path / "artifacts",
-                                   **found.artifacts_options)
+        artifacts: ArtifactStore
+        if readonly and found.artifacts is None and not path.is_dir():
+            # a reader of a store elsewhere (--db) on a host with no folder: no artifacts are
+            # here to read, and a reader makes no folder
+            from cadenza.artifacts.memory import MemoryArtifactStore
+
+            artifacts = MemoryArtifactStore()
+        else:
+            artifacts = artifact_store(found.artifacts or path / "artifacts",
+                                       **found.artifacts_options)
         if not readonly and isinstance(artifacts, LocalArtifactStore):
             artifacts.clean_temp()
         store = open_store(found.db or path / DB_FILE, readonly=readonly)
