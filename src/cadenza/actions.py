@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cadenza.engine.claim import Claim
@@ -15,19 +16,22 @@ from cadenza.engine.states import RUN_ENDED, TERMINAL, RunState, TaskState, move
 from cadenza.exceptions import CadenzaError, RunClaimedError
 from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
-from cadenza.secrets import masked_params
+from cadenza.secrets import sealed_params
 from cadenza.store.base import Approval, Batch, Event, MetadataStore, RunRecord, effective_state
 
 QUEUED = RunState.QUEUED.value
 
 
 def trigger(store: MetadataStore, pipe: Pipeline, params: Mapping[str, Any] | None, *,
-            target: str = "", from_text: bool = False) -> str:
+            target: str = "", from_text: bool = False, home: Path | None = None) -> str:
     """Queue a manual run of ``pipe`` with ``params`` checked against its params; return its
-    id. A scheduler (``cadenza scheduler`` or the one inside ``cadenza ui``) starts it."""
+    id. A scheduler (``cadenza scheduler`` or the one inside ``cadenza ui``) starts it. Secret
+    params given are stored sealed with the key of ``home``, the store's folder (None: a
+    store in memory)."""
     resolved = resolve_params(pipe.name, pipe.params, params, from_text=from_text)
     run = RunRecord(new_run_id(pipe.name), pipe.name, QUEUED,
-                    masked_params(resolved, pipe.secret_params), time.time(), target=target)
+                    sealed_params(resolved, pipe.secret_params, params or {}, home), time.time(),
+                    target=target)
     store.create_runs([run])
     return run.run_id
 

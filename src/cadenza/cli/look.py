@@ -39,6 +39,7 @@ from cadenza.engine.plan import plan_pipeline
 from cadenza.exceptions import CadenzaError
 from cadenza.params import as_param, parse_assignments, resolve_params
 from cadenza.report import critical_path, dag_of
+from cadenza.secrets import mask_data
 from cadenza.show import FORMATS, render
 from cadenza.store.base import Approval, AttemptRecord, RunRecord, effective_state
 
@@ -124,7 +125,7 @@ def _state(run: RunRecord, now: float) -> str:
 def _run_json(r: RunRecord, now: float) -> dict[str, Any]:
     return {
         "run_id": r.run_id, "pipeline": r.pipeline, "state": _state(r, now),
-        "params": r.params, "created_at": r.created_at, "started_at": r.started_at,
+        "params": mask_data(r.params), "created_at": r.created_at, "started_at": r.started_at,
         "ended_at": r.ended_at, "target": r.target,
     }
 
@@ -160,7 +161,7 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         _print_json(data)
         return
     console.print(Text.assemble(f"run {record.run_id} ", styled(_state(record, now)),
-                                f"  params {json.dumps(record.params)}"))
+                                f"  params {json.dumps(mask_data(record.params))}"))
     rows = rows_of_records(instances, attempts)
     console.print(task_table(rows, console.width))
     for line in problems(rows):

@@ -23,15 +23,16 @@ from cadenza.engine.run import Runner, new_run_id
 from cadenza.engine.states import RunState, TaskState, move_run
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import Executor, ThreadExecutor, inline, make_executor
-from cadenza.params import resolve_params
+from cadenza.params import as_param, resolve_params
 from cadenza.pipeline import Pipeline
-from cadenza.secrets import masked_params, register_param
+from cadenza.secrets import MASK, SecretKeyError, is_sealed, register_param, sealed_params, unseal
 from cadenza.store.base import (
     STALE_AFTER,
     ArtifactRecord,
     AttemptRecord,
     Batch,
     CacheEntry,
+    Event,
     RunRecord,
     TaskInstanceRecord,
 )
@@ -100,15 +101,18 @@ def run_pipeline(
             if claim is None:
                 claim = Claim.take(ws.store, resume, stale_after)
             run, prior, dead = _taken_over(ws, resume, reset)
-            # secret params were stored as ***: take them from the pipeline again
-            real = {**run.params, **{k: v for k, v in resolve_params(
-                pipe.name, pipe.params, None).items() if k in pipe.secret_params}}
+            try:
+                real = stored_params(pipe, run, _key_home(ws))
+            except SecretKeyError as exc:
+                _fail_to_start(ws, run, claim, str(exc))
+                raise
         else:
             real = resolve_params(pipe.name, pipe.params, params, from_text=params_from_text)
             owner = new_owner()
             run = RunRecord(new_run_id(pipe.name), pipe.name, RunState.RUNNING.value,
-                            masked_params(real, pipe.secret_params), time.time(),
-                            target=target, owner=owner)
+                            sealed_params(real, pipe.secret_params, params or {},
+                                          _key_home(ws)),
+                            time.time(), target=target, owner=owner)
             claim = Claim(run.run_id, owner, 1, stale_after)  # create_runs makes it epoch 1
         return _run(pipe, ws, run, claim, executor, workers, still_running, hooks=hooks,
                     selected=selected, force=force, cancel=cancel, prior=prior,
@@ -117,6 +121,40 @@ def run_pipeline(
     finally:
         if claim is not None:
             claim.stop(ws.store)
+
+
+def stored_params(pipe: Pipeline, run: RunRecord, home: Path | None) -> dict[str, Any]:
+    """The params a resumed (or queued) run runs with. A secret param given for the run was
+    stored sealed and is opened here (SecretKeyError if this host's key cannot); one stored
+    as ``***`` takes the pipeline's default again, as it did when the run was made."""
+    defaults = resolve_params(pipe.name, pipe.params, None)
+    real = dict(run.params)
+    for name in sorted(pipe.secret_params):  # the first that cannot be opened is named
+        value = real.get(name, MASK)
+        if is_sealed(value):
+            real[name] = as_param(pipe.params[name]).check(name, unseal(name, value, home))
+        elif value == MASK:
+            real[name] = defaults[name]
+    return real
+
+
+def _key_home(ws: Workspace) -> Path | None:
+    """Where the sealing key of ``ws`` lives when CADENZA_SECRET_KEY is not set (None: in
+    this process only, for a workspace in memory)."""
+    return None if ws.in_memory else ws.home
+
+
+def _fail_to_start(ws: Workspace, run: RunRecord, claim: Claim, error: str) -> None:
+    """Record the claimed ``run`` failed before any task ran, with ``error`` in its
+    run_finished event, so the scheduler does not pick it up again; `cadenza retry` queues
+    it once the cause is fixed."""
+    if RunState(run.state) != RunState.RUNNING:
+        move_run(run, RunState.RUNNING)
+    move_run(run, RunState.FAILED)
+    now = time.time()
+    run.ended_at = now
+    ws.store.apply(Batch(runs=[run], events=[Event(run.run_id, "run_finished", now, data={
+        "state": RunState.FAILED.value, "error": error})]), claim.fence)
 
 
 def _run(pipe: Pipeline, ws: Workspace, run: RunRecord, claim: Claim, executor: str | Executor,

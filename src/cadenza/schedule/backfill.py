@@ -24,7 +24,7 @@ from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline, counts
 from cadenza.schedule.cron import DateLike, Interval
 from cadenza.schedule.scheduler import iso
-from cadenza.secrets import masked_params
+from cadenza.secrets import sealed_params
 from cadenza.store.base import STALE_AFTER, RunRecord
 from cadenza.workspace import Workspace
 
@@ -73,8 +73,9 @@ def plan_backfill(
     store = workspace.store
     existing = {r.logical_date: r for r in store.list_runs(pipe.name, limit=1 << 30)
                 if r.logical_date is not None}
-    resolved = masked_params(resolve_params(pipe.name, pipe.params, params,
-                                            from_text=params_from_text), pipe.secret_params)
+    resolved = sealed_params(resolve_params(pipe.name, pipe.params, params,
+                                            from_text=params_from_text), pipe.secret_params,
+                             params or {}, None if workspace.in_memory else workspace.home)
     now = datetime.now(UTC).timestamp()
     fresh = [
         RunRecord(new_run_id(pipe.name, iv.start), pipe.name, RunState.QUEUED.value, resolved,

@@ -187,8 +187,9 @@ async def trigger(request: Request, name: str) -> Response:
         else:
             params = _validated(models.TriggerBody, fields)["params"]
         check_params(params)
-        run_id = actions.trigger(the.workspace.store, pipe, params,
-                                 target=the.entries[name].target, from_text=form)
+        ws = the.workspace
+        run_id = actions.trigger(ws.store, pipe, params, target=the.entries[name].target,
+                                 from_text=form, home=None if ws.in_memory else ws.home)
         return _run_page(run_id), {"run_id": run_id, "state": "queued"}
 
     return await _act(request, work)

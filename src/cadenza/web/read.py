@@ -22,6 +22,7 @@ from cadenza.pipeline import NAME, PIPELINE_NAME, Pipeline
 from cadenza.report import critical_path, dag_of
 from cadenza.schedule.cron import describe_dst, next_fire_times
 from cadenza.schedule.scheduler import Entry
+from cadenza.secrets import mask_data
 from cadenza.show import render
 from cadenza.store.base import (
     ArtifactRecord,
@@ -273,7 +274,7 @@ def run(site: Site, run_id: str) -> dict[str, Any]:
                 "reason": decision.reason},
         })
     return versioned({
-        **run_summary(record, now), "params": record.params, "target": record.target,
+        **run_summary(record, now), "params": mask_data(record.params), "target": record.target,
         "interval_start": record.interval_start, "interval_end": record.interval_end,
         "cancel_requested": record.cancel_requested, "tasks": tasks,
         "critical_path": critical,
