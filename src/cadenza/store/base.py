@@ -122,6 +122,9 @@ class Event:
     map_index: int = -1
     data: dict[str, Any] = field(default_factory=dict)
     id: int = 0
+    key: str | None = field(default=None, compare=False, repr=False)
+    """A unique name for this event, given by a store that may retry a commit (PostgreSQL) the
+    first time it writes it: an event whose key is known is not written again."""
 
 
 @dataclass(slots=True)

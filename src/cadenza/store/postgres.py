@@ -10,17 +10,34 @@ Claims and fences take the run's row lock (``FOR UPDATE``), so a claim waits for
 batch in flight and is ordered after it: a runner that lost its claim writes nothing the new
 owner could miss. Time is the database's (``clock_timestamp()``), so staleness is judged on one
 clock whatever the hosts' clocks say.
+
+Events are numbered in commit order. Ids from a sequence alone are not: a transaction that took
+id 5 may commit after one that took id 6, and a follower that read ``id > last`` in between
+(the UI's live pages, a trigger) would never see 5. So each transaction that writes events
+takes one advisory lock (EVENT_IDS_LOCK) just before it inserts them and keeps it until its
+commit: the next writer takes its ids only once the one before is committed and visible, and a
+reader that sees id N sees every id below it. The lock is held only for the insert and the
+commit, sent together at the end of the batch. (SQLite has one writer at a time, so its ids
+are in commit order already.) Each event also carries a key, given by the first write of it
+and unique in the table, so a batch made again is written once.
+
+When the server restarts, calls go on once the pool has reconnected (within RETRY_WITHIN): a
+call cut before it was sent is made again, and one cut after (its outcome unknown) only if
+making it twice does what making it once does, which is true of every write but
+``create_runs``: batches (upserts, artifacts by hash, events by key), claims, heartbeats.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import secrets
+import time
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypeVar
 
 try:
     import psycopg
@@ -64,6 +81,11 @@ BACKEND = "postgres"
 SCHEMA_VERSION = latest(BACKEND)
 """The schema version this cadenza writes: its newest file in store/migrations/postgres/."""
 MIGRATION_LOCK = 0x6361_6465_6E7A_61  # "cadenza": the advisory lock upgrades take
+EVENT_IDS_LOCK = 0x6361_6465_6E7A_65  # the advisory lock a transaction takes to number events
+RETRY_WITHIN = POOL_TIMEOUT
+"""Seconds a call keeps trying again while the server is away (restarting, say), from its
+first failure: then it raises StoreError."""
+_T = TypeVar("_T")
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL
@@ -131,8 +153,9 @@ _UPSERT_CACHE = _from_arrays(
     "meta = excluded.meta"
 )
 _INSERT_EVENT = _from_arrays(
-    "events", "run_id, kind, ts, task, map_index, data", "text text float8 text int4 text",
-)
+    "events", "key, run_id, kind, ts, task, map_index, data",
+    "text text text float8 text int4 text",
+) + " ON CONFLICT (key) DO NOTHING"  # written already, by a commit whose reply was lost
 _INSERT_LINEAGE = _from_arrays("lineage", "child, parent", "text text") + (
     " ON CONFLICT DO NOTHING"
 )
@@ -153,6 +176,29 @@ def _last_per_key(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ..
 def _float(value: float | None) -> float | None:
     """A time as a float: an array holds values of one type."""
     return None if value is None else float(value)
+
+
+def _new_writer() -> None:
+    global _WRITER
+    _WRITER = secrets.token_hex(8)
+
+
+_WRITER = ""
+"""This process's part of the event keys it gives: random, drawn again in a forked child."""
+_new_writer()
+os.register_at_fork(after_in_child=_new_writer)
+_KEY_COUNT = itertools.count(1)
+
+
+def _keys(events: list[Event]) -> list[str]:
+    """Each event's key, given to those without one the first time they are written: a commit
+    made again (its first outcome was lost) sends the same keys, and none is written twice."""
+    keys = []
+    for e in events:
+        if e.key is None:
+            e.key = f"{_WRITER}.{next(_KEY_COUNT)}"
+        keys.append(e.key)
+    return keys
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -219,52 +265,17 @@ class PostgresStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _faults(self) -> Iterator[None]:
-        """A lost or unreachable server, as one StoreError; other errors unchanged."""
-        try:
-            yield
-        except PoolTimeout as exc:
-            raise StoreError(
-                f"No connection to the PostgreSQL store {self.where!r} could be had within "
-                f"{POOL_TIMEOUT:g} s ({said(exc, self.dsn)}). Check that the server is "
-                "running and accepts connections, then run the command again.",
-                path=self.where) from None
-        except psycopg.OperationalError as exc:
-            self._recheck()
-            raise unreachable(self.dsn, exc) from None
-
     def _recheck(self) -> None:
         """After a connection was found cut (the server restarted): test the pool's idle
         connections and replace the dead ones, so that the next call gets a working one."""
         with contextlib.suppress(psycopg.Error):  # still away: the pool reconnects later
             self._pool.check()
 
-    @contextmanager
-    def _write(self, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A connection in one transaction, committed at the end of the block (rolled back if
-        it raises); with ``pipeline``, everything in it (``BEGIN`` and ``COMMIT`` too) is sent
-        without waiting for replies until a result is needed.
-
-        A connection the server cut while it sat in the pool (the server restarted) is
-        replaced before anything is sent on it; a failure once the transaction is sent leaves
-        its outcome unknown, and is raised."""
+    def _writable(self) -> None:
         if self._readonly:
             raise StoreError(f"The PostgreSQL store {self.where!r} was opened read-only, so "
                              "it cannot be written; open it without readonly=True.",
                              path=self.where)
-        with self._faults():
-            for again in (False, True):
-                with contextlib.ExitStack() as stack:
-                    db = stack.enter_context(self._connection())
-                    if not again and not usable(db):
-                        self._recheck()
-                        continue
-                    if pipeline:
-                        stack.enter_context(db.pipeline())
-                    stack.enter_context(db.transaction())
-                    yield db
-                    return
 
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         """A connection of this process's pool. A process forked from the one that opened
@@ -273,18 +284,58 @@ class PostgresStore:
             self._pool, self._pid = acquire_pool(self.dsn), os.getpid()
         return self._pool.connection()
 
+    def _call(self, work: Callable[[psycopg.Connection[Any]], _T], *, write: bool = True,
+              pipeline: bool = False, idempotent: bool = True) -> _T:
+        """``work(db)`` on a connection of the pool; with ``write``, in one transaction,
+        committed when it returns (rolled back if it raises), and with ``pipeline``, sent
+        without waiting for replies until a result is needed (``BEGIN`` and ``COMMIT`` too).
+
+        When the server cut the connection (it restarted): a call cut before anything was
+        sent is made again on another connection; one cut after has an unknown outcome (the
+        server may have committed it), and is made again only if ``idempotent``: making it
+        twice leaves what making it once does. Reads are. Tries go on while the pool
+        reconnects, up to RETRY_WITHIN seconds after the first failure; then, or on any other
+        lost or unreachable server, one StoreError."""
+        if write:
+            self._writable()
+        failed: float | None = None
+        pause = 0.05
+        while True:
+            db: psycopg.Connection[Any] | None = None
+            sent = False
+            try:
+                with self._connection() as db:
+                    if not usable(db):  # cut while it sat in the pool: nothing sent yet
+                        self._recheck()
+                        continue
+                    sent = True
+                    if not write:
+                        return work(db)
+                    with contextlib.ExitStack() as stack:
+                        if pipeline:
+                            stack.enter_context(db.pipeline())
+                        stack.enter_context(db.transaction())
+                        result = work(db)
+                    return result
+            except PoolTimeout as exc:
+                raise StoreError(
+                    f"No connection to the PostgreSQL store {self.where!r} could be had "
+                    f"within {POOL_TIMEOUT:g} s ({said(exc, self.dsn)}). Check that the "
+                    "server is running and accepts connections, then run the command again.",
+                    path=self.where) from None
+            except psycopg.OperationalError as exc:
+                self._recheck()
+                cut = db is not None and (db.broken or db.closed)
+                now = time.monotonic()
+                failed = failed if failed is not None else now
+                if not cut or (sent and not idempotent) or now - failed > RETRY_WITHIN:
+                    raise unreachable(self.dsn, exc) from None
+            time.sleep(pause)  # the server is coming back: the pool reconnects meanwhile
+            pause = min(pause * 2, 1.0)
+
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one query; tried once more on a fresh connection if the one the pool
-        gave had been cut (the server restarted): a read can safely be repeated."""
-        for again in (False, True):
-            with self._faults(), self._connection() as db:
-                try:
-                    return db.execute(sql, args).fetchall()
-                except psycopg.OperationalError:
-                    if again or not db.broken:
-                        raise
-                    self._recheck()
-        raise AssertionError("unreachable")  # pragma: no cover
+        """The rows of one query (made again on another connection if the server cut it)."""
+        return self._call(lambda db: db.execute(sql, args).fetchall(), write=False)
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -307,22 +358,26 @@ class PostgresStore:
 
     def _migrate(self) -> list[Migration]:
         applied: list[Migration] = []
-        while True:
-            with self._write() as db:
-                # under the lock, the version is read again: another process may have applied
-                # the same migration while this one waited for it
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                db.execute(_MIGRATIONS_TABLE)
-                row = db.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations"
-                                 ).fetchone()
-                todo = pending(BACKEND, int(row[0]) if row else 0, self.where)
-                if not todo:
-                    return applied
-                for statement in todo[0].statements():
-                    db.execute(statement.encode())  # bytes: no %s placeholders in DDL
-                db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
-                           f"VALUES (%s, %s, {_NOW})", (todo[0].version, todo[0].name))
-            applied.append(todo[0])
+
+        def step(db: psycopg.Connection[Any]) -> Migration | None:
+            # under the lock, the version is read again: another process may have applied the
+            # same migration while this one waited for it (or this one, before a lost reply)
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            db.execute(_MIGRATIONS_TABLE)
+            row = db.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations"
+                             ).fetchone()
+            todo = pending(BACKEND, int(row[0]) if row else 0, self.where)
+            if not todo:
+                return None
+            for statement in todo[0].statements():
+                db.execute(statement.encode())  # bytes: no %s placeholders in DDL
+            db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                       f"VALUES (%s, %s, {_NOW})", (todo[0].version, todo[0].name))
+            return todo[0]
+
+        while (done := self._call(step)) is not None:
+            applied.append(done)
+        return applied
 
     def integrity_check(self) -> str:
         """``ok`` when the server answers and every table of the schema is there; else what
@@ -344,44 +399,55 @@ class PostgresStore:
     # -- writing ----------------------------------------------------------------------------
 
     def apply(self, batch: Batch, fence: Fence | None = None) -> None:
+        """Write ``batch`` in one transaction (one pipeline). Every row is an upsert or keyed
+        (events by their key, artifacts by their hash), so a batch written twice is written
+        once: a commit whose reply was lost (the server restarted) is made again."""
         if not batch and fence is None:
             return
-        with self._write(pipeline=True) as db:
-            check = None
-            if fence is not None:
-                # The row lock orders this batch before any claim that takes the run over.
-                check = db.execute("SELECT epoch, owner FROM runs WHERE run_id = %s FOR UPDATE",
-                                   fence[:1])
-            cur = db.cursor()
-            if batch.runs:
-                cur.executemany(_UPSERT_RUN, [
-                    (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
-                     r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
-                     r.interval_end, r.runner_pid, r.heartbeat, r.cancel_requested, r.owner,
-                     r.epoch)
-                    for r in batch.runs
-                ])
-            if batch.task_instances:
-                tis = [(t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
-                        t.output, _dumps(t.files), _float(t.started_at), _float(t.ended_at),
-                        _text(t.error)) for t in batch.task_instances]
-                cur.execute(_UPSERT_TI, _columns(_last_per_key(tis, 3), 11))
-            if batch.attempts:
-                cur.execute(_UPSERT_ATTEMPT, _columns(self._attempt_rows(batch.attempts), 11))
-            if batch.cache:
-                entries = [(c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
-                            float(c.created_at), _ENCODER.encode(c.meta)) for c in batch.cache]
-                cur.execute(_UPSERT_CACHE, _columns(_last_per_key(entries, 3), 8))
-            if batch.events:
-                cur.execute(_INSERT_EVENT, _columns(
-                    ((e.run_id, e.kind, float(e.ts), e.task, e.map_index, _dumps(e.data))
-                     for e in batch.events), 6))
-            if batch.artifacts:
-                self._insert_artifacts(db, batch.artifacts)
-            if check is not None and fence is not None:
-                held = check.fetchone()
-                if held is None or held[0] != fence[1]:
-                    raise ClaimLostError(fence[0], held[1] if held else None)
+        self._call(lambda db: self._apply(db, batch, fence), pipeline=True)
+
+    def _apply(self, db: psycopg.Connection[Any], batch: Batch, fence: Fence | None) -> None:
+        check = None
+        if fence is not None:
+            # The row lock orders this batch before any claim that takes the run over.
+            check = db.execute("SELECT epoch, owner FROM runs WHERE run_id = %s FOR UPDATE",
+                               fence[:1])
+        cur = db.cursor()
+        if batch.runs:
+            cur.executemany(_UPSERT_RUN, [
+                (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
+                 r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
+                 r.interval_end, r.runner_pid, r.heartbeat, r.cancel_requested, r.owner,
+                 r.epoch)
+                for r in batch.runs
+            ])
+        if batch.task_instances:
+            tis = [(t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
+                    t.output, _dumps(t.files), _float(t.started_at), _float(t.ended_at),
+                    _text(t.error)) for t in batch.task_instances]
+            cur.execute(_UPSERT_TI, _columns(_last_per_key(tis, 3), 11))
+        if batch.attempts:
+            cur.execute(_UPSERT_ATTEMPT, _columns(self._attempt_rows(batch.attempts), 11))
+        if batch.cache:
+            entries = [(c.pipeline, c.task, c.key, c.output, _dumps(c.files), c.run_id,
+                        float(c.created_at), _ENCODER.encode(c.meta)) for c in batch.cache]
+            cur.execute(_UPSERT_CACHE, _columns(_last_per_key(entries, 3), 8))
+        if batch.artifacts:
+            self._insert_artifacts(db, batch.artifacts)
+        if check is not None and fence is not None:
+            held = check.fetchone()
+            if held is None or held[0] != fence[1]:
+                raise ClaimLostError(fence[0], held[1] if held else None)
+        if batch.events:
+            # Events last, under a lock held until the commit: the ids are handed out in
+            # commit order (see the module's docstring), and the lock is held only for the
+            # insert and the commit, sent together.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_IDS_LOCK,))
+            events = batch.events
+            cur.execute(_INSERT_EVENT, [
+                _keys(events), [e.run_id for e in events], [e.kind for e in events],
+                [float(e.ts) for e in events], [e.task for e in events],
+                [e.map_index for e in events], [_dumps(e.data) for e in events]])
 
     @staticmethod
     def _attempt_rows(attempts: list[AttemptRecord]) -> list[tuple[Any, ...]]:
@@ -420,7 +486,7 @@ class PostgresStore:
 
     def claim_run(self, run_id: str, owner: str, stale_after: float = STALE_AFTER
                   ) -> int | None:
-        with self._write() as db:
+        def claim(db: psycopg.Connection[Any]) -> int | None:
             row = db.execute(
                 f"SELECT owner, epoch, {_NOW} - COALESCE(heartbeat, 0) FROM runs "
                 "WHERE run_id = %s FOR UPDATE", (run_id,)
@@ -433,37 +499,39 @@ class PostgresStore:
                 return None
             db.execute(f"UPDATE runs SET owner = %s, epoch = epoch + 1, heartbeat = {_NOW} "
                        "WHERE run_id = %s", (owner, run_id))
-        return int(epoch) + 1
+            return int(epoch) + 1
+
+        # Made again after a lost reply, the claim finds the run its owner's already and
+        # takes it once more: the owner holds it at the newer epoch, the one returned.
+        return self._call(claim)
 
     def heartbeat(self, run_id: str, owner: str, epoch: int) -> bool:
-        with self._write() as db:
-            return db.execute(
-                f"UPDATE runs SET heartbeat = {_NOW} WHERE run_id = %s AND owner = %s "
-                "AND epoch = %s", (run_id, owner, epoch),
-            ).rowcount > 0
+        return self._call(lambda db: db.execute(
+            f"UPDATE runs SET heartbeat = {_NOW} WHERE run_id = %s AND owner = %s "
+            "AND epoch = %s", (run_id, owner, epoch),
+        ).rowcount > 0)
 
     def release_run(self, run_id: str, owner: str, epoch: int) -> None:
-        with self._write() as db:
-            db.execute("UPDATE runs SET owner = NULL WHERE run_id = %s AND owner = %s "
-                       "AND epoch = %s", (run_id, owner, epoch))
+        self._call(lambda db: db.execute(
+            "UPDATE runs SET owner = NULL WHERE run_id = %s AND owner = %s AND epoch = %s",
+            (run_id, owner, epoch)))
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
-        with self._write() as db:
-            if not db.execute("UPDATE runs SET cancel_requested = %s WHERE run_id = %s",
-                              (requested, run_id)).rowcount:
-                raise RunNotFoundError(run_id)
+        if not self._call(lambda db: db.execute(
+            "UPDATE runs SET cancel_requested = %s WHERE run_id = %s", (requested, run_id)
+        ).rowcount):
+            raise RunNotFoundError(run_id)
 
     def decide(self, approval: Approval) -> None:
         self.get_run(approval.run_id)
-        with self._write() as db:
-            db.execute(
-                'INSERT INTO approvals (run_id, task, approved, "by", at, reason) '
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, task) DO UPDATE SET "
-                'approved = excluded.approved, "by" = excluded."by", at = excluded.at, '
-                "reason = excluded.reason",
-                (approval.run_id, approval.task, approval.approved, approval.by, approval.at,
-                 approval.reason),
-            )
+        self._call(lambda db: db.execute(
+            'INSERT INTO approvals (run_id, task, approved, "by", at, reason) '
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, task) DO UPDATE SET "
+            'approved = excluded.approved, "by" = excluded."by", at = excluded.at, '
+            "reason = excluded.reason",
+            (approval.run_id, approval.task, approval.approved, approval.by, approval.at,
+             approval.reason),
+        ))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -583,12 +651,14 @@ class PostgresStore:
     # -- scheduling -------------------------------------------------------------------------
 
     def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
-        created: list[str] = []
         sql = (f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(12)}, "
                f"CASE WHEN %s THEN {_NOW} ELSE %s END, %s, %s, %s) "
                "ON CONFLICT DO NOTHING")  # the run's id, or its pipeline's logical date, taken
-        with self._write() as db:
-            for run in runs:
+        todo = list(runs)
+
+        def create(db: psycopg.Connection[Any]) -> list[str]:
+            created: list[str] = []
+            for run in todo:
                 claimed = run.owner is not None  # created claimed: alive as of now, our clock
                 if db.execute(sql, (
                     run.run_id, run.pipeline, run.state, json.dumps(run.params),
@@ -598,7 +668,11 @@ class PostgresStore:
                     max(run.epoch, 1) if claimed else run.epoch,
                 )).rowcount:
                     created.append(run.run_id)
-        return created
+            return created
+
+        # Not made again once sent: made twice, it would find its runs there and say it
+        # created none of them.
+        return self._call(create, idempotent=False)
 
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
         rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE state = ANY(%s) "
@@ -614,12 +688,11 @@ class PostgresStore:
         return {pipeline: end for pipeline, end in rows if end is not None}
 
     def set_paused(self, pipeline: str, paused: bool) -> None:
-        with self._write() as db:
-            db.execute(
-                f"INSERT INTO pipelines (name, paused, updated_at) VALUES (%s, %s, {_NOW}) "
-                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
-                "updated_at = excluded.updated_at", (pipeline, paused),
-            )
+        self._call(lambda db: db.execute(
+            f"INSERT INTO pipelines (name, paused, updated_at) VALUES (%s, %s, {_NOW}) "
+            "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+            "updated_at = excluded.updated_at", (pipeline, paused),
+        ))
 
     def paused(self) -> set[str]:
         return {name for (name,) in self._read("SELECT name FROM pipelines WHERE paused")}
@@ -629,29 +702,30 @@ class PostgresStore:
         return json.loads(rows[0][0]) if rows else None
 
     def set_cursor(self, key: str, value: Any) -> None:
-        with self._write() as db:
-            db.execute(
-                f"INSERT INTO cursors (key, value, updated_at) VALUES (%s, %s, {_NOW}) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at", (key, json.dumps(value)),
-            )
+        self._call(lambda db: db.execute(
+            f"INSERT INTO cursors (key, value, updated_at) VALUES (%s, %s, {_NOW}) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at", (key, json.dumps(value)),
+        ))
 
     def acquire_lease(self, name: str, holder: str, until: float, now: float) -> str | None:
         """``now`` is the caller's reading of this store's clock (the scheduler passes
         ``clock()``, the database's time), so a lease is judged on one clock for every host."""
-        with self._write() as db:
+        def acquire(db: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
             db.execute(
                 "INSERT INTO leases (name, holder, until) VALUES (%s, %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
                 "until = excluded.until WHERE leases.holder = excluded.holder "
                 "OR leases.until < %s", (name, holder, until, now),
             )
-            row = db.execute("SELECT holder FROM leases WHERE name = %s", (name,)).fetchone()
+            return db.execute("SELECT holder FROM leases WHERE name = %s", (name,)).fetchone()
+
+        row = self._call(acquire)  # made again, the holder renews its own lease
         return str(row[0]) if row else None
 
     def release_lease(self, name: str, holder: str) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
+        self._call(lambda db: db.execute(
+            "DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder)))
 
     # -- versions and aliases ---------------------------------------------------------------
 
@@ -664,15 +738,14 @@ class PostgresStore:
         ))
 
     def set_alias(self, change: AliasChange) -> None:
-        with self._write() as db:
-            db.execute(
-                'INSERT INTO aliases (pipeline, task, name, alias, hash, at, "by") '
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (pipeline, task, name, alias, at) DO UPDATE SET "
-                'hash = excluded.hash, "by" = excluded."by"',
-                (change.pipeline, change.task, change.name, change.alias, change.hash,
-                 change.at, change.by),
-            )
+        self._call(lambda db: db.execute(
+            'INSERT INTO aliases (pipeline, task, name, alias, hash, at, "by") '
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (pipeline, task, name, alias, at) DO UPDATE SET "
+            'hash = excluded.hash, "by" = excluded."by"',
+            (change.pipeline, change.task, change.name, change.alias, change.hash,
+             change.at, change.by),
+        ))
 
     def alias_history(self, pipeline: str, task: str, alias: str, name: str = "return"
                       ) -> list[AliasChange]:
