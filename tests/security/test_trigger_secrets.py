@@ -34,7 +34,11 @@ from pathlib import Path
 
 from cadenza import Param, Pipeline
 
-pipe = Pipeline("vault", {schedule}params={
+def alert(event: object) -> None:
+    with open(os.environ["SEEN_FILE"] + ".alerts", "a") as out:
+        out.write(repr(event) + "\\n")
+
+pipe = Pipeline("vault", {schedule}on_failure=alert, on_success=alert, params={
     "password": Param("default-pw-0000", secret=True),
     "pin": Param(111111111, secret=True),
     "size": 3,
@@ -175,8 +179,10 @@ def test_cli_param_survives_a_resume(project: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     assert (project / "seen").read_text() == digest(PASSWORD, PIN)
     key = the_key(home)
+    alerts = (project / "seen.alerts").read_text()
+    assert "refused ***" in alerts and "run_finished" in alerts
     for shown in (first.stdout + first.stderr, again.stdout + again.stderr, logs_text(home),
-                  json.dumps(status_json(project, run_id))):
+                  json.dumps(status_json(project, run_id)), alerts):
         assert_hidden(shown, key)
     assert_hidden(store_bytes(home), key)
     # a queued run given the same password reuses keyed's output: its key hides the same value
@@ -255,6 +261,20 @@ def test_another_key_fails_the_run_in_one_line(project: Path) -> None:
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert (project / "seen").read_text() == digest(PASSWORD, PIN)
     assert_hidden(store_bytes(home), mine)
+
+
+def test_no_cryptography_unless_a_secret_is_given(project: Path) -> None:
+    """A run whose secret params take their defaults seals nothing: no key, no import."""
+    code = ("import sys; from cadenza.engine.launch import run_pipeline; "
+            "from cadenza._loader import load_pipeline; "
+            "result = run_pipeline(load_pipeline('vault.py'), {'size': 4}, home='.cadenza'); "
+            "print(result.state, 'cryptography' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    ran = subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.stdout.split() == ["success", "False"], ran.stdout + ran.stderr
+    assert not (project / ".cadenza" / KEY_FILE).exists()
+    assert (project / "seen").read_text() == digest("default-pw-0000", 111111111)
 
 
 def test_a_malformed_key_is_one_line(project: Path) -> None:
