@@ -156,10 +156,11 @@ def test_a_form_trigger_parses_the_secret_by_its_type(project: Path) -> None:
         assert sent.status == 303, sent.body
     run_id = sent.headers["location"].rsplit("/", 1)[-1]
     assert_hidden(store_bytes(home), the_key(home))
-    ran = cadenza(project, "run", "--resume", run_id)
+    ran = cadenza(project, "run", "--resume", run_id, "-e", "processes")  # opened, then sent
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert (project / "seen").read_text() == digest(PASSWORD, PIN)
-    assert_hidden(ran.stdout + ran.stderr)
+    assert "using *** and *** pin as json [***]" in logs_text(home)
+    assert_hidden(ran.stdout + ran.stderr + logs_text(home), the_key(home))
 
 
 def test_cli_param_survives_a_resume(project: Path) -> None:
