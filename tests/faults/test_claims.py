@@ -5,8 +5,8 @@ Each test counts task-body executions from a side-effect file the bodies append 
 (tests/faults/_harness.py) and asserts: each body at most once per claim, every executed body
 recorded, no attempt left ``running``. In-process tests run against every store in STORES
 (PostgreSQL on a throwaway cluster, skipped where none can run); the ones with real `cadenza`
-processes need a store processes share and the CLI can open (SQLite here; PostgreSQL joins
-SHARED_STORES once `cadenza --db postgresql://...` exists).
+processes run against every store processes share (SHARED_STORES: a SQLite file, and a
+PostgreSQL database given to each process as `cadenza --db postgresql://...`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,32 @@ from cadenza import Pipeline
 from cadenza.engine.launch import run_pipeline
 from cadenza.exceptions import ClaimLostError, RunClaimedError
 from cadenza.store.base import Batch, MetadataStore
-from cadenza.store.sqlite import SqliteStore
+from cadenza.store.open import open_store
 from cadenza.testing.contracts import attempt_record
 from cadenza.workspace import Workspace
 
 STORES = ["memory", "sqlite", "postgres"]
-SHARED_STORES = ["sqlite"]
+SHARED_STORES = ["sqlite", "postgres"]
+
+
+@dataclass
+class Shared:
+    """A store `cadenza` processes share: the options that point them at it, and a way for
+    the test to open it."""
+
+    args: tuple[str, ...]
+    location: str
+
+    def open(self) -> MetadataStore:
+        return open_store(self.location)
+
+
+@pytest.fixture(params=SHARED_STORES)
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        return Shared(("--db", dsn), dsn)
+    return Shared((), str(tmp_path / ".cadenza" / "cadenza.db"))
 
 
 def _workspaces(kind: str, root: Path, dsn: str = "") -> Callable[[], Workspace]:
@@ -266,18 +287,18 @@ def test_a_resume_numbers_attempts_after_every_recorded_one(
 # -- real processes, a store they share --------------------------------------------------
 
 
-@pytest.mark.parametrize("store", SHARED_STORES)
-def test_two_resumes_started_together(tmp_path: Path, store: str) -> None:
+def test_two_resumes_started_together(tmp_path: Path, shared: Shared) -> None:
     target, effects = write(tmp_path, FAN, tasks=200)
     home = tmp_path / ".cadenza"
     (tmp_path / "fail").touch()
     out = tmp_path / "first.txt"
-    assert finish(cadenza(home, out, "run", str(target), "-q"), out) == 1
+    assert finish(cadenza(home, out, *shared.args, "run", str(target), "-q"), out) == 1
     run_id = executions(effects)[0].run_id
     (tmp_path / "fail").unlink()
     effects.unlink()
     outs = [tmp_path / f"resume{i}.txt" for i in range(2)]
-    resumes = [cadenza(home, out, "run", "--resume", run_id, "-q") for out in outs]
+    resumes = [cadenza(home, out, *shared.args, "run", "--resume", run_id, "-q")
+               for out in outs]
     codes = [finish(p, out) for p, out in zip(resumes, outs, strict=True)]
     found = executions(effects)
     assert sorted(codes) in ([0, 0], [0, 1]), [out.read_text() for out in outs]
@@ -285,7 +306,7 @@ def test_two_resumes_started_together(tmp_path: Path, store: str) -> None:
         if code == 1:  # refused: it names the live owner, and ran nothing
             assert "is being run by" in out.read_text()
     assert Counter(e.task for e in found) == Counter(f"t{i:03d}" for i in range(200))
-    db = SqliteStore(home / "cadenza.db")
+    db = shared.open()
     try:
         check_store(db, run_id, found)
         assert {ti.state for ti in db.task_instances(run_id)} == {"success"}
@@ -294,27 +315,27 @@ def test_two_resumes_started_together(tmp_path: Path, store: str) -> None:
         db.close()
 
 
-@pytest.mark.parametrize("store", SHARED_STORES)
 def test_a_stopped_runner_is_taken_over_and_stops_without_writing(
-    tmp_path: Path, store: str
+    tmp_path: Path, shared: Shared
 ) -> None:
     target, effects = write(tmp_path, chain(12), sleep=0.3)
     home = tmp_path / ".cadenza"
     env = {"CADENZA_STALE_AFTER": "1.5"}
     out = tmp_path / "stopped.txt"
-    first = cadenza(home, out, "run", str(target), "-q", env=env)
+    first = cadenza(home, out, *shared.args, "run", str(target), "-q", env=env)
     try:
         wait_for("the third task to start", lambda: len(executions(effects)) >= 3)
         os.kill(first.pid, signal.SIGSTOP)
         stopped_at = executions(effects)
         run_id = stopped_at[0].run_id
-        db = SqliteStore(home / "cadenza.db")
+        db = shared.open()
         try:
             # past the staleness on the store's clock, a resume may take the run over
             wait_for("the claim to go stale",
                      lambda: db.clock() - (db.get_run(run_id).heartbeat or 0) > 1.5)
             out2 = tmp_path / "replacement.txt"
-            code = finish(cadenza(home, out2, "run", "--resume", run_id, "-q", env=env), out2)
+            code = finish(cadenza(home, out2, *shared.args, "run", "--resume", run_id, "-q",
+                                  env=env), out2)
             assert code == 0, out2.read_text()
             after_replacement = _snapshot(db, run_id)
         finally:
@@ -325,7 +346,7 @@ def test_a_stopped_runner_is_taken_over_and_stops_without_writing(
     said = out.read_text()
     assert f"Run {run_id} was taken over by" in said and "Traceback" not in said
     found = executions(effects)
-    db = SqliteStore(home / "cadenza.db")
+    db = shared.open()
     try:
         assert _snapshot(db, run_id) == after_replacement  # the stopped runner wrote nothing
         check_store(db, run_id, found)
@@ -345,18 +366,18 @@ def test_a_stopped_runner_is_taken_over_and_stops_without_writing(
         db.close()
 
 
-@pytest.mark.parametrize("store", SHARED_STORES)
-def test_two_backfills_of_one_range_at_once(tmp_path: Path, store: str) -> None:
+def test_two_backfills_of_one_range_at_once(tmp_path: Path, shared: Shared) -> None:
     target, effects = write(tmp_path, DAILY)
     home = tmp_path / ".cadenza"
     outs = [tmp_path / f"backfill{i}.txt" for i in range(2)]
-    runs = [cadenza(home, out, "backfill", str(target), "--start", "2026-01-01",
-                    "--end", "2026-01-21", "--parallel", "2", "--json", cwd=tmp_path)
+    runs = [cadenza(home, out, *shared.args, "backfill", str(target), "--start",
+                    "2026-01-01", "--end", "2026-01-21", "--parallel", "2", "--json",
+                    cwd=tmp_path)
             for out in outs]
     codes = [finish(p, out) for p, out in zip(runs, outs, strict=True)]
     assert codes == [0, 0], [out.read_text() for out in outs]
     found = executions(effects)
-    db = SqliteStore(home / "cadenza.db")
+    db = shared.open()
     try:
         records = db.list_runs("daily", limit=100)
         assert len(records) == 20
@@ -370,28 +391,27 @@ def test_two_backfills_of_one_range_at_once(tmp_path: Path, store: str) -> None:
         db.close()
 
 
-@pytest.mark.parametrize("store", SHARED_STORES)
 def test_a_resume_of_a_live_run_is_refused_before_the_pipeline_is_imported(
-    tmp_path: Path, store: str
+    tmp_path: Path, shared: Shared
 ) -> None:
     target, effects = write(tmp_path, chain(2), sleep=1.0)
     imports = tmp_path / "imports.txt"
     target.write_text(f"open({str(imports)!r}, 'a').write('imported\\n')\n" + target.read_text())
     home = tmp_path / ".cadenza"
     out = tmp_path / "first.txt"
-    first = cadenza(home, out, "run", str(target), "-q")
+    first = cadenza(home, out, *shared.args, "run", str(target), "-q")
     try:
         wait_for("the first task to start", lambda: bool(executions(effects)))
         run_id = executions(effects)[0].run_id
         out2 = tmp_path / "second.txt"
-        assert finish(cadenza(home, out2, "run", "--resume", run_id), out2) == 1
+        assert finish(cadenza(home, out2, *shared.args, "run", "--resume", run_id), out2) == 1
         said = out2.read_text()
         assert said.count("\n") == 1 and said.startswith("error: ")
         assert f"Run {run_id} is being run by '" in said and f":{first.pid}:" in said
         assert imports.read_text() == "imported\n"  # only the first runner imported it
     finally:
         assert finish(first, out) == 0, out.read_text()
-    db = SqliteStore(home / "cadenza.db")
+    db = shared.open()
     try:
         check_store(db, run_id, executions(effects))
         assert [e.task for e in executions(effects)] == ["c00", "c01"]

@@ -247,7 +247,7 @@ def backfill(ctx: click.Context, target: str, start: str, end: str, params: tupl
     pipe = load_pipeline(target)
     values = parse_assignments(params)
     with _workspace(ctx, create=True) as ws:  # made (and said where) before the runs start
-        home = ws.home
+        home = ws.location or ws.home  # the store given by --db too
     with Bar(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
              TimeElapsedColumn(), console=console, disable=as_json,
              redirect_stdout=False, redirect_stderr=False) as bar:  # see _display.Progress

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import click
 
-from cadenza.cli._base import console, error_line, errors, main
+from cadenza.cli._base import _location, console, error_line, errors, main
 from cadenza.cli.schedule import load_entries
 from cadenza.engine.claim import stale_after_from
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
 from cadenza.metrics import Metrics
 from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError, lease_from
-from cadenza.workspace import Workspace
+from cadenza.workspace import Location, Workspace
 
 RETRY_LEASE = 5.0
 """Seconds between tries to take the scheduler lease while another scheduler holds it."""
@@ -77,7 +77,7 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
     entries, failed = load_entries(ctx, targets)
     for target, why in failed.items():
         errors.print(error_line(f"cannot load {target}:", why))
-    with closing(Workspace.open(ctx.obj["home"])) as site_ws:
+    with closing(Workspace.open(_location(ctx))) as site_ws:
         home = site_ws.home
         auth = Auth.for_home(home, token=token, user=user, password_hash=password_hash,
                              port=port)
@@ -90,7 +90,8 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
         if scheduler and entries:
             timing = (stale_after_from(os.environ), lease_from(os.environ))  # bad: one line now
             worker = threading.Thread(target=_schedule,
-                                      args=(entries, home, executor, metrics, stop, *timing),
+                                      args=(entries, site_ws.location or home, executor,
+                                            metrics, stop, *timing),
                                       name="cadenza-ui-scheduler", daemon=True)
             worker.start()
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -126,7 +127,7 @@ def _token(ctx: click.Context, token: str | None, token_file: Path | None) -> st
     return token
 
 
-def _schedule(entries: list[Entry], home: Path, executor: str, metrics: Metrics,
+def _schedule(entries: list[Entry], home: Path | Location, executor: str, metrics: Metrics,
               stop: threading.Event, stale_after: float, lease: float) -> None:
     sched = Scheduler(entries, home, executor=executor, metrics=metrics,
                       stale_after=stale_after, lease=lease)

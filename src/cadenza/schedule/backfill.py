@@ -26,7 +26,7 @@ from cadenza.schedule.cron import DateLike, Interval
 from cadenza.schedule.scheduler import iso
 from cadenza.secrets import sealed_params
 from cadenza.store.base import STALE_AFTER, RunRecord
-from cadenza.workspace import Workspace
+from cadenza.workspace import Location, Workspace
 
 RERUNNABLE = frozenset({RunState.FAILED, RunState.CANCELLED})
 UNFINISHED = RUN_UNFINISHED
@@ -106,7 +106,8 @@ def plan_backfill(
 
 
 def backfill(
-    pipe: Pipeline, start: DateLike, end: DateLike, *, home: str | Path | None = None,
+    pipe: Pipeline, start: DateLike, end: DateLike, *,
+    home: str | Path | Location | None = None,
     parallel: int = 1, rerun_failed: bool = False, rerun_all: bool = False,
     executor: str = "threads", workers: int | None = None, target: str = "",
     on_done: Callable[[BackfillItem], None] | None = None,
