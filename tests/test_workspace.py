@@ -268,3 +268,23 @@ def test_artifacts_on_s3_from_the_environment(tmp_path: Path,
         assert result.output("make") == payload  # read back from S3
         assert not (tmp_path / ".cadenza/artifacts").exists() or not any(
             p.is_file() for p in (tmp_path / ".cadenza/artifacts").rglob("*"))
+
+
+def test_pipeline_run_takes_db_and_artifacts(tmp_path: Path) -> None:
+    from cadenza import Pipeline
+
+    pipe = Pipeline("placed")
+    payload = os.urandom(64 << 10)  # past what the store keeps inline: a file in artifacts/
+
+    @pipe.task
+    def make() -> bytes:
+        return payload
+
+    result = pipe.run(home=tmp_path / ".cadenza", db=tmp_path / "meta.db",
+                      artifacts=tmp_path / "blobs", executor="inline")
+    assert result.ok and result.output("make") == payload
+    assert not (tmp_path / ".cadenza/cadenza.db").exists()
+    with closing(Workspace.open(locate(tmp_path / ".cadenza", db=tmp_path / "meta.db"),
+                                readonly=True)) as ws:
+        assert [r.run_id for r in ws.store.list_runs("placed")] == [result.run_id]
+    assert sum(1 for p in (tmp_path / "blobs").rglob("*") if p.is_file()) == 1

@@ -647,8 +647,16 @@ class Pipeline:
         self.graph()
         return self
 
-    def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Run the pipeline now and return its result; see ``cadenza.engine.run.run_pipeline``."""
+    def run(self, params: Mapping[str, Any] | None = None, *, db: str | Path | None = None,
+            artifacts: str | Path | None = None, **options: Any) -> RunResult:
+        """Run the pipeline now and return its result; see ``cadenza.engine.run.run_pipeline``.
+        ``db``, ``artifacts``: where the metadata store and the artifacts are, as ``--db`` and
+        ``--artifacts`` (else $CADENZA_DB, the config, the home's; docs/stores.md)."""
         from cadenza.engine.launch import run_pipeline
 
+        if db is not None or artifacts is not None:
+            from cadenza.workspace import Workspace, locate
+
+            found = locate(options.pop("home", None), db=db, artifacts=artifacts)
+            options["workspace"] = Workspace.open(found)  # kept by the result, as launch's
         return run_pipeline(self, params=params, **options)
