@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza import Pipeline, ctx
+from cadenza import Param, Pipeline, ctx
 from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError, due_intervals
 from cadenza.workspace import Workspace
 
@@ -234,3 +234,31 @@ def test_the_scheduler_resumes_a_run_once_its_gate_is_decided(home: Path) -> Non
     sched.workspace.store.decide(Approval(run.run_id, "promote", True, "ana", at(2)))
     finish(sched)
     assert sched.workspace.store.get_run(run.run_id).state == "success"
+
+
+def _db_bytes(home: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in home.glob("cadenza.db*"))
+
+
+def test_a_scheduled_run_stores_no_secret_default_and_its_task_gets_it(home: Path) -> None:
+    seen = home.parent / "seen.txt"
+    pipe = Pipeline("secretive", every="1h", start=START,
+                    params={"password": Param("default-pw-0000", secret=True)})
+
+    @pipe.task
+    def login(password: str) -> None:
+        with seen.open("a") as out:
+            out.write(f"{password == 'default-pw-0000'}\n")
+
+    sched = Scheduler([Entry(pipe, "x")], home, clock=lambda: at(1.5))
+    assert len(sched.tick()) == 1
+    finish(sched)
+    sched.close()
+    assert seen.read_text() == "True\n"
+    ws = Workspace.open(home)
+    try:
+        [run] = ws.store.list_runs("secretive", 10)
+        assert run.state == "success" and run.params == {"password": "***"}
+    finally:
+        ws.close()
+    assert b"default-pw-0000" not in _db_bytes(home)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza import FileSensor, Pipeline, SensorResult, on_new_version
+from cadenza import FileSensor, Param, Pipeline, SensorResult, on_new_version
 from cadenza.exceptions import InvalidOptionError
 from cadenza.schedule.scheduler import Entry, Scheduler
 from cadenza.schedule.sensors import cursor_key
@@ -144,3 +144,27 @@ def test_bad_sensor_definitions() -> None:
         Pipeline("p", sensors=[FileSensor("a", name="../../etc")])  # it names runs and folders
     with pytest.raises(InvalidOptionError, match="as a sensor or trigger"):
         Pipeline("p", sensors=["landing/*.csv"])  # type: ignore[list-item]
+
+
+def test_a_secret_a_sensor_gives_is_sealed_and_reaches_the_task(home: Path) -> None:
+    seen = home.parent / "seen.txt"
+    pipe = Pipeline("fetch", params={"token": Param("default", secret=True)})
+
+    @pipe.sensor(every="1s")
+    def arrived(cursor: int | None) -> SensorResult | None:
+        return SensorResult(True, {"token": "sensor-given-tok-42"}, 1) if cursor is None else None
+
+    @pipe.task
+    def use(token: str) -> None:
+        seen.write_text(str(token == "sensor-given-tok-42"))
+
+    sched = Scheduler([Entry(pipe, "x")], home)
+    assert len(sched.tick(T)) == 1
+    assert queued(home, "fetch") != [{"token": "sensor-given-tok-42"}]
+    while sched.launch():
+        for _, thread in list(sched.active.values()):
+            thread.join(30)
+    sched.close()
+    assert seen.read_text() == "True"
+    stored = b"".join(path.read_bytes() for path in home.glob("cadenza.db*"))
+    assert b"sensor-given-tok-42" not in stored

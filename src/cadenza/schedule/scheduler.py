@@ -38,7 +38,7 @@ from cadenza.params import resolve_params
 from cadenza.pipeline import Pipeline
 from cadenza.schedule.cron import Interval
 from cadenza.schedule.sensors import cursor_key
-from cadenza.secrets import mask
+from cadenza.secrets import mask, masked_params, sealed_params
 from cadenza.store.base import STALE_AFTER, Batch, Event, RunRecord, effective_state
 from cadenza.workspace import Location, Workspace
 
@@ -225,10 +225,12 @@ class Scheduler:
         return created + self._check_sensors(moment.timestamp(), paused)
 
     def _defaults(self, pipe: Pipeline) -> dict[str, Any]:
-        """A scheduled run's params: the pipeline's defaults, checked once."""
+        """A scheduled run's params as stored: the pipeline's defaults, checked once, secret
+        ones as ``***`` (the runner takes their defaults again)."""
         found = self._params.get(pipe.name)
         if found is None:
-            found = self._params[pipe.name] = resolve_params(pipe.name, pipe.params, None)
+            found = self._params[pipe.name] = masked_params(
+                resolve_params(pipe.name, pipe.params, None), pipe.secret_params)
         return found
 
     def _check_sensors(self, now: float, paused: set[str]) -> list[str]:
@@ -248,8 +250,10 @@ class Scheduler:
                                           self.workspace)
                     if result is None:
                         continue
-                    params = resolve_params(name, pipe.params, {
-                        k: v for k, v in result.params.items() if k in pipe.params})
+                    given = {k: v for k, v in result.params.items() if k in pipe.params}
+                    params = sealed_params(resolve_params(name, pipe.params, given),
+                                           pipe.secret_params, given,
+                                           None if self.workspace.in_memory else self.home)
                 except Exception as exc:  # a sensor's failure is its pipeline's alone
                     self._error(name, f"sensor {sensor.name!r} raised {type(exc).__name__}: "
                                       f"{exc}", kind="sensor_error", sensor=sensor.name)
