@@ -288,3 +288,30 @@ def test_pipeline_run_takes_db_and_artifacts(tmp_path: Path) -> None:
                                 readonly=True)) as ws:
         assert [r.run_id for r in ws.store.list_runs("placed")] == [result.run_id]
     assert sum(1 for p in (tmp_path / "blobs").rglob("*") if p.is_file()) == 1
+
+
+def test_the_schedulers_runs_use_the_store_it_was_given(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from cadenza import Pipeline
+    from cadenza.schedule.scheduler import Entry, Scheduler
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    pipe = Pipeline("hourly", every="1h", start=start, catchup=True)
+
+    @pipe.task
+    def stamp() -> int:
+        return 1
+
+    found = locate(tmp_path / ".cadenza", db=tmp_path / "meta.db")
+    sched = Scheduler([Entry(pipe, "x")], found, clock=lambda: start.timestamp() + 2.5 * 3600)
+    try:
+        assert len(sched.tick()) == 2
+        while sched.launch():  # each run in its own thread, opening its own workspace
+            for _, thread in list(sched.active.values()):
+                thread.join(30)
+    finally:
+        sched.close()
+    with closing(Workspace.open(found, readonly=True)) as ws:
+        assert [r.state for r in ws.store.list_runs("hourly")] == ["success", "success"]
+    assert not (tmp_path / ".cadenza/cadenza.db").exists()
