@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
-from tests.web.conftest import TOKEN, World
+from tests.web.conftest import TARGET, TOKEN, World
 
 from cadenza.web import create_app
 from cadenza.workspace import Workspace
@@ -457,3 +458,34 @@ def test_errors_and_the_login_form_render_as_pages(client: TestClient,
     assert anonymous.get("/login").status_code == 200
     wrong = anonymous.post("/login", data={"secret": "wrong-token"})
     assert wrong.status_code == 401 and "did not match" in wrong.text
+
+
+def test_promote_writes_to_the_store_the_ui_was_given(tmp_path: Path) -> None:
+    # `cadenza --db ELSEWHERE ui`: an alias set from the UI lands in that store, not in a
+    # store of the home folder.
+    from cadenza._loader import load_pipeline
+    from cadenza.engine.launch import run_pipeline
+    from cadenza.schedule.scheduler import Entry
+    from cadenza.web import Site
+    from cadenza.web.security import Auth
+    from cadenza.workspace import locate
+
+    home, elsewhere = tmp_path / ".cadenza", tmp_path / "shared" / "cadenza.db"
+    home.mkdir()
+    elsewhere.parent.mkdir()
+    ws = Workspace.open(locate(home, db=elsewhere))
+    try:
+        pipe = load_pipeline(TARGET)
+        run = run_pipeline(pipe, {"threshold": 0.5}, workspace=ws, target=TARGET,
+                           approve=["approve_gate"])
+        [version] = ws.store.versions("web_demo", "validate", "return")
+        site = Site(ws, {pipe.name: Entry(pipe, TARGET)})
+        with TestClient(create_app(site, Auth.for_home(home, token=TOKEN)),
+                        headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            answer = client.post(f"/api/v1/artifacts/{version.hash}/promote")
+        assert answer.status_code == 200, (run.run_id, answer.text)
+        [change] = ws.store.alias_history("web_demo", "validate", "active", "return")
+        assert change.hash == version.hash
+    finally:
+        ws.close()
+    assert not (home / "cadenza.db").exists()

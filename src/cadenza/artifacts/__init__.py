@@ -19,19 +19,19 @@ from cadenza.exceptions import CadenzaError
 from cadenza.store.base import AliasChange, ArtifactRecord
 
 if TYPE_CHECKING:
-    from cadenza.workspace import Workspace
+    from cadenza.workspace import Location, Workspace
 
 ACTIVE = "active"
 
 
-def _open(home: str | Path | None) -> Workspace:
+def _open(home: str | Path | Location | None) -> Workspace:
     from cadenza.workspace import Workspace  # it imports this package's stores
 
     return Workspace.open(home)
 
 
 def versions(pipeline: str, task: str, *, name: str = "return",
-             home: str | Path | None = None) -> list[ArtifactRecord]:
+             home: str | Path | Location | None = None) -> list[ArtifactRecord]:
     """Every distinct output ``task`` stored (its return value, or declared file ``name``),
     newest first."""
     ws = _open(home)
@@ -63,7 +63,7 @@ def _resolve(ws: Workspace, pipeline: str, task: str, name: str, version: str | 
 
 
 def promote(pipeline: str, task: str, version: str | None = None, *, alias: str = ACTIVE,
-            name: str = "return", by: str = "", home: str | Path | None = None) -> str:
+            name: str = "return", by: str = "", home: str | Path | Location | None = None) -> str:
     """Point ``alias`` at ``version`` (a hash or a unique prefix; default the newest); return
     the full hash."""
     ws = _open(home)
@@ -76,7 +76,7 @@ def promote(pipeline: str, task: str, version: str | None = None, *, alias: str 
 
 
 def active(pipeline: str, task: str, *, alias: str = ACTIVE, name: str = "return",
-           home: str | Path | None = None) -> str | None:
+           home: str | Path | Location | None = None) -> str | None:
     """The hash ``alias`` points at, or None if it was never set."""
     ws = _open(home)
     try:
@@ -87,7 +87,7 @@ def active(pipeline: str, task: str, *, alias: str = ACTIVE, name: str = "return
 
 
 def rollback(pipeline: str, task: str, *, alias: str = ACTIVE, name: str = "return",
-             by: str = "", home: str | Path | None = None) -> str:
+             by: str = "", home: str | Path | Location | None = None) -> str:
     """Point ``alias`` back at the version it pointed at before its current one; return it."""
     ws = _open(home)
     try:
@@ -107,7 +107,7 @@ def rollback(pipeline: str, task: str, *, alias: str = ACTIVE, name: str = "retu
 
 
 def load(pipeline: str, task: str, *, alias: str | None = ACTIVE, version: str | None = None,
-         name: str = "return", home: str | Path | None = None) -> Any:
+         name: str = "return", home: str | Path | Location | None = None) -> Any:
     """The value of a version: the one ``alias`` points at, or ``version``. A declared file
     output gives its bytes."""
     ws = _open(home)

@@ -287,7 +287,7 @@ async def promote(request: Request, digest: str) -> Response:
     def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
         record = the.artifact(digest)
         versions.promote(record.pipeline, record.task, record.hash, name=record.name, by=who,
-                         home=the.workspace.home)
+                         home=the.workspace.location or the.workspace.home)
         return f"/artifacts/{record.hash}", {"active": record.hash}
 
     return await _act(request, work)
@@ -302,7 +302,7 @@ async def rollback(request: Request, digest: str) -> Response:
     def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
         record = the.artifact(digest)
         now = versions.rollback(record.pipeline, record.task, name=record.name, by=who,
-                                home=the.workspace.home)
+                                home=the.workspace.location or the.workspace.home)
         return f"/artifacts/{now}", {"active": now}
 
     return await _act(request, work)
