@@ -1,4 +1,5 @@
-"""benchmarks/postgres.py runs (a smoke test on a small fan; no timing is asserted)."""
+"""benchmarks/postgres.py and benchmarks/claims.py run (smoke tests, small; no timing is
+asserted), and the claims check fails when the guard is removed."""
 
 from __future__ import annotations
 
@@ -27,3 +28,34 @@ def test_the_postgres_benchmark_runs_beside_sqlite(postgres_server: PostgresServ
     with postgres_server.connect() as db:  # the benchmark's databases are gone
         names = db.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench_%'")
         assert names.fetchall() == []
+
+
+CLAIMS = Path(__file__).parents[2] / "benchmarks" / "claims.py"
+
+
+def _claims(server: PostgresServer, *flags: str) -> tuple[int, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, str(CLAIMS), "--dsn", server.dsn, "--runs", "150", "--processes",
+         "3", "--json", *flags],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_the_claims_benchmark_claims_each_run_once(postgres_server: PostgresServer) -> None:
+    for flags in ((), ("--contended",)):
+        code, report = _claims(postgres_server, *flags)
+        assert code == 0 and report["once_each"] is True, report
+        assert report["claimed_twice"] == report["never_claimed"] == []
+        assert sum(report["won"]) == 150  # type: ignore[arg-type]
+
+
+def test_the_claims_benchmark_finds_duplicates_without_the_guard(
+    postgres_server: PostgresServer
+) -> None:
+    """The check can fail: claims made as a read then a write, with no lock between them,
+    claim runs twice, and the benchmark says so (exit code 1)."""
+    code, report = _claims(postgres_server, "--unguarded")
+    assert code == 1 and report["once_each"] is False
+    assert report["claimed_twice"] and report["epoch_not_1"]

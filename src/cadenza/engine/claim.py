@@ -12,7 +12,11 @@ beat has been seen for ``stale_after`` seconds (STALE_AFTER, 60 s) on the store'
 once when the owner's process has ended on the same host. Only a stopped process (Ctrl-Z,
 SIGSTOP), a task holding the GIL, or a stalled store can miss that many beats; such a runner
 finds out before it starts another task (``check``), because its own monotonic clock says its
-last confirmed beat is too old, and it asks the store again before going on.
+last confirmed beat is too old, and it asks the store again before going on. A runner that
+cannot reach the store at all gives its claim up by itself once its last confirmed beat is
+GIVE_UP of the staleness old (its own clock, which runs no slower than the store's since the
+beat was stamped after it was sent): the run loop stops its tasks at its next ``check``,
+before any other runner may take the run over.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from cadenza.store.base import HEARTBEAT_EVERY, STALE_AFTER, Fence, MetadataStor
 
 BEATS = 12
 """Heartbeats that fit in ``stale_after``: a shorter staleness (tests) beats more often."""
+GIVE_UP = 0.75
+"""Share of ``stale_after`` without a confirmed beat after which this runner counts its claim
+as lost, store or no store: the rest is the margin for stopping its tasks."""
 
 
 def new_owner() -> str:
@@ -71,6 +78,10 @@ class Claim:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._released = False
+        self._failed = False
+        """The last beat got no answer from the store (it raised)."""
+        self._asking: float | None = None
+        """When the beat waiting for the store now was sent (None: none waits)."""
 
     def __repr__(self) -> str:
         return f"Claim({self.run_id!r}, {self.owner!r}, epoch={self.epoch})"
@@ -112,11 +123,18 @@ class Claim:
         store = self._store
         if store is None or self.lost.is_set():
             return not self.lost.is_set()
-        sent = time.monotonic()
+        sent = self._asking = time.monotonic()
         try:
             kept = store.heartbeat(self.run_id, self.owner, self.epoch)
-        except Exception:  # a locked or unreachable store: not a verdict on the claim
+        except Exception:  # a locked or unreachable store: not a verdict on the claim, until
+            self._failed = True  # another runner may soon take the run over
+            if time.monotonic() - self._confirmed > self.stale_after * GIVE_UP:
+                self.lose()
+                return False
             return True
+        finally:
+            self._asking = None
+        self._failed = False
         if kept:
             self._confirmed = max(self._confirmed, sent)
         else:
@@ -131,12 +149,23 @@ class Claim:
     def check(self) -> None:
         """Raise ClaimLostError if the claim is lost, or may be: when no beat was confirmed for
         half the staleness (this process was stopped, or held up), ask the store now."""
-        if self.lost.is_set() or (time.monotonic() - self._confirmed > self.stale_after / 2
-                                  and not self._beat()):
+        if not self.lost.is_set():
+            late = time.monotonic() - self._confirmed
+            if self._store_away():  # the heartbeat thread is asking already: do not wait too
+                if late > self.stale_after * GIVE_UP:
+                    self.lose()
+            elif late > self.stale_after / 2:
+                self._beat()
+        if self.lost.is_set():
             raise self._error()
 
+    def _store_away(self) -> bool:
+        """The last beat failed, or one has waited for the store longer than a beat's gap."""
+        asking = self._asking
+        return self._failed or (asking is not None and time.monotonic() - asking > self.every)
+
     def _error(self) -> ClaimLostError:
-        if self.holder is None and self._store is not None:
+        if self.holder is None and self._store is not None and not self._store_away():
             with contextlib.suppress(Exception):  # only for the message
                 self.holder = self._store.get_run(self.run_id).owner
         return ClaimLostError(self.run_id, self.holder)
