@@ -20,11 +20,12 @@ from cadenza.artifacts.local import LocalArtifactStore
 from cadenza.engine.claim import Claim
 from cadenza.engine.launch import run_pipeline
 from cadenza.exceptions import ClaimLostError
+from cadenza.testing.contracts import run_record
 from cadenza.testing.postgres import PostgresServer
 from cadenza.workspace import Workspace
 
 pytest.importorskip("psycopg", reason="the PostgreSQL tests need cadenza[postgres]")
-from cadenza.store.postgres import PostgresStore  # noqa: E402
+from cadenza.store.postgres import PostgresStore
 
 GUARD = 60.0
 """Seconds a wait may take before the test fails: a guard against hangs."""
@@ -129,7 +130,7 @@ def test_a_claim_whose_store_is_away_past_its_staleness_is_given_up(
     loop stops its tasks), before another runner may take the run on the database's clock."""
     store = PostgresStore(postgres_dsn)
     try:
-        store.create_runs([_queued("p-1")])
+        store.create_runs([run_record("p-1", state="queued")])
         claim = Claim.take(store, "p-1", stale_after=2.0)
         claim.start(store)
         postgres_server._pg_ctl("stop", "-m", "fast")
@@ -143,12 +144,6 @@ def test_a_claim_whose_store_is_away_past_its_staleness_is_given_up(
         assert run.owner == claim.owner  # nobody took it: but this runner stopped first
     finally:
         store.close()
-
-
-def _queued(run_id: str) -> Any:
-    from cadenza.testing.contracts import run_record
-
-    return run_record(run_id, state="queued")
 
 
 def _lost(claim: Claim) -> bool:
