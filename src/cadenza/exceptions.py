@@ -138,16 +138,24 @@ class RunClaimedError(CadenzaError):
 
 
 class ClaimLostError(CadenzaError):
-    """A runner's claim on its run was taken over (``owner`` holds it now): the runner stops,
-    and the write that found out changed nothing."""
+    """A runner's claim on its run was taken over (``owner`` holds it now), or given up because
+    the store could not be reached for ``unreachable`` seconds: the runner stops, and the
+    write that found out changed nothing."""
 
-    def __init__(self, run_id: str, owner: str | None):
-        super().__init__(
-            f"Run {run_id} was taken over by {repr(owner) if owner else 'another runner'} "
-            "while this runner went unseen (stopped, or stalled past the claim's staleness "
-            "limit); this runner stopped and wrote nothing more. See the run with "
-            f"`cadenza status {run_id}`."
-        )
+    def __init__(self, run_id: str, owner: str | None, unreachable: float | None = None):
+        if unreachable is not None:
+            text = (f"Run {run_id} was given up: this runner could not reach the store for "
+                    f"{unreachable:.0f}s, so another runner may take the run over; it stopped "
+                    "and wrote nothing more. Once the store is back, see the run with "
+                    f"`cadenza status {run_id}` and resume it with `cadenza run --resume "
+                    f"{run_id}`.")
+        else:
+            text = (f"Run {run_id} was taken over by "
+                    f"{repr(owner) if owner else 'another runner'} while this runner went "
+                    "unseen (stopped, or stalled past the claim's staleness limit); this runner "
+                    f"stopped and wrote nothing more. See the run with `cadenza status {run_id}`.")
+        super().__init__(text)
+        self.unreachable = unreachable
         self.run_id = run_id
         self.owner = owner
 

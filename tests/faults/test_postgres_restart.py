@@ -137,6 +137,10 @@ def test_a_claim_whose_store_is_away_past_its_staleness_is_given_up(
         try:
             wait_for("the run loop's check to find the claim given up", lambda: _lost(claim))
             assert claim.lost.is_set()
+            with pytest.raises(ClaimLostError) as lost:
+                claim.check()
+            said = str(lost.value)  # the store was away: nobody took the run over
+            assert "could not reach the store" in said and "taken over" not in said, said
         finally:
             postgres_server._pg_ctl("start", "-o", f"-p {postgres_server.port}")
         claim.stop(store)

@@ -82,6 +82,8 @@ class Claim:
         """The last beat got no answer from the store (it raised)."""
         self._asking: float | None = None
         """When the beat waiting for the store now was sent (None: none waits)."""
+        self._unreachable: float | None = None
+        """Seconds the store went unanswered when the claim was given up for it."""
 
     def __repr__(self) -> str:
         return f"Claim({self.run_id!r}, {self.owner!r}, epoch={self.epoch})"
@@ -129,7 +131,7 @@ class Claim:
         except Exception:  # a locked or unreachable store: not a verdict on the claim, until
             self._failed = True  # another runner may soon take the run over
             if time.monotonic() - self._confirmed > self.stale_after * GIVE_UP:
-                self.lose()
+                self._give_up()
                 return False
             return True
         finally:
@@ -146,6 +148,11 @@ class Claim:
         self.holder = holder or self.holder
         self.lost.set()
 
+    def _give_up(self) -> None:
+        """The store went unanswered for too long: lose the claim before a runner may take it."""
+        self._unreachable = time.monotonic() - self._confirmed
+        self.lose()
+
     def check(self) -> None:
         """Raise ClaimLostError if the claim is lost, or may be: when no beat was confirmed for
         half the staleness (this process was stopped, or held up), ask the store now."""
@@ -153,7 +160,7 @@ class Claim:
             late = time.monotonic() - self._confirmed
             if self._store_away():  # the heartbeat thread is asking already: do not wait too
                 if late > self.stale_after * GIVE_UP:
-                    self.lose()
+                    self._give_up()
             elif late > self.stale_after / 2:
                 self._beat()
         if self.lost.is_set():
@@ -165,6 +172,8 @@ class Claim:
         return self._failed or (asking is not None and time.monotonic() - asking > self.every)
 
     def _error(self) -> ClaimLostError:
+        if self._unreachable is not None:
+            return ClaimLostError(self.run_id, None, self._unreachable)
         if self.holder is None and self._store is not None and not self._store_away():
             with contextlib.suppress(Exception):  # only for the message
                 self.holder = self._store.get_run(self.run_id).owner
