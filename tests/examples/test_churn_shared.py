@@ -1,0 +1,76 @@
+"""The churn example as a team runs it beyond one machine: two project folders (two hosts)
+sharing one PostgreSQL store and one S3 bucket, through the real CLI (README, "Beyond one
+machine"). The second host finds every step done by the first, and the report it needs is
+fetched from the bucket into its own folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cadenza.store.postgres import PostgresStore
+from cadenza.testing.postgres import PostgresServer
+
+pytest.importorskip("s3fs", reason="S3 artifacts need cadenza[s3]")
+pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
+
+from cadenza.testing.artifacts import MotoS3, moto_s3  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[MotoS3]:
+    with moto_s3() as server:
+        yield server
+
+
+def cadenza(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cadenza", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_two_hosts_share_one_database_and_one_bucket(
+        tmp_path: Path, postgres_server: PostgresServer, s3: MotoS3) -> None:
+    dsn = postgres_server.new_database("churn_shared")
+    bucket = s3.bucket()
+    env = {**os.environ, "CADENZA_DB": dsn, "CADENZA_ARTIFACTS": f"s3://{bucket}/team",
+           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3.options), "NO_COLOR": "1"}
+    env.pop("CADENZA_HOME", None)
+    hosts = {}
+    for name in ("a", "b"):
+        project = tmp_path / name
+        shutil.copytree(EXAMPLE, project / "churn", ignore=shutil.ignore_patterns("__pycache__"))
+        (project / "pyproject.toml").write_text("")  # the project root
+        hosts[name] = project
+    first = cadenza("run", "churn", "--approve", "promote_gate", cwd=hosts["a"], env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "from $CADENZA_DB" in first.stderr and "from $CADENZA_ARTIFACTS" in first.stderr
+    second = cadenza("run", "churn", "--approve", "promote_gate", cwd=hosts["b"], env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+
+    report = Path("reports") / "manual" / "churn.html"
+    assert str(hosts["b"] / report) in second.stdout
+    assert (hosts["b"] / report).read_bytes() == (hosts["a"] / report).read_bytes()
+    for project in hosts.values():  # nothing of the store on either host
+        assert not (project / ".cadenza" / "cadenza.db").exists()
+        assert not (project / ".cadenza" / "artifacts").exists()
+
+    store = PostgresStore(dsn, readonly=True)
+    try:
+        runs = store.list_runs("churn", 10)
+        assert [run.state for run in runs] == ["success", "success"]
+        newest = runs[0].run_id
+        assert {ti.state for ti in store.task_instances(newest)} == {"cached"}
+    finally:
+        store.close()
+    listed = cadenza("runs", "--json", cwd=hosts["b"], env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 2
