@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 
 from cadenza.store.postgres import PostgresStore
+from cadenza.testing.artifacts import MotoS3, moto_s3
 from cadenza.testing.postgres import PostgresServer
 
 pytest.importorskip("s3fs", reason="S3 artifacts need cadenza[s3]")
 pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
-
-from cadenza.testing.artifacts import MotoS3, moto_s3  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
 
