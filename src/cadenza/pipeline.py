@@ -7,15 +7,18 @@ which every command and ``Pipeline.run`` call before anything runs.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import re
 import secrets
+import sys
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cadenza._durations import parse_duration
@@ -245,6 +248,28 @@ class TaskFunction:
         return fn(**kwargs)
 
 
+def _source(frame: FrameType | None) -> tuple[str, str, str] | None:
+    """Where a pipeline is being made, if at the top of a module file (directly, or through
+    a helper or two): its module, the file and the hash of the file's bytes, read now, while
+    the module runs, so that it is the version this process imported even if the file is
+    edited later. None inside a function (a test, a notebook cell)."""
+    for _ in range(4):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "<module>":
+            module, file = frame.f_globals.get("__name__"), frame.f_globals.get("__file__")
+            if not isinstance(module, str) or not isinstance(file, str) \
+                    or not file.endswith(".py"):
+                return None
+            try:
+                data = Path(file).read_bytes()
+            except OSError:
+                return None
+            return module, str(Path(file).resolve()), hashlib.sha256(data).hexdigest()
+        frame = frame.f_back
+    return None
+
+
 class Pipeline:
     """A named DAG of tasks, with default options for them and run parameters."""
 
@@ -397,6 +422,10 @@ class Pipeline:
         self._graph: Graph | None = None
         self.token = secrets.token_hex(8)
         _REGISTRY[self.token] = self
+        self.source = _source(sys._getframe(1))
+        """(module, file, SHA-256 of the file as it was imported) when the pipeline is made
+        at the top of a module file: how a worker that did not fork from this process loads
+        it (executors/ref.py), and checks that its copy is the same code."""
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, tasks={list(self.tasks)})"

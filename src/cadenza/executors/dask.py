@@ -13,8 +13,13 @@ the client still holds when its worker dies. A cluster this executor starts sets
 ``allowed-failures`` to 0, so that one Dask execution is one cadenza attempt; on a cluster
 given by address that allows more, it warns: Dask may then run an attempt again on its own.
 
-Not yet: tasks shipped by reference (``TaskRef``, for pipeline files the workers cannot
-import), values through the artifact store, logs streamed home, worker resources.
+A task travels by reference (executors/ref.py): a ``TaskRef`` that each worker process loads
+once with the loader ``cadenza run`` uses, so the workers need the pipeline's file where the
+runner has it (or its module importable), the same version: a worker with another fails the
+attempt, saying so. ``ship="value"`` sends the functions pickled by value instead, for
+clusters without the code.
+
+Not yet: values through the artifact store, logs streamed home.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 try:
     import dask
@@ -44,8 +49,9 @@ except ImportError as error:  # pragma: no cover - shown to whoever lacks the ex
         "pip install 'cadenza[dask]'"
     ) from error
 
+from cadenza.engine.attempt import Call
 from cadenza.exceptions import InvalidOptionError, SerializationError, WorkerCrashedError
-from cadenza.executors import _parent_death
+from cadenza.executors import _parent_death, ref
 from cadenza.executors.processes import _describe_exit, _killed, _run, _settle
 
 T = TypeVar("T")
@@ -65,6 +71,8 @@ class DaskExecutor:
     starts and stops, or the cluster at ``address``, or the one behind ``client`` (left open
     at shutdown). ``max_workers`` (calls in flight) is four per Dask thread, at least 16, so
     a worker never idles while the client hears of a result; the cluster's threads run them.
+    ``ship``: tasks travel by ``"reference"`` (the workers load the pipeline's file) or by
+    ``"value"`` (pickled whole with cloudpickle: the workers need only its imports).
     """
 
     in_process = False
@@ -72,7 +80,14 @@ class DaskExecutor:
 
     def __init__(self, client: Any = None, *, address: str | None = None,
                  n_workers: int = 2, threads_per_worker: int = 1,
-                 max_workers: int | None = None) -> None:
+                 max_workers: int | None = None,
+                 ship: Literal["reference", "value"] = "reference") -> None:
+        if ship not in ("reference", "value"):
+            raise InvalidOptionError(
+                f"ship={ship!r} is invalid: give 'reference' (the workers load the pipeline's "
+                "file) or 'value' (the code travels with each task).", option="ship", value=ship,
+            )
+        self.ship = ship
         if client is not None and address is not None:
             raise InvalidOptionError(
                 f"Give a Dask client or an address, not both (address={address!r}).",
@@ -113,8 +128,20 @@ class DaskExecutor:
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
+        task = None
         try:
-            payload = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+            if args and isinstance(args[0], Call):  # a task attempt: its code as ship says
+                if self.ship == "value":
+                    ref.by_value(args[0])
+                else:
+                    task = ref.by_reference(args[0])
+            if self.ship == "value":
+                payload = ref.dumps_by_value((fn, args))
+            else:
+                payload = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+        except SerializationError as exc:
+            future.set_exception(exc)
+            return future
         except Exception as exc:
             error = SerializationError(
                 f"The call {fn!r} could not be pickled to send to a Dask worker: {exc}. "
@@ -131,7 +158,7 @@ class DaskExecutor:
                 )
             call_id = f"cadenza-{uuid.uuid4().hex}"
             dask_future = self._client.submit(_attempt, call_id, payload,
-                                              getattr(fn, "__module__", None),
+                                              getattr(fn, "__module__", None), task,
                                               key=call_id, pure=False)
             self._calls[future] = _Call(call_id, dask_future)
         dask_future.add_done_callback(functools.partial(self._done, future))
@@ -236,15 +263,19 @@ _stopped: set[str] = set()  # calls whose child _kill SIGKILLed
 _tombstones: dict[str, None] = {}  # calls killed before they forked here (insertion order)
 
 
-def _attempt(call_id: str, payload: bytes, module: str | None = None) -> tuple[str, Any]:
+def _attempt(call_id: str, payload: bytes, module: str | None = None,
+             task: ref.TaskRef | None = None) -> tuple[str, Any]:
     """Run one call in a forked child: ``("reply", bytes)`` as the processes executor's
     worker answers, ``("crashed", exitcode)`` or ``("killed", exitcode)``. ``module``, the
-    function's, is imported here first, once per worker: a child's imports die with it, so
-    each call would pay them again (0.1 s each for cadenza's own)."""
+    function's, and the pipeline of ``task`` are imported here first, once per worker: a
+    child's imports die with it, so each call would pay them again (0.1 s each for cadenza's
+    own, and the pipeline file's imports)."""
     _parent_death.prepare()
     if module and module not in sys.modules:
         with contextlib.suppress(Exception):  # the child meets the same error, and reports it
             importlib.import_module(module)
+    if task is not None:
+        ref.preload(task)
     read_end, write_end = os.pipe()
     with _lock:  # held across the fork: _kill sees the child registered, or the tombstone
         if call_id in _tombstones:
