@@ -45,7 +45,7 @@ def _forget_fixture_modules() -> Iterator[None]:
 def test_every_fixture_is_tested() -> None:
     names = {p.stem for p in PIPELINES.glob("*.py")}
     assert names == {
-        "cyclic", "duplicate", "failing", "good", "missing_input", "no_pipeline",
+        "counted", "cyclic", "duplicate", "failing", "good", "missing_input", "no_pipeline",
         "raises_on_import", "terminal", "two_pipelines", "unserializable", "web_demo",
     }
 
@@ -66,6 +66,15 @@ def test_web_demo_waits_at_its_gate_and_fails_when_too_strict(tmp_path: Path) ->
     assert waiting.state == "waiting"
     failed = run_in_memory(pipe, {"threshold": 0.95}, root=tmp_path)
     assert failed.tasks["validate"].state == "failed"
+
+
+def test_counted_notes_each_body_once(tmp_path: Path) -> None:
+    """tests/cli/test_dask_cli.py's pipeline: each body writes one line to ``counts``."""
+    counts = tmp_path / "counts"
+    result = run_in_memory(load("counted").pipe, {"counts": str(counts)}, root=tmp_path)
+    assert result.ok and result.output("join") == 6 + 3 + 60
+    assert sorted(line.split()[0] for line in counts.read_text().splitlines()) == [
+        "each1", "each2", "each3", "join", "left", "right", "start"]
 
 
 # -- good ------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import DryWorkspace, dry_workspace, run_pipeline
 from cadenza.engine.result import RunResult
 from cadenza.exceptions import CadenzaError, ClaimLostError, RunClaimedError
-from cadenza.executors import EXECUTORS, inline
+from cadenza.executors import EXECUTORS, inline, make_executor
 from cadenza.params import parse_assignments
 from cadenza.pipeline import Pipeline
 from cadenza.workspace import Workspace
@@ -202,6 +202,9 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
 @click.option("--executor", "-e", type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR,
               show_default=True, help="Where tasks run.")
 @click.option("--workers", "-w", type=int, help="Worker slots (default: CPU count).")
+@click.option("--dask-address", metavar="ADDRESS", envvar="CADENZA_DASK_ADDRESS",
+              show_envvar=True, help="Run on the Dask cluster whose scheduler is here, like "
+              "tcp://host:8786 (implies -e dask); else -e dask starts a LocalCluster.")
 @_selection_options
 @click.option("--resume", metavar="RUN", help="Continue this run: re-run what did not succeed.")
 @click.option("--approve", multiple=True, metavar="GATE", help="Approve this gate up front.")
@@ -216,19 +219,22 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
 @_json_option
 @click.pass_context
 def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executor: str,
-        workers: int | None, only: tuple[str, ...], from_: tuple[str, ...], force: bool,
+        workers: int | None, dask_address: str | None, only: tuple[str, ...],
+        from_: tuple[str, ...], force: bool,
         resume: str | None, approve: tuple[str, ...], no_wait: bool, quiet: bool,
         metrics_file: Path | None, lineage_file: Path | None, lineage_url: str | None,
         as_json: bool) -> None:
     """Run a pipeline: TARGET is a .py file, a folder with pipeline.py, or a module,
     optionally followed by :PIPELINE."""
     stale_after = stale_after_from(os.environ)
+    executor, dask_address = _dask_choice(ctx, executor, dask_address)
     if resume is None:
         if target is None:
             raise click.UsageError("give the pipeline to run: cadenza run TARGET")
         _run_claimed(ctx, None, target, stale_after, params=parse_assignments(params),
-                     executor=executor, workers=workers, only=only or None,
-                     from_=from_ or None, force=force, approve=approve, wait=not no_wait,
+                     executor=executor, workers=workers, dask_address=dask_address,
+                     only=only or None, from_=from_ or None, force=force, approve=approve,
+                     wait=not no_wait,
                      quiet=quiet, as_json=as_json, metrics_file=metrics_file,
                      lineage=lineage_transport(lineage_file, lineage_url))
     # The run is claimed before its pipeline is imported (which may take long): a second
@@ -246,8 +252,9 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
                 raise CadenzaError(f"Run {resume} did not record its pipeline file; give "
                                    "TARGET.")
             _run_claimed(ctx, claim, target, stale_after, params=parse_assignments(params),
-                         executor=executor, workers=workers, only=only or None,
-                         from_=from_ or None, force=force, resume=resume, approve=approve,
+                         executor=executor, workers=workers, dask_address=dask_address,
+                         only=only or None, from_=from_ or None, force=force, resume=resume,
+                         approve=approve,
                          wait=not no_wait, quiet=quiet, as_json=as_json,
                          metrics_file=metrics_file,
                          lineage=lineage_transport(lineage_file, lineage_url))
@@ -257,10 +264,16 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
 
 def _run_claimed(ctx: click.Context, claim: Claim | None, target: str, stale_after: float, *,
                  quiet: bool, as_json: bool, metrics_file: Path | None,
-                 lineage: Transport | None, **options: Any) -> NoReturn:
+                 lineage: Transport | None, dask_address: str | None,
+                 **options: Any) -> NoReturn:
     """Import the pipeline and run it under ``claim`` (a new run: claimed as it is created);
     a run another runner takes over ends here, exit code 1, naming who has it."""
     pipe = load_pipeline(target)
+    cluster = None  # a Dask cluster's client: this command's to close (launch closes its own)
+    if dask_address is not None:
+        cluster = make_executor(options["executor"], options.pop("workers"),
+                                address=dask_address)
+        options["executor"] = cluster
     try:
         _execute(ctx, pipe, as_json, quiet, metrics_file=metrics_file, lineage=lineage,
                  target=target, params_from_text=True, claim=claim, stale_after=stale_after,
@@ -268,6 +281,22 @@ def _run_claimed(ctx: click.Context, claim: Claim | None, target: str, stale_aft
     except ClaimLostError as lost:
         errors.print(Text(f"error: {lost}", "red"), soft_wrap=True)
         sys.exit(EXIT_FAILED)
+    finally:
+        if cluster is not None:
+            cluster.shutdown(wait=False)
+
+
+def _dask_choice(ctx: click.Context, executor: str, address: str | None
+                 ) -> tuple[str, str | None]:
+    """``--dask-address`` alone means ``-e dask``; CADENZA_DASK_ADDRESS counts only with
+    ``-e dask`` (it says where the cluster is, not that every run goes there)."""
+    given = click.core.ParameterSource
+    if address is None or (executor != "dask"
+                           and ctx.get_parameter_source("dask_address") == given.ENVIRONMENT):
+        return executor, None
+    if ctx.get_parameter_source("executor") == given.DEFAULT:
+        return "dask", address
+    return executor, address  # make_executor refuses an address for another executor
 
 
 @main.command()
@@ -282,7 +311,8 @@ def _run_claimed(ctx: click.Context, claim: Claim | None, target: str, stale_aft
 def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None, no_wait: bool,
           quiet: bool, as_json: bool) -> None:
     """Re-run what did not succeed in RUN (same as run --resume RUN)."""
-    ctx.invoke(run, target=None, params=(), executor=executor, workers=workers, only=(),
+    ctx.invoke(run, target=None, params=(), executor=executor, workers=workers,
+               dask_address=None, only=(),
                from_=(), force=False, resume=run_id, approve=(), no_wait=no_wait, quiet=quiet,
                metrics_file=None, lineage_file=None, lineage_url=None, as_json=as_json)
 

@@ -30,6 +30,7 @@ import importlib
 import os
 import pickle
 import signal
+import socket
 import sys
 import threading
 import uuid
@@ -50,13 +51,19 @@ except ImportError as error:  # pragma: no cover - shown to whoever lacks the ex
     ) from error
 
 from cadenza.engine.attempt import Call
-from cadenza.exceptions import InvalidOptionError, SerializationError, WorkerCrashedError
+from cadenza.exceptions import (
+    CadenzaError,
+    InvalidOptionError,
+    SerializationError,
+    WorkerCrashedError,
+)
 from cadenza.executors import _parent_death, ref
 from cadenza.executors.processes import _describe_exit, _killed, _run, _settle
 
 T = TypeVar("T")
 
 _ALLOWED_FAILURES = "distributed.scheduler.allowed-failures"
+_CONNECT = 5.0  # seconds to reach a scheduler's port
 _TOMBSTONES = 10_000  # killed call ids a worker keeps, so one killed before it forked never runs
 
 
@@ -108,7 +115,8 @@ class DaskExecutor:
                 )
             client = Client(self._cluster, set_as_default=False)  # type: ignore[no-untyped-call]
         elif client is None:
-            client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+            assert address is not None
+            client = _client_at(address)
         self._client: Any = client  # distributed's methods are not typed
         self.threads = sum(client.nthreads().values())
         """The cluster's threads when this executor started: calls that run at once."""
@@ -226,6 +234,26 @@ class DaskExecutor:
                 "crash in native code, os._exit() or the out-of-memory killer can do this; "
                 "the Dask worker lives on.", exitcode=value,
             ))
+
+
+def _client_at(address: str) -> Any:
+    """A client of the scheduler at ``address``; a CadenzaError in one line if there is none.
+    A TCP address is tried first with a plain connection: refused at once, where Dask's
+    client would retry for its whole connect timeout (30 s) and leave a half-made client."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme)  # an unknown scheme: a ValueError here, not in a half-made client
+        if scheme in ("tcp", "tls"):
+            socket.create_connection(parse_host_port(location), timeout=_CONNECT).close()
+        return Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise CadenzaError(
+            f"Cannot reach a Dask scheduler at {address!r}: {exc}. Check the address (like "
+            "tcp://host:8786) and that the scheduler is running."
+        ) from None
 
 
 def _allowed_failures_of(client: Any) -> int:
