@@ -273,3 +273,33 @@ def test_a_bad_lease_is_one_line_naming_it(tmp_path: Path) -> None:
         assert "Traceback" not in text, text
         errors = [line for line in text.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and words in errors[0], text
+
+
+def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path) -> None:
+    # Two hosts each run `cadenza scheduler --standby`: the second waits (it does not exit)
+    # while the first serves, and serves once the first's lease runs out.
+    home, target, effects = _project(tmp_path)
+    out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
+    first = _scheduler(home, target, out_a)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for("A to run task bodies", lambda: bool(_running(home, first.pid)))
+        second = cadenza(home, out_b, "scheduler", str(target), "--standby", "--tick", "0.1",
+                         "--grace", "20", "--max-runs", "3", env=ENV)
+        wait_for("B to stand by", lambda: "standing by" in out_b.read_text())
+        assert second.poll() is None and "serving" not in out_b.read_text()
+        held = _pause_with_runs(home, first)
+        wait_for("B to serve", lambda: "serving ticking" in out_b.read_text())
+        wait_for("B to finish A's runs", lambda: all(
+            r.state == "success" for r in _fresh(home, held)))
+        os.killpg(first.pid, signal.SIGCONT)
+        assert finish(first, out_a) == 2, out_a.read_text()  # A lost the lease: one line
+        _stop(second, out_b)
+        assert "Traceback" not in out_b.read_text()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGCONT)
+                process.kill()
+                process.wait()
+    _check(home, effects)

@@ -35,7 +35,7 @@ from cadenza.engine.claim import stale_after_from
 from cadenza.exceptions import CadenzaError
 from cadenza.executors import EXECUTORS
 from cadenza.metrics import Metrics
-from cadenza.schedule.scheduler import Entry
+from cadenza.schedule.scheduler import Entry, Scheduler, SchedulerBusyError
 
 
 @main.command(name="schedule")
@@ -113,6 +113,9 @@ def load_entries(ctx: click.Context, targets: tuple[str, ...]
               help="How long the store's scheduler lease lasts unrenewed, on the store's clock: "
                    "a successor takes over that long after this scheduler stops or is paused "
                    "[default: CADENZA_SCHEDULER_LEASE, else 30].")
+@click.option("--standby", is_flag=True,
+              help="While another scheduler serves the store, wait and take over once its "
+                   "lease runs out (instead of exiting 2).")
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.option("--lineage-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Append OpenLineage events here.")
@@ -120,11 +123,12 @@ def load_entries(ctx: click.Context, targets: tuple[str, ...]
 @click.pass_context
 def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, executor: str,
               workers: int | None, tick: float, grace: float, once: bool, lease: float | None,
+              standby: bool,
               metrics_port: int | None, lineage_file: Path | None,
               lineage_url: str | None) -> None:
     """Run pipelines on their schedules. TARGETS default to the project's list
     (`pipelines = [...]` in cadenza.toml, or [tool.cadenza] in pyproject.toml)."""
-    from cadenza.schedule.scheduler import Scheduler, lease_from
+    from cadenza.schedule.scheduler import lease_from
 
     lease_seconds = lease_from(os.environ, lease)
     entries, failed = load_entries(ctx, targets)
@@ -149,8 +153,6 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     names = ", ".join(e.pipeline.name for e in entries)
-    console.print(f"scheduler {sched.holder}: serving {names} (store {sched.workspace.home})",
-                  soft_wrap=True)
 
     def report(created: list[str], started: list[str]) -> None:
         for run_id in created:
@@ -159,6 +161,11 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
             console.print(f"started {run_id}", highlight=False)
 
     try:
+        if standby and not once and not _stand_by(sched, stop, tick):
+            sched.close()
+            return  # stopped while standing by: nothing was served
+        console.print(f"scheduler {sched.holder}: serving {names} (store "
+                      f"{sched.workspace.where})", soft_wrap=True)
         if once:
             sched.acquire()
             report(sched.tick(), sched.launch())
@@ -172,6 +179,22 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         sched.close()
         os._exit(0)  # their threads cannot be stopped from outside
     sched.close()
+
+
+def _stand_by(sched: Scheduler, stop: threading.Event, tick: float) -> bool:
+    """Wait until ``sched`` holds the store's lease (True) or ``stop`` is set (False)."""
+    said = False
+    while True:
+        try:
+            sched.acquire()
+            return True
+        except SchedulerBusyError as busy:
+            if not said:
+                console.print(f"standing by: {busy.holder} serves this store; taking over "
+                              f"once its {sched.lease:g}s lease runs out", highlight=False)
+                said = True
+        if stop.wait(min(max(tick, 0.1), sched.lease / 3)):
+            return False
 
 
 @main.command()
