@@ -88,11 +88,14 @@ class TaskSpec:
     """Seconds after the run's interval end (or its creation) by which the task should be done."""
     alerts: tuple[Any, ...] = ()
     """Notifiers (or Routes) for this task's alerts, besides the pipeline's."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """Worker resources an attempt holds while it runs, like {"GPU": 1}: the dask executor
+    runs it only on a worker that has them (others ignore them)."""
 
 
 _OPTIONS = (
     "retries", "timeout", "cache", "version", "trigger_rule", "after", "outputs", "inputs",
-    "map_over", "pool", "priority", "sla", "alerts",
+    "map_over", "pool", "priority", "sla", "alerts", "resources",
 )
 
 
@@ -199,6 +202,15 @@ def _coerce(pipeline: str, task: str | None, options: Mapping[str, Any]) -> dict
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("priority", value, "give a whole number; higher runs first")
         out["priority"] = value
+    if "resources" in options and options["resources"] is not None:
+        value = options["resources"]
+        if not isinstance(value, Mapping) or not value or not all(
+            isinstance(k, str) and k and isinstance(v, int | float)
+            and not isinstance(v, bool) and v > 0 for k, v in value.items()
+        ):
+            raise bad("resources", value, 'give a dict of {name: amount above 0}, like '
+                      '{"GPU": 1}')
+        out["resources"] = dict(value)
     return out
 
 

@@ -184,3 +184,73 @@ def test_a_pipeline_made_in_a_function_needs_ship_value(tmp_path: Path, cluster:
         assert pipe.run(executor=by_value, home=tmp_path / ".cadenza").output("answer") == 42
     finally:
         by_value.shutdown()
+
+
+GPU_PIPELINE = '''
+import os
+
+from cadenza import Pipeline
+
+pipe = Pipeline("placed")
+
+
+@pipe.task(resources={"GPU": 1})
+def train():
+    return os.getppid()  # the Dask worker that forked this attempt
+
+
+@pipe.task
+def report(train):
+    return train
+
+
+@pipe.task(resources={"TPU": 1})
+def exotic():
+    return 0
+'''
+
+
+def test_resources_place_a_task_on_a_worker_that_has_them(tmp_path: Path, cluster: Any) -> None:
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+         "--nthreads", "1", "--resources", "GPU=1", "--no-dashboard", "--name", "gpu"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with Client(cluster.scheduler_address, set_as_default=False) as client:
+            client.wait_for_workers(3, timeout=GUARD)
+            info = client.scheduler_info(n_workers=-1)["workers"]
+            gpu = next(a for a, w in info.items() if w.get("resources", {}).get("GPU"))
+            pids = client.run(os.getpid)
+        pipe = load_pipeline(str(write(tmp_path / "code", GPU_PIPELINE)))
+        executor = DaskExecutor(address=cluster.scheduler_address)
+        try:
+            for _ in range(3):  # two other workers: chance would miss it now and then
+                result = pipe.run(executor=executor, home=tmp_path / ".cadenza", force=True)
+                assert result.tasks["train"].state == "success"
+                assert result.output("train") == pids[gpu]
+        finally:
+            executor.shutdown()
+        error = result.tasks["exotic"].error
+        assert result.tasks["exotic"].state == "failed" and error is not None
+        assert "asks for resources {'TPU': 1}, which no worker" in error
+        assert "GPU=1" in error and "\n" not in error
+    finally:
+        worker.terminate()
+        worker.wait(GUARD)
+
+
+@pytest.mark.parametrize("value", [{"GPU": 0}, {"GPU": True}, "GPU", {}, {1: 1}])
+def test_bad_resources_are_refused_when_the_task_is_defined(value: object) -> None:
+    from cadenza.exceptions import InvalidOptionError
+
+    pipe = Pipeline("bad")
+    with pytest.raises(InvalidOptionError, match=r"invalid resources=.*like \{\"GPU\": 1\}"):
+        @pipe.task(resources=value)
+        def train() -> int:
+            return 1

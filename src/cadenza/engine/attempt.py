@@ -73,6 +73,8 @@ class Call:
     checks: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()
     """(name, severity, check) for the task's output."""
     input_hashes: dict[str, str | None] = field(default_factory=dict)
+    resources: Mapping[str, float] | None = None
+    """The task's ``resources=``, for executors that place calls by them (dask)."""
 
 
 @dataclass(slots=True)

@@ -549,7 +549,7 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
             spec.command, shell_inputs, spec.shell_inputs, self.interval, node.wants_ctx,
             tuple((c.name, c.severity, c.fn if keep else CheckFunction(pipe.token, ti.task, i))
                   for i, c in enumerate(checks)) if checks else (),
-            {up: tis[(up, -1)].output for up in node.inputs},
+            {up: tis[(up, -1)].output for up in node.inputs}, spec.resources or None,
         )
 
     def _collect(self, key: Key, token: int, future: Future[AttemptResult]) -> None:

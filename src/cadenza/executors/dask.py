@@ -19,6 +19,9 @@ runner has it (or its module importable), the same version: a worker with anothe
 attempt, saying so. ``ship="value"`` sends the functions pickled by value instead, for
 clusters without the code.
 
+A task's ``resources=`` go to Dask's: it runs only on a worker started with them, and a task
+asking for what no worker has fails at once rather than wait forever.
+
 Not yet: values through the artifact store, logs streamed home.
 """
 
@@ -35,7 +38,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -131,13 +134,17 @@ class DaskExecutor:
                 "Set it to 0 on the scheduler.", UserWarning, stacklevel=2,
             )
         self._lock = threading.Lock()
+        self._placeable: set[tuple[tuple[str, float], ...]] = set()  # resources a worker has
         self._calls: dict[Future[Any], _Call] = {}
         self._closing = self._closed = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
         task = None
+        resources = args[0].resources if args and isinstance(args[0], Call) else None
         try:
+            if resources:
+                self._check_resources(args[0].task, resources)
             if args and isinstance(args[0], Call):  # a task attempt: its code as ship says
                 if self.ship == "value":
                     ref.by_value(args[0])
@@ -147,7 +154,7 @@ class DaskExecutor:
                 payload = ref.dumps_by_value((fn, args))
             else:
                 payload = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
-        except SerializationError as exc:
+        except CadenzaError as exc:  # one line for the attempt's error
             future.set_exception(exc)
             return future
         except Exception as exc:
@@ -167,13 +174,32 @@ class DaskExecutor:
             call_id = f"cadenza-{uuid.uuid4().hex}"
             dask_future = self._client.submit(_attempt, call_id, payload,
                                               getattr(fn, "__module__", None), task,
-                                              key=call_id, pure=False)
+                                              key=call_id, pure=False,
+                                              resources=dict(resources) if resources else None)
             self._calls[future] = _Call(call_id, dask_future)
         dask_future.add_done_callback(functools.partial(self._done, future))
         return future
 
     def kill(self, future: Future[Any]) -> bool:
         return bool(self._kill([future]))
+
+    def _check_resources(self, task: str, resources: Mapping[str, float]) -> None:
+        """Refuse a call no worker has the resources for: Dask would hold it forever."""
+        wanted = tuple(sorted(resources.items()))
+        if wanted in self._placeable:
+            return
+        workers = self._client.scheduler_info(n_workers=-1)["workers"].values()
+        if not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in wanted)
+                   for w in workers):
+            held = sorted({f"{k}={v:g}" for w in workers
+                           for k, v in w.get("resources", {}).items()})
+            raise CadenzaError(  # retried per the task's policy: workers may join meanwhile
+                f"Task {task!r} asks for resources {dict(resources)!r}, which no worker of the "
+                f"Dask cluster at {self._client.scheduler.address!r} has (they have: "
+                f"{', '.join(held) or 'none'}). Start workers with them (dask worker ... "
+                "--resources 'GPU=1'), or drop resources= from the task."
+            )
+        self._placeable.add(wanted)
 
     def _kill(self, futures: list[Future[Any]]) -> int:
         """Kill these calls at once: each worker, in one step, SIGKILLs the children running
