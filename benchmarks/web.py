@@ -478,15 +478,17 @@ def measure(client: Any, path: str, kind: str, reps: int) -> Row:
     return Row(path, kind, samples, len(first.content) / 1024)
 
 
-def measure_all(folder: Path, built: Built, reps: int) -> list[Row]:
+def measure_all(folder: Path, built: Built, reps: int, db: str | None = None) -> list[Row]:
+    """Every path's timing; ``db``: the same rows in another store (benchmarks/web_postgres.py)."""
     from starlette.testclient import TestClient
 
     from cadenza.web import Site, create_app
     from cadenza.web.security import Auth
+    from cadenza.workspace import locate
 
     home = folder / ".cadenza"
     target = str(folder / "bench_pipelines.py")
-    ws = Workspace.open(home)
+    ws = Workspace.open(locate(home, db=db) if db is not None else home)
     try:
         entries = {n: Entry(load_pipeline(f"{target}:{n}"), f"{target}:{n}") for n in PIPELINES}
         app = create_app(Site(ws, entries), Auth.for_home(home, token=TOKEN))
