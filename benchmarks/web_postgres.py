@@ -6,7 +6,8 @@ The SQLite store is benchmarks/web.py's (10,000 runs, 1,000,000 task instances; 
 1,000 and 100,000), built or reused under ``--dir``. It is copied table by table into a new
 database (COPY), so both stores hold the same rows, and every path benchmarks/web.py times is
 timed on each, through the same app code, in this process. Without ``--dsn`` a throwaway
-local cluster is started (cadenza.testing.postgres; durability off as in the tests). The
+local cluster is started (cadenza.testing.postgres; durability off as in the tests); with it,
+a new database is made on that server and dropped at the end. The
 target: each path's median on PostgreSQL within 2x of SQLite's. Timings depend on the
 machine: the exit code is 0 unless a request failed or a store could not be built.
 """
@@ -14,18 +15,17 @@ machine: the exit code is 0 unless a request failed or a store could not be buil
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sqlite3
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from postgres import databases
 
 from cadenza.store.postgres import PostgresStore
 from web import TARGET_MS, Row, build, measure_all
@@ -35,18 +35,6 @@ RATIO = 2.0
 BOOLEANS = {"runs": {"cancel_requested"}, "pipelines": {"paused"}, "approvals": {"approved"}}
 """Columns SQLite keeps as 0/1 and PostgreSQL as booleans."""
 COPY_BATCH = 50_000
-
-
-@contextlib.contextmanager
-def database(dsn: str | None) -> Iterator[str]:
-    """A new database on the server at ``dsn``, or on a throwaway local cluster."""
-    if dsn is not None:
-        yield dsn
-        return
-    from cadenza.testing.postgres import PostgresServer
-
-    with PostgresServer() as server:
-        yield server.new_database(f"web_{uuid.uuid4().hex[:8]}")
 
 
 def copy_store(sqlite_path: Path, dsn: str, log: Any) -> dict[str, int]:
@@ -114,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="1,000 runs (100,000 task instances): a smoke test")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--runs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tasks", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     runs = args.runs or (1_000 if args.quick else 10_000)
     log = sys.stderr if args.json else sys.stdout
-    folder = args.dir / f"runs{runs}-tasks100"
+    folder = args.dir / f"runs{runs}-tasks{args.tasks}"
     try:
-        built = build(folder, runs, 100, log)
-        with database(args.dsn) as dsn:
+        built = build(folder, runs, args.tasks, log)
+        with databases(args.dsn) as new_database:
+            dsn = new_database()
             counts = copy_store(folder / ".cadenza" / "cadenza.db", dsn, log)
             sqlite_rows = measure_all(folder, built, args.reps)
             pg_rows = measure_all(folder, built, args.reps, db=dsn)

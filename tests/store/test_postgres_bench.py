@@ -59,3 +59,24 @@ def test_the_claims_benchmark_finds_duplicates_without_the_guard(
     code, report = _claims(postgres_server, "--unguarded")
     assert code == 1 and report["once_each"] is False
     assert report["claimed_twice"] and report["epoch_not_1"]
+
+
+WEB = Path(__file__).parents[2] / "benchmarks" / "web_postgres.py"
+
+
+def test_the_web_benchmark_times_every_path_on_both_stores(postgres_server: PostgresServer,
+                                                           tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(WEB), "--dsn", postgres_server.dsn, "--dir", str(tmp_path),
+         "--runs", "40", "--tasks", "8", "--reps", "1", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["copied"]["runs"] == 40 and report["copied"]["task_instances"] > 0
+    paths = [row["path"] for row in report["rows"]]
+    assert paths[0] == paths[-1] == "/health" and "/pipelines/orders/plan" in paths
+    assert all(row["postgres_ms"] > 0 and row["sqlite_ms"] > 0 for row in report["rows"])
+    with postgres_server.connect() as db:  # its database is gone
+        names = db.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench_%'")
+        assert names.fetchall() == []
