@@ -73,3 +73,30 @@ def test_two_hosts_share_one_database_and_one_bucket(
     listed = cadenza("runs", "--json", cwd=hosts["b"], env=env)
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 2
+
+
+def test_churn_on_dask_with_the_shared_database_and_bucket(
+        tmp_path: Path, postgres_server: PostgresServer, s3: MotoS3) -> None:
+    pytest.importorskip("distributed", reason="the dask executor needs cadenza[dask]")
+    dsn = postgres_server.new_database("churn_dask")
+    bucket = s3.bucket()
+    env = {**os.environ, "CADENZA_DB": dsn, "CADENZA_ARTIFACTS": f"s3://{bucket}/team",
+           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3.options), "NO_COLOR": "1"}
+    env.pop("CADENZA_HOME", None)
+    shutil.copytree(EXAMPLE, tmp_path / "churn", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "pyproject.toml").write_text("")
+    done = cadenza("run", "churn", "-e", "dask", "--workers", "2", "--approve", "promote_gate",
+                   cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "reports" / "manual" / "churn.html").stat().st_size > 0
+    store = PostgresStore(dsn, readonly=True)
+    try:
+        [run] = store.list_runs("churn", 10)
+        states = {ti.task: ti.state for ti in store.task_instances(run.run_id)}
+        assert run.state == "success" and set(states.values()) == {"success"}, states
+    finally:
+        store.close()
+    import s3fs  # type: ignore[import-untyped]
+
+    stored = s3fs.S3FileSystem(**s3.options).find(f"{bucket}/team")
+    assert stored  # the run's large values and files are objects in the bucket
