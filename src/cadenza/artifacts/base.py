@@ -7,6 +7,9 @@ from typing import Protocol
 
 
 class ArtifactStore(Protocol):
+    remote: bool
+    """Other hosts read this store (a bucket): attempts copy their logs into it."""
+
     def put(self, hash: str, data: bytes) -> str:
         """Store ``data`` under ``hash`` atomically; return its URI. Storing twice is a no-op."""
         ...

@@ -56,6 +56,9 @@ def default_cache() -> Path:
 
 
 class FsspecArtifactStore:
+    remote = True
+    """Other hosts read it (a bucket, or a filesystem they reach): attempts copy their logs in."""
+
     pipe_limit = 64 << 20
     """Files up to this size are read whole, hashed and sent with one PUT; larger ones are
     copied (and hashed) into the cache folder's ``.tmp`` first and sent from that copy."""

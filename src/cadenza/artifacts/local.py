@@ -22,6 +22,9 @@ _CHUNK = 1 << 20
 
 
 class LocalArtifactStore:
+    remote = False
+    """Other hosts do not read it: a folder on this host."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._tmp = self.root / ".tmp"

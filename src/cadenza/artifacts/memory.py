@@ -10,6 +10,9 @@ from cadenza.exceptions import DamagedArtifactError
 
 
 class MemoryArtifactStore:
+    remote = False
+    """Other hosts do not read it: in this process."""
+
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
 

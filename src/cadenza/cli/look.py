@@ -35,6 +35,7 @@ from cadenza.cli._base import (
 )
 from cadenza.engine.claim import stale_after_from
 from cadenza.engine.launch import select
+from cadenza.engine.logs import StoredLogs
 from cadenza.engine.plan import plan_pipeline
 from cadenza.exceptions import CadenzaError
 from cadenza.params import as_param, parse_assignments, resolve_params
@@ -207,6 +208,7 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
                 f"Run {run_id} has no task {task_name!r}; its tasks are {sorted(known)}."
             )
         root = ws.logs / record.pipeline / run_id
+        stored = StoredLogs(ws.store, ws.artifacts, run_id)  # attempts run on other hosts
         while True:
             recorded = set()
             for attempt in ws.store.attempts(run_id, task_name):
@@ -214,16 +216,21 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
                     attempt.attempt)
                 path = root / attempt.task / f"{stem}.log"
                 recorded.add(path)
-                shown.log(path, f"{attempt.task} · attempt {stem}")
+                text = _read(path)
+                if text is None and attempt.log_path and attempt.state != "running":
+                    data = stored.data(attempt.task, attempt.map_index, attempt.attempt)
+                    text = None if data is None else data.decode("utf-8", errors="replace")
+                label = f"{attempt.task} · attempt {stem}"
+                shown.log(path, label, text)
                 if attempt.state != "running":
-                    shown.verdict(attempt, path, f"{attempt.task} · attempt {stem}")
+                    shown.verdict(attempt, text or "", label)
             # an attempt that is running may not be recorded yet: its log is shown all the same
             files = sorted(
                 (p for p in root.glob(f"{task_name or '*'}/*.log") if p not in recorded),
                 key=lambda p: p.stat().st_mtime,
             ) if root.is_dir() else []
             for path in files:
-                shown.log(path, f"{path.parent.name} · attempt {path.stem}")
+                shown.log(path, f"{path.parent.name} · attempt {path.stem}", _read(path))
             if not follow or _state(ws.store.get_run(run_id), ws.store.clock()) != "running":
                 break
             time.sleep(0.5)
@@ -234,6 +241,13 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
                 if ti.error and task_name in (None, ti.task):
                     console.print(Text.assemble(f"{ti.task} ", styled(ti.state), f": {ti.error}"),
                                   soft_wrap=True)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 class _Shown:
@@ -254,24 +268,25 @@ class _Shown:
             self.headed.add(label)
             console.rule(Text(label), style="grey50")
 
-    def log(self, path: Path, label: str) -> None:
-        if not path.is_file():
+    def log(self, path: Path, label: str, text: str | None) -> None:
+        """Print what ``text`` (the log at ``path``, or its stored copy) holds beyond what was
+        printed of it before."""
+        if text is None:
             return
-        text = path.read_text(errors="replace")
         seen = self.printed.get(path, 0)
         if len(text) > seen or label not in self.headed:
             self._head(label)
             click.echo(text[seen:], nl=False)
         self.printed[path] = len(text)
 
-    def verdict(self, attempt: AttemptRecord, path: Path, label: str) -> None:
-        """The attempt's data checks, and its error if its log does not say it already."""
+    def verdict(self, attempt: AttemptRecord, logged: str, label: str) -> None:
+        """The attempt's data checks, and its error if its log (``logged``) does not say it
+        already."""
         if label in self.told:
             return
         self.told.add(label)
         lines = check_lines(attempt.checks)
         blocking = any(not c["passed"] and c["severity"] == "error" for c in attempt.checks)
-        logged = path.read_text(errors="replace") if path.is_file() else ""
         error = (attempt.error or "").strip()
         if error and not blocking and error.splitlines()[0] not in logged:
             lines.append(Text.assemble((f"{attempt.state}: ", COLORS.get(attempt.state, "")),

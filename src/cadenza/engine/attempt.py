@@ -101,6 +101,8 @@ class AttemptResult:
     params_read: tuple[str, ...] = ()
     logged: bool = False
     checks: list[dict[str, Any]] = field(default_factory=list)
+    shared_log: tuple[str, str] | None = None
+    """The hashes of the attempt's text and JSON logs, copied into a shared artifact store."""
 
 
 def store_bytes(artifacts: ArtifactStore, serializer: str, data: bytes) -> StoredValue:
@@ -186,7 +188,25 @@ def run_attempt(call: Call) -> AttemptResult:
     if params.read:
         result.params_read = tuple(sorted(params.read))
     result.logged = log.written
+    if log.written and call.artifacts.remote:
+        result.shared_log = _share_log(Path(call.log_path), call.artifacts)
     return result
+
+
+def _share_log(path: Path, artifacts: ArtifactStore) -> tuple[str, str] | None:
+    """Copy an attempt's logs (masked as written) into an artifact store other hosts read:
+    the runner records their hashes in a ``log_stored`` event, and `cadenza logs` and the UI
+    show them from any host. A store that cannot take them leaves them on this host only."""
+    hashes = []
+    try:
+        for file in (path, path.with_suffix(".jsonl")):
+            data = file.read_bytes()
+            digest = sha256(data)
+            artifacts.put(digest, data)
+            hashes.append(digest)
+    except (OSError, CadenzaError):
+        return None
+    return hashes[0], hashes[1]
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -319,6 +319,7 @@ class _ReadThrough:
 
     def __init__(self, own: ArtifactStore, under: ArtifactStore | None) -> None:
         self.own, self.under = own, under
+        self.remote = own.remote
 
     def put(self, hash: str, data: bytes) -> str:
         return self.own.put(hash, data)

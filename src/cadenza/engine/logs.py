@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from cadenza._files import make_folders, open_append
+from cadenza.artifacts.base import ArtifactStore
 from cadenza.engine.context import TASK_LOGGER
+from cadenza.exceptions import CadenzaError
 from cadenza.secrets import mask
+from cadenza.store.base import TaskStore
 
 _LONGEST_LINE = 1 << 16
 _local = threading.local()
@@ -97,6 +100,37 @@ class AttemptLog:
     @property
     def written(self) -> bool:
         return self._text is not None
+
+
+STORED = "log_stored"
+"""The event kind that records an attempt's logs copied into a remote artifact store."""
+
+
+class StoredLogs:
+    """The logs of a run's attempts that ran on other hosts, as their runners copied them
+    into the shared artifact store (``log_stored`` events; engine/attempt.py)."""
+
+    def __init__(self, store: TaskStore, artifacts: ArtifactStore, run_id: str) -> None:
+        self.store, self.artifacts, self.run_id = store, artifacts, run_id
+        self._hashes: dict[tuple[str, int, int], str] = {}
+        self._after = 0
+
+    def data(self, task: str, map_index: int, attempt: int) -> bytes | None:
+        """The text log of one attempt, or None if none was stored (or it is unreadable)."""
+        key = (task, map_index, attempt)
+        if key not in self._hashes:  # read the events written since the last look
+            for event in self.store.events(self.run_id, self._after):
+                self._after = max(self._after, event.id)
+                if event.kind == STORED and event.task is not None:
+                    found = (event.task, event.map_index, int(event.data["attempt"]))
+                    self._hashes[found] = str(event.data["text"])
+        digest = self._hashes.get(key)
+        if digest is None:
+            return None
+        try:
+            return self.artifacts.get(digest)  # checked against its hash
+        except CadenzaError:  # the bucket is away, or the object damaged: no log to show
+            return None
 
 
 def current() -> AttemptLog | None:

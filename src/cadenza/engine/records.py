@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cadenza.artifacts.serializers import serialize
+from cadenza.engine import logs
 from cadenza.engine.attempt import AttemptResult, StoredValue, store_bytes
 from cadenza.engine.cache import hide
 from cadenza.engine.journal import Instance, Journal, Key
@@ -65,6 +66,9 @@ class Records:
         )
         attempt.error, attempt.traceback = result.error, result.traceback
         attempt.log_path = ti.log_path if result.logged else None
+        if result.shared_log is not None:  # for `cadenza logs` and the UI on other hosts
+            self._event(ti.task, ti.index, logs.STORED, attempt=ti.attempt,
+                        text=result.shared_log[0], records=result.shared_log[1])
         if result.checks:
             attempt.checks = mask_data(result.checks)
             for check in attempt.checks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cadenza.engine.logs import StoredLogs
 from cadenza.engine.plan import plan_pipeline
 from cadenza.engine.run import RUN_ID
 from cadenza.exceptions import CadenzaError, RunNotFoundError
@@ -333,19 +335,31 @@ def log(site: Site, run_id: str, task_name: str, attempt: int, offset: int = 0
 
 
 def _log_piece(site: Site, attempt: AttemptRecord, offset: int) -> dict[str, Any]:
+    """From this host's log file, or, for an attempt that ran on another host, the copy its
+    runner stored in the shared artifact store. A recorded path outside this store's logs is
+    never opened: a record must not reach out."""
     assert attempt.log_path is not None
     path = Path(attempt.log_path).resolve()
-    if not path.is_relative_to(site.workspace.logs.resolve()):  # a record must not reach out
+    offset = max(0, offset)
+    here = path.is_relative_to(site.workspace.logs.resolve()) and path.is_file()
+    whole = None
+    if not here and attempt.ended_at is not None:
+        workspace = site.workspace
+        whole = StoredLogs(workspace.store, workspace.artifacts, attempt.run_id).data(
+            attempt.task, attempt.map_index, attempt.attempt)
+    if whole is None and not path.is_relative_to(site.workspace.logs.resolve()):
         raise NotFound(f"The log of {attempt.task!r} attempt {attempt.attempt} is not under "
-                       "the logs.")
-    text, size = "", 0
-    if path.is_file():
+                       "the logs, nor stored with the artifacts.")
+    chunk, size = b"", 0
+    if whole is not None:
+        chunk, size = whole[offset:offset + LOG_CHUNK], len(whole)
+    elif here:
         with open(path, "rb") as handle:
-            handle.seek(max(0, offset))
+            handle.seek(offset)
             chunk = handle.read(LOG_CHUNK)
-            size = path.stat().st_size
-        text = chunk.decode("utf-8", errors="replace")
-        offset = max(0, offset) + len(chunk)
+            size = os.fstat(handle.fileno()).st_size
+    text = chunk.decode("utf-8", errors="replace")
+    offset += len(chunk)
     return {"text": text, "offset": offset, "size": size, "state": attempt.state,
             "done": attempt.ended_at is not None and offset >= size}
 
