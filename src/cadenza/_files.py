@@ -5,7 +5,9 @@ opening that one folder to a group (docs/stores.md)."""
 from __future__ import annotations
 
 import os
+import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -73,3 +75,25 @@ def open_append(path: Path, home: Path) -> int:
     """A file descriptor appending to ``path``, created private if new."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode(home))
 
+
+
+def write_once(path: Path, make: Callable[[], bytes], mode: int) -> str:
+    """The text of ``path`` (stripped), written first with ``make()`` and ``mode`` (whatever
+    the umask) if there is no such file. Two processes racing to write it both read the one
+    written first: a hard link never replaces a file, where os.replace lets the last win."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as out:
+                out.write(make())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="utf-8").strip()

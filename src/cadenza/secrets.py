@@ -198,28 +198,12 @@ def _fernet(home: Path | None, param: str = "", *, create: bool = True
 
 
 def _key_file(path: Path, home: Path) -> str:
-    """The key in ``path``, made owner-only on first use. Two processes racing to make it
-    both end up reading the first one written: a hard link never replaces a file."""
-    if not path.exists():
-        import secrets as random  # here: only the first sealing of a store makes a key
+    """The key in ``path``, made private on first use (the first of two racing writers wins)."""
+    from cadenza._files import file_mode, make_home, write_once
 
-        from cryptography.fernet import Fernet
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    from cryptography.fernet import Fernet  # here: only the first sealing of a store makes one
 
-        from cadenza._files import file_mode, make_home
-
-        make_home(home)
-        tmp = home / f".{KEY_FILE}.{random.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(home))
-        try:
-            os.fchmod(fd, file_mode(home))  # whatever the umask
-            with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key() + b"\n")
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            except OSError:  # a filesystem without hard links
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path.read_text(encoding="utf-8").strip()
+    make_home(home)
+    return write_once(path, lambda: Fernet.generate_key() + b"\n", file_mode(home))

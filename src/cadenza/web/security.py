@@ -17,6 +17,7 @@ from typing import Any
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.responses import RedirectResponse, Response
 
+from cadenza._files import write_once
 from cadenza.exceptions import CadenzaError
 
 COOKIE = "cadenza_session"
@@ -48,23 +49,7 @@ def secret_key(home: Path) -> str:
     path = home / "ui_secret"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        tmp = home / f".ui_secret.{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(secrets.token_hex(32) + "\n")
-            os.chmod(tmp, 0o600)  # an odd umask may have taken away the owner's read bit
-            try:
-                # A hard link never replaces: when two processes race, the first key wins and
-                # both read it back below. os.replace would let the last writer win instead.
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            except OSError:  # a filesystem without hard links
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    key = path.read_text(encoding="utf-8").strip()
+    key = write_once(path, lambda: (secrets.token_hex(32) + "\n").encode(), 0o600)
     if len(key) < 32:
         raise UIConfigError(
             f"The UI signing key in {str(path)!r} is {len(key)} characters long, too short to "
