@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.faults._harness import GUARD, wait_for
 
 from cadenza import Pipeline
 from cadenza.artifacts.local import LocalArtifactStore
@@ -26,17 +25,6 @@ from cadenza.workspace import Workspace
 
 pytest.importorskip("psycopg", reason="the PostgreSQL tests need cadenza[postgres]")
 from cadenza.store.postgres import PostgresStore
-
-GUARD = 60.0
-"""Seconds a wait may take before the test fails: a guard against hangs."""
-
-
-def wait_for(what: str, ready: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + GUARD
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _pipeline(ran: Path, gates: Path) -> Pipeline:

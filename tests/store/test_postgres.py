@@ -11,13 +11,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.faults._harness import GUARD, wait_for
 
 from cadenza.exceptions import ClaimLostError, StoreError
 from cadenza.store.base import Batch
@@ -27,17 +26,6 @@ from cadenza.testing.postgres import PostgresServer
 
 psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL tests need cadenza[postgres]")
 from cadenza.store.postgres import PostgresStore, pools_in_use, redact  # noqa: E402
-
-GUARD = 60.0
-"""Seconds a child process may take before the test fails: a guard against hangs."""
-
-
-def wait_for(what: str, ready: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + GUARD
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _tables(dsn: str) -> set[str]:

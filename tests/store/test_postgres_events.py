@@ -8,12 +8,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.faults._harness import GUARD, wait_for
 
 from cadenza.exceptions import StoreError
 from cadenza.store.base import Batch, Event
@@ -29,17 +29,6 @@ from cadenza.testing.contracts import (
 psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL tests need cadenza[postgres]")
 from cadenza.store import postgres  # noqa: E402
 from cadenza.store.postgres import PostgresStore  # noqa: E402
-
-GUARD = 60.0
-"""Seconds a wait may take before the test fails: a guard against hangs."""
-
-
-def wait_for(what: str, ready: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + GUARD
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def waiting_on_locks(dsn: str) -> int:
