@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cadenza.testing.artifacts import MotoS3
 from cadenza.testing.postgres import PostgresServer, PostgresUnavailableError
 
 
@@ -33,3 +34,15 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_dsn(postgres_server: PostgresServer) -> str:
     """The DSN of a new, empty database of its own for one test."""
     return postgres_server.new_database(f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3]:
+    """An S3 API (moto's server) on 127.0.0.1 for the test session; make a bucket per test
+    with ``.bucket()`` (skipped where cadenza[s3] or moto[server] is missing)."""
+    pytest.importorskip("s3fs", reason="S3 needs cadenza[s3]")
+    pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
+    from cadenza.testing.artifacts import moto_s3
+
+    with moto_s3() as server:
+        yield server

@@ -13,7 +13,7 @@ import pytest
 from cadenza.artifacts.fsspec import FsspecArtifactStore
 from cadenza.artifacts.local import LocalArtifactStore
 from cadenza.artifacts.memory import MemoryArtifactStore
-from cadenza.testing.artifacts import ArtifactStoreContract, MotoS3, moto_s3
+from cadenza.testing.artifacts import ArtifactStoreContract, MotoS3
 
 
 class TestLocalArtifactStore(ArtifactStoreContract):
@@ -67,25 +67,17 @@ class TestFsspecMemoryStreamed(TestFsspecMemory):
 
 
 @pytest.fixture(scope="session")
-def s3() -> Iterator[MotoS3]:
-    pytest.importorskip("s3fs", reason="S3 needs cadenza[s3]")
-    pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
-    with moto_s3() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def bucket(s3: MotoS3) -> str:
-    return s3.bucket()
+def bucket(s3_server: MotoS3) -> str:
+    return s3_server.bucket()
 
 
 class TestFsspecS3(ArtifactStoreContract):
     """S3 through s3fs over real HTTP to moto on 127.0.0.1: one prefix per test."""
 
     @pytest.fixture
-    def store(self, s3: MotoS3, bucket: str, tmp_path: Path) -> FsspecArtifactStore:
+    def store(self, s3_server: MotoS3, bucket: str, tmp_path: Path) -> FsspecArtifactStore:
         return FsspecArtifactStore(f"s3://{bucket}/{uuid.uuid4().hex[:12]}",
-                                   cache=tmp_path / "cache", **s3.options)
+                                   cache=tmp_path / "cache", **s3_server.options)
 
     def damage(self, store: Any, hash: str, data: bytes) -> None:
         store.fs.pipe_file(store.key(hash), data)

@@ -9,17 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cadenza.testing.artifacts import MotoS3, moto_s3
+from cadenza.testing.artifacts import MotoS3
 from cadenza.testing.postgres import PostgresServer
 from cadenza.workspace import Workspace, locate
-
-pytest.importorskip("s3fs", reason="S3 artifacts need cadenza[s3]")
-pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
 
 PIPELINE = '''
 from cadenza import Param, Pipeline
@@ -41,12 +37,6 @@ def fail(talk: int) -> int:
 '''
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoS3]:
-    with moto_s3() as server:
-        yield server
-
-
 def cadenza(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cadenza", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -60,11 +50,11 @@ def _host(root: Path) -> Path:
 
 
 def test_logs_of_another_host_are_shown_from_the_bucket(
-        tmp_path: Path, postgres_server: PostgresServer, s3: MotoS3,
+        tmp_path: Path, postgres_server: PostgresServer, s3_server: MotoS3,
         monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "CADENZA_DB": postgres_server.new_database("logs_shared"),
-           "CADENZA_ARTIFACTS": f"s3://{s3.bucket()}/team",
-           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3.options), "NO_COLOR": "1"}
+           "CADENZA_ARTIFACTS": f"s3://{s3_server.bucket()}/team",
+           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3_server.options), "NO_COLOR": "1"}
     env.pop("CADENZA_HOME", None)
     a, b = _host(tmp_path / "a"), _host(tmp_path / "b")
     ran = cadenza("run", "chatty.py", cwd=a, env=env)

@@ -10,25 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cadenza.store.postgres import PostgresStore
-from cadenza.testing.artifacts import MotoS3, moto_s3
+from cadenza.testing.artifacts import MotoS3
 from cadenza.testing.postgres import PostgresServer
 
-pytest.importorskip("s3fs", reason="S3 artifacts need cadenza[s3]")
-pytest.importorskip("moto.server", reason="the local S3 server needs moto[server]")
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[MotoS3]:
-    with moto_s3() as server:
-        yield server
 
 
 def cadenza(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -37,11 +27,11 @@ def cadenza(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 
 def test_two_hosts_share_one_database_and_one_bucket(
-        tmp_path: Path, postgres_server: PostgresServer, s3: MotoS3) -> None:
+        tmp_path: Path, postgres_server: PostgresServer, s3_server: MotoS3) -> None:
     dsn = postgres_server.new_database("churn_shared")
-    bucket = s3.bucket()
+    bucket = s3_server.bucket()
     env = {**os.environ, "CADENZA_DB": dsn, "CADENZA_ARTIFACTS": f"s3://{bucket}/team",
-           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3.options), "NO_COLOR": "1"}
+           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3_server.options), "NO_COLOR": "1"}
     env.pop("CADENZA_HOME", None)
     hosts = {}
     for name in ("a", "b"):
@@ -76,12 +66,12 @@ def test_two_hosts_share_one_database_and_one_bucket(
 
 
 def test_churn_on_dask_with_the_shared_database_and_bucket(
-        tmp_path: Path, postgres_server: PostgresServer, s3: MotoS3) -> None:
+        tmp_path: Path, postgres_server: PostgresServer, s3_server: MotoS3) -> None:
     pytest.importorskip("distributed", reason="the dask executor needs cadenza[dask]")
     dsn = postgres_server.new_database("churn_dask")
-    bucket = s3.bucket()
+    bucket = s3_server.bucket()
     env = {**os.environ, "CADENZA_DB": dsn, "CADENZA_ARTIFACTS": f"s3://{bucket}/team",
-           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3.options), "NO_COLOR": "1"}
+           "CADENZA_ARTIFACTS_OPTIONS": json.dumps(s3_server.options), "NO_COLOR": "1"}
     env.pop("CADENZA_HOME", None)
     shutil.copytree(EXAMPLE, tmp_path / "churn", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "pyproject.toml").write_text("")
@@ -98,5 +88,5 @@ def test_churn_on_dask_with_the_shared_database_and_bucket(
         store.close()
     import s3fs  # type: ignore[import-untyped]
 
-    stored = s3fs.S3FileSystem(**s3.options).find(f"{bucket}/team")
+    stored = s3fs.S3FileSystem(**s3_server.options).find(f"{bucket}/team")
     assert stored  # the run's large values and files are objects in the bucket
