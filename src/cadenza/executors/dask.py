@@ -1,12 +1,14 @@
-"""Run calls on a Dask cluster, each in a process forked for it on a Dask worker.
+"""Run calls on a Dask cluster, each in a warm process of a pool its Dask worker forked.
 
 A call travels pickled (by reference, as with the processes executor, so the workers must be
-able to import what it names) to a Dask task, ``_attempt``, that forks a child to run it and
-waits: ``kill`` SIGKILLs that child, which Dask's own cancel cannot do to a running task, and a
-call that ends its own process (a segfault, ``os._exit``, the out-of-memory killer) ends only
-its child, while the Dask worker lives on. The child dies with its worker (the parent-death
-signal), so a worker that dies takes its calls with it: that is ``KilledWorker``, reported as
-a crashed attempt, as is a child's own death.
+able to import what it names) to a Dask task that hands it to a free child of this executor's
+pool on that worker (``_dask_pool``: one child per worker thread, forked once) and waits:
+``kill`` SIGKILLs that child, which Dask's own cancel cannot do to a running task, and the pool
+forks another; a call that ends its own process (a segfault, ``os._exit``, the out-of-memory
+killer) ends only its child, while the Dask worker lives on. The children die with their
+worker (the parent-death signal), so a worker that dies takes its calls with it: that is
+``KilledWorker``, reported as a crashed attempt, as is a child's own death. ``shutdown`` stops
+the executor's pools.
 
 Each Dask future is released as soon as it is read: Dask recomputes a finished future that
 the client still holds when its worker dies. A cluster this executor starts sets
@@ -29,12 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
-import os
 import pickle
-import signal
 import socket
-import sys
 import threading
 import uuid
 import warnings
@@ -60,14 +58,13 @@ from cadenza.exceptions import (
     SerializationError,
     WorkerCrashedError,
 )
-from cadenza.executors import _parent_death, ref
-from cadenza.executors.processes import _describe_exit, _killed, _run, _settle
+from cadenza.executors import _dask_pool, ref
+from cadenza.executors.processes import _describe_exit, _killed, _settle
 
 T = TypeVar("T")
 
 _ALLOWED_FAILURES = "distributed.scheduler.allowed-failures"
 _CONNECT = 5.0  # seconds to reach a scheduler's port
-_TOMBSTONES = 10_000  # killed call ids a worker keeps, so one killed before it forked never runs
 
 
 @dataclass(eq=False)
@@ -137,6 +134,7 @@ class DaskExecutor:
         self._placeable: set[tuple[tuple[str, float], ...]] = set()  # resources a worker has
         self._calls: dict[Future[Any], _Call] = {}
         self._closing = self._closed = False
+        self._token = f"cadenza-executor-{uuid.uuid4().hex}"  # names its pools on the workers
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -172,8 +170,8 @@ class DaskExecutor:
                     "This DaskExecutor has been shut down; create a new one to submit calls."
                 )
             call_id = f"cadenza-{uuid.uuid4().hex}"
-            dask_future = self._client.submit(_attempt, call_id, payload,
-                                              getattr(fn, "__module__", None), task,
+            dask_future = self._client.submit(_dask_pool.attempt, self._token, call_id,
+                                              payload, getattr(fn, "__module__", None), task,
                                               key=call_id, pure=False,
                                               resources=dict(resources) if resources else None)
             self._calls[future] = _Call(call_id, dask_future)
@@ -208,7 +206,8 @@ class DaskExecutor:
             calls = {f: c for f in futures if (c := self._calls.pop(f, None)) and not f.done()}
         if not calls:
             return 0
-        ran = set().union(*self._client.run(_kill, [c.id for c in calls.values()]).values())
+        ran = set().union(*self._client.run(_dask_pool.kill,
+                                            [c.id for c in calls.values()]).values())
         for future, call in calls.items():
             if call.id not in ran:
                 call.dask.cancel()  # still waiting for a thread: Dask drops it
@@ -225,6 +224,8 @@ class DaskExecutor:
             wait_for(pending)
         else:
             self._kill(pending)
+        with contextlib.suppress(Exception):  # a worker gone meanwhile took its pool with it
+            self._client.run(_dask_pool.close, self._token)
         if self._owns_client:
             self._client.close()
         if self._cluster is not None:
@@ -307,88 +308,3 @@ def _dask_error(error: BaseException | None) -> BaseException:
         crashed.__cause__ = error
         return crashed
     return error if error is not None else RuntimeError("The Dask task failed without an error.")
-
-
-# -- on a Dask worker ------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_children: dict[str, int] = {}  # call id -> the pid of the child running it
-_stopped: set[str] = set()  # calls whose child _kill SIGKILLed
-_tombstones: dict[str, None] = {}  # calls killed before they forked here (insertion order)
-
-
-def _attempt(call_id: str, payload: bytes, module: str | None = None,
-             task: ref.TaskRef | None = None) -> tuple[str, Any]:
-    """Run one call in a forked child: ``("reply", bytes)`` as the processes executor's
-    worker answers, ``("crashed", exitcode)`` or ``("killed", exitcode)``. ``module``, the
-    function's, and the pipeline of ``task`` are imported here first, once per worker: a
-    child's imports die with it, so each call would pay them again (0.1 s each for cadenza's
-    own, and the pipeline file's imports)."""
-    _parent_death.prepare()
-    if module and module not in sys.modules:
-        with contextlib.suppress(Exception):  # the child meets the same error, and reports it
-            importlib.import_module(module)
-    if task is not None:
-        ref.preload(task)
-    read_end, write_end = os.pipe()
-    with _lock:  # held across the fork: _kill sees the child registered, or the tombstone
-        if call_id in _tombstones:
-            del _tombstones[call_id]
-            os.close(read_end)
-            os.close(write_end)
-            return "killed", None
-        with warnings.catch_warnings():  # 3.12+ warns of fork() with threads: see _child
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            _child(read_end, write_end, payload)
-        _children[call_id] = pid
-    os.close(write_end)
-    chunks = []
-    with os.fdopen(read_end, "rb") as reader:
-        while chunk := reader.read(1 << 16):
-            chunks.append(chunk)
-    with _lock:  # unregistered before it is reaped: _kill never signals a reused pid
-        del _children[call_id]
-        killed = call_id in _stopped
-        _stopped.discard(call_id)
-    exitcode = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    if killed:
-        return "killed", exitcode
-    if exitcode == 0 and chunks:
-        return "reply", b"".join(chunks)
-    return "crashed", exitcode
-
-
-def _child(read_end: int, write_end: int, payload: bytes) -> None:
-    """The forked child: run the call, write the reply, exit without the worker's cleanup.
-    It touches nothing of the worker's (its event loop, its locks): only the call runs."""
-    code = 1
-    try:
-        os.close(read_end)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-        _parent_death.arm()  # SIGKILL when the worker thread that forked it ends
-        reply = memoryview(_run(payload))
-        while reply:
-            reply = reply[os.write(write_end, reply):]
-        code = 0
-    finally:
-        os._exit(code)
-
-
-def _kill(call_ids: list[str]) -> list[str]:
-    """SIGKILL the children running these calls here, and remember the others so that they
-    never start here; the calls whose child was found."""
-    found = []
-    with _lock:
-        for call_id in call_ids:
-            pid = _children.get(call_id)
-            if pid is None:
-                _tombstones[call_id] = None
-            else:
-                _stopped.add(call_id)
-                os.kill(pid, signal.SIGKILL)
-                found.append(call_id)
-        while len(_tombstones) > _TOMBSTONES:
-            del _tombstones[next(iter(_tombstones))]
-    return found
