@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import pickle
+import queue
 import socket
 import threading
 import uuid
@@ -135,6 +136,15 @@ class DaskExecutor:
         self._calls: dict[Future[Any], _Call] = {}
         self._closing = self._closed = False
         self._token = f"cadenza-executor-{uuid.uuid4().hex}"  # names its pools on the workers
+        # Results are fetched straight from the workers where the client was told to, or the
+        # cluster is a LocalCluster (whose workers this host reaches): not via the scheduler.
+        direct = client.direct_to_workers
+        self._direct = bool(direct if direct is not None
+                            else isinstance(getattr(client, "cluster", None), LocalCluster))
+        self._finished: queue.SimpleQueue[tuple[Future[Any], Any] | None] = queue.SimpleQueue()
+        self._collector = threading.Thread(target=self._collect, name="cadenza-dask-collector",
+                                           daemon=True)
+        self._collector.start()
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -224,6 +234,9 @@ class DaskExecutor:
             wait_for(pending)
         else:
             self._kill(pending)
+        self._finished.put(None)
+        if threading.current_thread() is not self._collector:  # a done-callback may call this
+            self._collector.join()
         with contextlib.suppress(Exception):  # a worker gone meanwhile took its pool with it
             self._client.run(_dask_pool.close, self._token)
         if self._owns_client:
@@ -232,35 +245,80 @@ class DaskExecutor:
             self._cluster.close()
 
     def _done(self, future: Future[Any], dask_future: Any) -> None:
-        """Dask's callback thread: settle ``future`` from its Dask task, then release that."""
+        """Dask's callback thread: hand the finished Dask task to the collector thread."""
         with self._lock:
             self._calls.pop(future, None)
-        try:
+        self._finished.put((future, dask_future))
+
+    def _collect(self) -> None:
+        """The collector thread: settle futures from their finished Dask tasks, as many at a
+        time as have finished (their results fetched in one gather), and release those."""
+        while True:
+            batch = [self._finished.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._finished.get_nowait())
+            done = [item for item in batch if item is not None]
+            try:
+                self._settle_all(done)
+            except BaseException as exc:  # a bug: no call may wait forever for it
+                for future, _ in done:
+                    _complete(future, exc)
+            finally:
+                for _, dask_future in done:
+                    dask_future.release()
+            if len(done) < len(batch):  # shutdown's stop
+                return
+
+    def _settle_all(self, done: list[tuple[Future[Any], Any]]) -> None:
+        finished = []
+        for future, dask_future in done:
             if future.done():  # killed
-                return
-            if dask_future.status == "cancelled":
+                continue
+            if dask_future.status == "finished":
+                finished.append((future, dask_future))
+            elif dask_future.status == "cancelled":
                 _complete(future, _killed("it was cancelled in Dask"))
-                return
-            if dask_future.status == "error":
-                _complete(future, _dask_error(dask_future.exception()))
-                return
-            kind, value = dask_future.result()
-        except Exception as exc:  # the client lost the scheduler, say
-            _complete(future, exc)
+            else:
+                _complete(future, _get(functools.partial(_error_of, dask_future)))
+        if not finished:
             return
-        finally:
-            dask_future.release()
-        if kind == "reply":
-            with contextlib.suppress(InvalidStateError):
-                _settle(future, value)
-        elif kind == "killed":
-            _complete(future, _killed("it was killed"))
-        else:
-            _complete(future, WorkerCrashedError(
-                f"The process running this task on a Dask worker {_describe_exit(value)}. A "
-                "crash in native code, os._exit() or the out-of-memory killer can do this; "
-                "the Dask worker lives on.", exitcode=value,
-            ))
+        try:
+            answers = self._client.gather([d for _, d in finished], direct=self._direct)
+        except Exception:  # one of them is lost, say: each on its own then
+            answers = [_get(d.result) for _, d in finished]
+        for (future, _), answer in zip(finished, answers, strict=True):
+            if isinstance(answer, BaseException):
+                _complete(future, answer)
+            else:
+                _answer(future, *answer)
+
+
+def _get(read: Callable[[], Any]) -> Any:
+    """What ``read`` returns, or the error it raised (the client lost the scheduler, say)."""
+    try:
+        return read()
+    except Exception as exc:
+        return exc
+
+
+def _error_of(dask_future: Any) -> BaseException:
+    return _dask_error(dask_future.exception())
+
+
+def _answer(future: Future[Any], kind: str, value: Any) -> None:
+    """Settle ``future`` from what its Dask task returned (_dask_pool.attempt)."""
+    if kind == "reply":
+        with contextlib.suppress(InvalidStateError):
+            _settle(future, value)
+    elif kind == "killed":
+        _complete(future, _killed("it was killed"))
+    else:
+        _complete(future, WorkerCrashedError(
+            f"The process running this task on a Dask worker {_describe_exit(value)}. A "
+            "crash in native code, os._exit() or the out-of-memory killer can do this; "
+            "the Dask worker lives on.", exitcode=value,
+        ))
 
 
 def _client_at(address: str) -> Any:
