@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import pickle
 import queue
 import socket
@@ -135,7 +136,8 @@ class DaskExecutor:
         self._placeable: set[tuple[tuple[str, float], ...]] = set()  # resources a worker has
         self._calls: dict[Future[Any], _Call] = {}
         self._closing = self._closed = False
-        self._token = f"cadenza-executor-{uuid.uuid4().hex}"  # names its pools on the workers
+        self._token = f"cadenza-{uuid.uuid4().hex}"  # names its calls and its pools on workers
+        self._ids = itertools.count()
         # Results are fetched straight from the workers where the client was told to, or the
         # cluster is a LocalCluster (whose workers this host reaches): not via the scheduler.
         direct = client.direct_to_workers
@@ -179,7 +181,7 @@ class DaskExecutor:
                 raise RuntimeError(
                     "This DaskExecutor has been shut down; create a new one to submit calls."
                 )
-            call_id = f"cadenza-{uuid.uuid4().hex}"
+            call_id = f"{self._token}-{next(self._ids)}"  # unique on the scheduler
             dask_future = self._client.submit(_dask_pool.attempt, self._token, call_id,
                                               payload, getattr(fn, "__module__", None), task,
                                               key=call_id, pure=False,
