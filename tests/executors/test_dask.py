@@ -1,5 +1,6 @@
-"""DaskExecutor beyond the contract: the cluster it starts, a Dask worker that dies mid-call,
-children that die with their worker, and a cluster that would run an attempt twice."""
+"""DaskExecutor beyond the contract: the cluster it starts, the warm pool each worker keeps, a
+Dask worker that dies mid-call, children that die with their worker, and a cluster that would
+run an attempt twice."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def kill_worker() -> None:
     signal.pause()  # the parent-death signal ends this child
 
 
+def parent_and_pid() -> tuple[int, int]:
+    return os.getppid(), os.getpid()
+
+
 def _gone(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -50,6 +55,28 @@ def test_a_cluster_it_starts_runs_calls_in_worker_processes_and_stops_with_it() 
     assert executor._cluster.status.name == "closed"
     for worker in workers.values():
         assert _gone(worker)
+
+
+def test_calls_run_in_a_warm_child_of_their_worker_which_a_kill_replaces(
+        tmp_path: Path) -> None:
+    executor = DaskExecutor(n_workers=1)
+    try:
+        worker = next(iter(executor._client.run(os.getpid).values()))
+        seen = {executor.submit(parent_and_pid).result(GUARD) for _ in range(5)}
+        assert len(seen) == 1  # one thread: one child, forked once and reused
+        ((parent, child),) = seen
+        assert parent == worker
+        held = executor.submit(hold, str(tmp_path), "held")
+        assert _wait_started(tmp_path)["held"] == child
+        assert executor.kill(held) is True
+        assert isinstance(held.exception(GUARD), WorkerCrashedError)
+        _wait(lambda: _gone(child))
+        parent, replacement = executor.submit(parent_and_pid).result(GUARD)
+        assert parent == worker and replacement != child
+    finally:
+        (tmp_path / "release").touch()
+        executor.shutdown()
+    _wait(lambda: _gone(replacement))
 
 
 def test_a_dask_worker_that_dies_mid_call_is_a_crash_and_takes_its_child(tmp_path: Path) -> None:
