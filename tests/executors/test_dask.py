@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +102,40 @@ def test_a_dask_worker_that_dies_mid_call_is_a_crash_and_takes_its_child(tmp_pat
     finally:
         (tmp_path / "release").touch()
         executor.shutdown(wait=False)
+        cluster.close()
+
+
+RUNNER = """
+import sys, time
+from cadenza.executors.dask import DaskExecutor
+from cadenza.testing.executors import hold
+executor = DaskExecutor(address=sys.argv[1])
+executor.submit(hold, sys.argv[2], "held")
+time.sleep(600)
+"""
+
+
+def test_the_call_of_a_runner_killed_with_sigkill_is_killed_on_its_worker(
+        tmp_path: Path) -> None:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, cluster.scheduler_address,
+                               str(tmp_path)])
+    try:
+        child = _wait_started(tmp_path)["held"]
+        runner.kill()
+        runner.wait(GUARD)
+        _wait(lambda: _gone(child))  # the scheduler released its task: the plugin killed it
+        executor = DaskExecutor(address=cluster.scheduler_address)
+        try:  # the worker lives on, and its thread is free
+            assert executor.submit(add, 1, 2).result(GUARD) == 3
+        finally:
+            executor.shutdown()
+    finally:
+        (tmp_path / "release").touch()
+        runner.kill()
+        runner.wait(GUARD)
         cluster.close()
 
 

@@ -8,6 +8,11 @@ answer. ``kill`` SIGKILLs the child running a call, and the pool forks a replace
 that ends itself (a segfault, ``os._exit``) fails only its call, and the worker lives on. The
 executor closes its pools when it shuts down, so no process that ran one of its calls
 outlives it.
+
+``PoolPlugin``, which the executor registers on the cluster, kills the child of a call whose
+Dask task is cancelled while it runs: its client released it because the runner died (or
+cancelled it in Dask). The pools of a runner that died stay until they have been idle for
+``_IDLE`` seconds.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import importlib
 import multiprocessing
 import sys
 import threading
+import time
 from concurrent.futures import CancelledError, Future
 from multiprocessing import util
 from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from cadenza.exceptions import WorkerCrashedError
 from cadenza.executors import ref
@@ -32,7 +40,24 @@ _pools: dict[str, ProcessExecutor] = {}  # executor token -> its pool on this wo
 _running: dict[str, Future[bytes]] = {}  # call id -> its call in a pool
 _stopped: set[str] = set()  # calls that kill() stopped in a pool
 _tombstones: dict[str, None] = {}  # calls killed before they reached this worker's pool
+_busy: dict[str, int] = {}  # executor token -> its calls in its pool here
+_used: dict[str, float] = {}  # executor token -> when a call of its last ended here (monotonic)
 _finalizer: Any = None
+_reaper: threading.Thread | None = None
+_IDLE = 300.0  # seconds after which an executor's pool with no calls here is closed
+
+
+class PoolPlugin(WorkerPlugin):
+    """On every Dask worker: kill the child running a call whose Dask task was cancelled
+    while it ran (the runner that sent it died, or cancelled it in Dask)."""
+
+    name = "cadenza-pools"
+    idempotent = True  # one for the cluster, whichever executor registered it first
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if (start in ("executing", "long-running") and finish in ("cancelled", "released")
+                and isinstance(key, str) and key.startswith("cadenza-")):
+            kill([key])
 
 
 def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
@@ -53,6 +78,7 @@ def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
         pool = _pools.get(owner) or _start(owner)
         future = pool.submit(_run, payload)
         _running[call_id] = future
+        _busy[owner] = _busy.get(owner, 0) + 1
     try:
         return "reply", future.result()
     except CancelledError:  # killed while it waited for a child: it never ran
@@ -63,6 +89,9 @@ def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
         with _lock:
             del _running[call_id]
             _stopped.discard(call_id)
+            if owner in _busy:  # else close() came first
+                _busy[owner] -= 1
+                _used[owner] = time.monotonic()
 
 
 def kill(call_ids: list[str]) -> list[str]:
@@ -89,6 +118,8 @@ def close(owner: str) -> None:
     """Stop ``owner``'s pool here, once its calls have ended: its processes exit."""
     with _lock:
         pool = _pools.pop(owner, None)
+        _busy.pop(owner, None)
+        _used.pop(owner, None)
     if pool is not None:
         pool.shutdown(wait=True)
 
@@ -98,9 +129,21 @@ def _close_all() -> None:
         close(owner)
 
 
+def _reap_idle() -> None:
+    """Close the pools that ran nothing for ``_IDLE`` seconds: their runner may have died."""
+    while True:
+        time.sleep(_IDLE / 10)
+        now = time.monotonic()
+        with _lock:
+            idle = [owner for owner in _pools
+                    if not _busy.get(owner) and now - _used.get(owner, now) > _IDLE]
+        for owner in idle:
+            close(owner)
+
+
 def _start(owner: str) -> ProcessExecutor:
     """``owner``'s pool, sized to this worker's threads (with ``_lock`` held)."""
-    global _finalizer
+    global _finalizer, _reaper
     from distributed import get_worker
 
     # A Dask worker is a daemonic process, which multiprocessing forbids to have children;
@@ -108,6 +151,10 @@ def _start(owner: str) -> ProcessExecutor:
     multiprocessing.current_process().daemon = False
     if _finalizer is None:  # runs before multiprocessing joins the worker's children at exit
         _finalizer = util.Finalize(None, _close_all, exitpriority=100)
+    if _reaper is None:
+        _reaper = threading.Thread(target=_reap_idle, name="cadenza-pool-reaper", daemon=True)
+        _reaper.start()
     pool = ProcessExecutor(max_workers=get_worker().state.nthreads)
     _pools[owner] = pool
+    _used[owner] = time.monotonic()
     return pool

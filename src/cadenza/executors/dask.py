@@ -132,6 +132,7 @@ class DaskExecutor:
                 "so a task that kills its worker may run more times than its retries allow. "
                 "Set it to 0 on the scheduler.", UserWarning, stacklevel=2,
             )
+        client.register_plugin(_dask_pool.PoolPlugin())  # kills the calls of a runner that died
         self._lock = threading.Lock()
         self._placeable: set[tuple[tuple[str, float], ...]] = set()  # resources a worker has
         self._calls: dict[Future[Any], _Call] = {}
