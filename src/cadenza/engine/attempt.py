@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import cadenza
+from cadenza.artifacts import integrity
 from cadenza.artifacts.base import ArtifactStore
-from cadenza.artifacts.serializers import serialize
+from cadenza.artifacts.serializers import deserialize, serialize
 from cadenza.engine import branching, logs
 from cadenza.engine.cache import file_hash, sha256
 from cadenza.engine.context import RecordingParams, TaskContext, reset_context, set_context
@@ -86,6 +87,23 @@ class StoredValue:
     uri: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ValueRef:
+    """An upstream value sent to another process by reference: the worker reads it from the
+    artifact store (``data``: the bytes themselves, when the metadata store keeps them), so
+    values never travel through the runner or a cluster's scheduler."""
+
+    hash: str
+    serializer: str
+    data: bytes | None = None
+
+    def load(self, artifacts: ArtifactStore) -> Any:
+        if self.data is None:
+            return deserialize(self.serializer, artifacts.get(self.hash))  # checked there
+        return deserialize(self.serializer,
+                           integrity.check(self.hash, self.data, "the metadata store"))
+
+
 @dataclass(slots=True)
 class AttemptResult:
     state: TaskState
@@ -148,6 +166,9 @@ def run_attempt(call: Call) -> AttemptResult:
             value: Any = body(_run_shell, call, log)
         else:
             assert call.fn is not None
+            for name, value in call.kwargs.items():
+                if type(value) is ValueRef:
+                    call.kwargs[name] = value.load(call.artifacts)
             if call.wants_ctx:
                 call.kwargs["ctx"] = context
             value = body(call.fn, **call.kwargs)  # where an inline Ctrl-C may land

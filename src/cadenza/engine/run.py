@@ -524,11 +524,13 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         spec, pipe, tis, values = node.spec, self.pipe, self.tis, self.values
         kwargs: dict[str, Any] = {}
         shell_inputs: dict[str, Path] = {}
+        # another process reads its inputs from the artifact store itself, by reference
+        value = values.of if self.keep_values or self.ws.in_memory else values.ref
         for up in node.inputs:
             if spec.kind == "shell":
                 shell_inputs[up] = values.file(tis[(up, -1)])
             else:
-                kwargs[up] = values.of(tis[(up, -1)])
+                kwargs[up] = value(tis[(up, -1)])
         for p in node.params:
             kwargs[p] = self.params[p]
         if spec.map_over is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from cadenza.artifacts.integrity import check
 from cadenza.artifacts.serializers import deserialize
-from cadenza.engine.attempt import StoredValue
+from cadenza.engine.attempt import StoredValue, ValueRef
 from cadenza.engine.journal import Instance, Key
 from cadenza.engine.result import load_value
 from cadenza.exceptions import CadenzaError
@@ -64,6 +64,19 @@ class Values:
             else:
                 data = check(ti.output, data, "the metadata store")
             self.held[(ti.task, ti.index)] = deserialize(serializer, data)
+
+    def ref(self, ti: Instance) -> ValueRef | None:
+        """``ti``'s output for another process: a reference it loads itself (None if none)."""
+        digest = ti.output
+        if digest is None:
+            return None
+        stored = self.fresh.get(digest)
+        if stored is not None:
+            return ValueRef(digest, stored.serializer, stored.data)
+        found = self.ws.store.artifact_data([digest]).get(digest)
+        if found is None:
+            raise CadenzaError(f"No artifact has the hash {digest!r} in {self.ws.home}.")
+        return ValueRef(digest, *found)
 
     def take(self, ti: Instance) -> Any:
         """Like ``of``, for a mapped item whose value is needed once: it is not kept."""
