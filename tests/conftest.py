@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,3 +47,21 @@ def s3_server() -> Iterator[MotoS3]:
 
     with moto_s3() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """A Dask LocalCluster of two worker processes (one thread each) that Dask's nannies
+    started, so not forks of this process; allowed-failures 0, as clusters cadenza starts
+    (skipped where cadenza[dask] is missing)."""
+    pytest.importorskip("distributed", reason="the dask executor needs cadenza[dask]")
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-import dask
-from distributed import Client, LocalCluster
+from distributed import Client
 
 PIPELINE = str(Path(__file__).parents[1] / "pipelines" / "counted.py")
 TASKS = ["each1", "each2", "each3", "join", "left", "right", "start"]
@@ -35,13 +33,11 @@ def ran(counts: Path) -> list[tuple[str, int]]:
             (line.split() for line in counts.read_text().splitlines())]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-    yield cluster
-    cluster.close()
+@pytest.fixture
+def cluster(dask_cluster: Any) -> Any:
+    """The session's cluster (tests/conftest.py): two worker processes Dask's nannies
+    started, not forks of this process."""
+    return dask_cluster
 
 
 def test_run_e_dask_starts_a_cluster_and_runs_each_task_once(tmp_path: Path) -> None:
