@@ -18,6 +18,8 @@ from cadenza.testing.executors import GUARD
 
 pytest.importorskip("distributed")
 
+import dask
+from distributed import LocalCluster
 
 from cadenza.executors.dask import DaskExecutor
 
@@ -66,11 +68,14 @@ VERSION = 100
 '''
 
 
-@pytest.fixture
-def cluster(dask_cluster: Any) -> Any:
-    """The session's cluster (tests/conftest.py): two worker processes Dask's nannies
-    started, not forks of this process."""
-    return dask_cluster
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two worker processes, started by Dask's nannies: not forks of this process."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    yield cluster
+    cluster.close()
 
 
 @pytest.fixture
