@@ -647,10 +647,10 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         as it ended: no finished work is lost."""
         self._collect_until(time.monotonic() + CANCEL_GRACE)
         if self.killable and self.in_flight > len(self.abandoned):
-            kill = self.executor.kill  # type: ignore[attr-defined]
-            for ti in list(self.tis.values()):
-                if ti.state is RUNNING and ti.future is not None and kill(ti.future):
-                    ti.token += 1  # killed: _cancel_all records it cancelled
+            running = {ti.future: ti for ti in self.tis.values()
+                       if ti.state is RUNNING and ti.future is not None}
+            for future in self._kill(list(running)):
+                running[future].token += 1  # killed: _cancel_all records it cancelled
             self._collect_until(time.monotonic() + CANCEL_SETTLE)  # those that had replied
 
     def _collect_until(self, end: float) -> None:
@@ -684,19 +684,30 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         """The claim is lost: stop the calls that can be stopped, record nothing."""
         self.ready.clear()
         if self.killable:
-            for ti in self.tis.values():
-                if ti.future is not None and not ti.future.done():
-                    self.executor.kill(ti.future)  # type: ignore[attr-defined]
+            self._kill([ti.future for ti in self.tis.values()
+                        if ti.future is not None and not ti.future.done()])
+
+    def _kill(self, futures: list[Future[AttemptResult]]) -> list[Future[AttemptResult]]:
+        """Stop these calls together, and say which it stopped (not those that had ended):
+        one by one, a call waiting in the executor's queue (Dask's) could start in the slot
+        another's kill frees, before its own kill."""
+        kill_all = getattr(self.executor, "kill_all", None)
+        if kill_all is not None:
+            return list(kill_all(futures))
+        kill = self.executor.kill  # type: ignore[attr-defined]
+        return [future for future in futures if kill(future)]
 
     def _cancel_all(self) -> None:
         self.cancelled = True
+        running = [ti for ti in self.tis.values() if ti.state is S.RUNNING
+                   and ti.running is not None and ti.running.state == "running"]
+        if self.killable:
+            self._kill([ti.future for ti in running if ti.future is not None])
         for ti in list(self.tis.values()):
             if ti.state in TERMINAL:
                 continue
             attempt = ti.running
             if ti.state is S.RUNNING and attempt is not None and attempt.state == "running":
-                if self.killable and ti.future is not None:
-                    self.executor.kill(ti.future)  # type: ignore[attr-defined]
                 ti.token += 1
                 ti.error = "cancelled while running"
                 # the attempt's own record, closed: inline, it was interrupted in this thread

@@ -43,5 +43,9 @@ class Killable(Protocol):
         """Stop the call behind ``future`` now; its slot is freed and its future ends with an
         error. A call still waiting for a slot is dropped instead (its future cancelled, where
         it can be) and never starts: True too. False if it had finished or is not this
-        executor's."""
+        executor's.
+
+        An executor that queues calls beyond its slots (Dask) also has ``kill_all(futures)``,
+        returning those it stopped: stopping them one at a time would free a slot that a call
+        waiting in its queue takes (and starts) before its own kill arrives."""
         ...

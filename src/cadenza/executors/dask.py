@@ -38,7 +38,7 @@ import socket
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -194,6 +194,11 @@ class DaskExecutor:
     def kill(self, future: Future[Any]) -> bool:
         return bool(self._kill([future]))
 
+    def kill_all(self, futures: Iterable[Future[Any]]) -> list[Future[Any]]:
+        """Kill these calls in one step (none that waits starts in a thread another frees);
+        return those it stopped (not those that had finished)."""
+        return self._kill(list(futures))
+
     def _check_resources(self, task: str, resources: Mapping[str, float]) -> None:
         """Refuse a call no worker has the resources for: Dask would hold it forever."""
         wanted = tuple(sorted(resources.items()))
@@ -212,20 +217,20 @@ class DaskExecutor:
             )
         self._placeable.add(wanted)
 
-    def _kill(self, futures: list[Future[Any]]) -> int:
+    def _kill(self, futures: list[Future[Any]]) -> list[Future[Any]]:
         """Kill these calls at once: each worker, in one step, SIGKILLs the children running
         any of them and remembers the rest, so that none starts in a thread the kill frees."""
         with self._lock:
             calls = {f: c for f in futures if (c := self._calls.pop(f, None)) and not f.done()}
         if not calls:
-            return 0
+            return []
         ran = set().union(*self._client.run(_dask_pool.kill,
                                             [c.id for c in calls.values()]).values())
         for future, call in calls.items():
             if call.id not in ran:
                 call.dask.cancel()  # still waiting for a thread: Dask drops it
             _complete(future, _killed("it was killed"))
-        return len(calls)
+        return list(calls)
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:

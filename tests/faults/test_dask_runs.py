@@ -1,0 +1,196 @@
+"""Runs on a Dask cluster, as a user meets them through `cadenza run --dask-address`: a
+timeout stops a sleeping, a busy and a GIL-holding task (their processes are killed, nothing
+of them runs on), `cadenza cancel` stops a run, and two runners resuming one run on one
+cluster and one PostgreSQL store run each body once. Bodies note what they do in a file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.faults._harness import GUARD, wait_for
+
+from cadenza.store.base import RunRecord
+from cadenza.testing.postgres import PostgresServer
+
+pytest.importorskip("distributed", reason="the dask executor needs cadenza[dask]")
+
+STUCK = '''
+import os
+import time
+from pathlib import Path
+from cadenza import Pipeline, Retry
+
+NOTES = Path(__file__).with_name("notes.txt")
+pipe = Pipeline("stuck", defaults={{"timeout": {timeout}, "retries": Retry(0)}})
+
+
+def note(text):
+    with NOTES.open("a") as out:
+        out.write(f"{{text}} {{os.getpid()}} {{time.time()}}\\n")
+
+
+@pipe.task
+def sleeping():
+    note("start sleeping")
+    for _ in range(600):
+        time.sleep(0.1)
+        note("alive sleeping")
+
+
+@pipe.task
+def busy():
+    note("start busy")
+    last = time.monotonic()
+    while True:
+        if time.monotonic() - last > 0.1:
+            note("alive busy")
+            last = time.monotonic()
+
+
+@pipe.task
+def gil():
+    note("start gil")
+    3 ** (10 ** 8)  # one C call that holds the GIL for a minute or more
+    note("end gil")
+'''
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CADENZA_HOME", "CADENZA_DB", "CADENZA_ARTIFACTS")}
+    return {**env, "NO_COLOR": "1", **extra}
+
+
+def _project(tmp_path: Path, timeout: float) -> Path:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "stuck.py").write_text(STUCK.format(timeout=timeout))
+    return tmp_path / "notes.txt"
+
+
+def _notes(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _alive_after(notes: Path, moment: float) -> list[list[str]]:
+    return [n for n in _notes(notes) if n[0] != "start" and float(n[-1]) > moment]
+
+
+def test_a_timeout_kills_sleeping_busy_and_gil_holding_tasks(tmp_path: Path,
+                                                             dask_cluster: Any) -> None:
+    # Two runs, so that no task waits for one of the cluster's two threads: on Dask a
+    # timeout counts from when the task is handed to Dask (README, "Dask").
+    notes = _project(tmp_path, timeout=3)
+    for tasks in (("sleeping", "busy"), ("gil",)):
+        only = [arg for task in tasks for arg in ("--only", task)]
+        done = subprocess.run(
+            [sys.executable, "-m", "cadenza", "run", "stuck.py", *only, "--dask-address",
+             dask_cluster.scheduler_address],
+            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=GUARD)
+        ended = time.time()
+        assert done.returncode == 1, done.stdout + done.stderr
+        for task in tasks:
+            assert f"Task {task!r} ran past its timeout of 3s" in done.stdout, done.stdout
+        time.sleep(1.0)  # what still ran would have noted itself by now
+        assert _alive_after(notes, ended) == []
+    assert {n[1] for n in _notes(notes) if n[0] == "start"} == {"sleeping", "busy", "gil"}
+    assert not any(n[:2] == ["end", "gil"] for n in _notes(notes))
+
+
+def test_cadenza_cancel_stops_a_run_on_dask(tmp_path: Path, dask_cluster: Any) -> None:
+    notes = _project(tmp_path, timeout=600)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "cadenza", "run", "stuck.py", "--dask-address",
+         dask_cluster.scheduler_address],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # the cluster's two threads take two tasks; the third waits in Dask
+        wait_for("two tasks to start", lambda: len(
+            [n for n in _notes(notes) if n[0] == "start"]) == 2)
+        listed = subprocess.run([sys.executable, "-m", "cadenza", "cancel", "latest"],
+                                cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                                timeout=GUARD)
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        out, _ = runner.communicate(timeout=GUARD)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    ended = time.time()
+    assert runner.returncode != 0, out
+    assert "cancelled" in out, out
+    time.sleep(1.0)
+    assert _alive_after(notes, ended) == []
+    assert len([n for n in _notes(notes) if n[0] == "start"]) == 2  # the waiting one never ran
+
+
+COUNTED = '''
+import os
+import time
+from pathlib import Path
+from cadenza import Pipeline
+
+NOTES = Path(__file__).with_name("notes.txt")
+pipe = Pipeline("shared")
+
+
+def make(name):
+    def body():
+        with NOTES.open("a") as out:
+            out.write(f"{name} {os.getpid()}\\n")
+        time.sleep(0.2)
+        return name
+    body.__name__ = name
+    return pipe.task(body)
+
+
+for i in range(12):
+    make(f"t{i}")
+'''
+
+
+def test_two_runners_resuming_one_run_on_one_cluster_run_each_body_once(
+        tmp_path: Path, dask_cluster: Any, postgres_server: PostgresServer) -> None:
+    from cadenza.store.postgres import PostgresStore
+
+    dsn = postgres_server.new_database("dask_two_runners")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "shared.py").write_text(COUNTED)
+    store = PostgresStore(dsn)
+    try:
+        store.create_runs([RunRecord("shared-20261205T000000-aaaaaa", "shared", "queued", {},
+                                     time.time(), target="shared.py")])
+    finally:
+        store.close()
+    command = [sys.executable, "-m", "cadenza", "--db", dsn, "run", "shared.py", "--resume",
+               "shared-20261205T000000-aaaaaa", "--dask-address",
+               dask_cluster.scheduler_address]
+    runners = [subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = []
+    try:
+        for runner in runners:
+            outs.append(runner.communicate(timeout=GUARD)[0])
+    finally:
+        for runner in runners:
+            if runner.poll() is None:
+                runner.send_signal(signal.SIGKILL)
+                runner.wait()
+    codes = sorted(runner.returncode for runner in runners)
+    assert codes == [0, 1], outs  # one ran it, the other was refused: it is claimed
+    assert any("which is alive" in out for out in outs), outs  # the refusal names its owner
+    bodies = sorted(line.split()[0] for line in (tmp_path / "notes.txt").read_text().splitlines())
+    assert bodies == sorted(f"t{i}" for i in range(12))  # each once
+    store = PostgresStore(dsn, readonly=True)
+    try:
+        run = store.get_run("shared-20261205T000000-aaaaaa")
+        assert run.state == "success"
+        assert all(a.attempt == 1 for a in store.attempts(run.run_id))
+    finally:
+        store.close()
