@@ -99,7 +99,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="cadenza-dask-bench-"))
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
     client = Client(cluster, set_as_default=False)
     executor = DaskExecutor(client)
     try:

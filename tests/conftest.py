@@ -60,7 +60,7 @@ def dask_cluster() -> Iterator[Any]:
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
     try:
         yield cluster
     finally:

@@ -84,7 +84,7 @@ def test_calls_run_in_a_warm_child_of_their_worker_which_a_kill_replaces(
 def test_a_dask_worker_that_dies_mid_call_is_a_crash_and_takes_its_child(tmp_path: Path) -> None:
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
     executor = DaskExecutor(address=cluster.scheduler_address)
     try:
         held = executor.submit(hold, str(tmp_path), "held")
@@ -119,7 +119,7 @@ def test_the_call_of_a_runner_killed_with_sigkill_is_killed_on_its_worker(
         tmp_path: Path) -> None:
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, cluster.scheduler_address,
                                str(tmp_path)])
     try:
@@ -142,7 +142,7 @@ def test_the_call_of_a_runner_killed_with_sigkill_is_killed_on_its_worker(
 def test_a_cluster_that_runs_tasks_again_is_warned_of() -> None:
     with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
     try:
         with pytest.warns(UserWarning, match=r"allowed-failures=2\), so a task that kills"):
             executor = DaskExecutor(address=cluster.scheduler_address)

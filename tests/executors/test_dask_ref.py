@@ -73,7 +73,7 @@ def cluster() -> Iterator[Any]:
     """Two worker processes, started by Dask's nannies: not forks of this process."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
     yield cluster
     cluster.close()
 

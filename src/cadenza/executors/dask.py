@@ -113,7 +113,10 @@ class DaskExecutor:
             with dask.config.set({_ALLOWED_FAILURES: 0}):
                 self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                     n_workers=n_workers, threads_per_worker=threads_per_worker,
-                    processes=True, dashboard_address=None,
+                    processes=True,
+                    # a free port for the scheduler's HTTP server: with None it still takes
+                    # 8787, and a second cluster on this host warns that 8787 is in use
+                    dashboard_address="127.0.0.1:0",
                 )
             client = Client(self._cluster, set_as_default=False)  # type: ignore[no-untyped-call]
         elif client is None:
