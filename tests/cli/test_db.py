@@ -104,13 +104,13 @@ def test_an_older_file_is_reported_then_upgraded_in_place(project: Path) -> None
     _version_1_file(db)
     current = cadenza(project, "--db", "state/meta.db", "db", "current")
     assert current.returncode == 0, current  # like `alembic current`: it read the version
-    assert "version 1; this cadenza's latest is 2: 1 pending (0002_run_claims). Run " \
-           "`cadenza db upgrade`." in current.stdout
+    assert "version 1; this cadenza's latest is 3: 2 pending (0002_run_claims, " \
+           "0003_pool_slots). Run `cadenza db upgrade`." in current.stdout
     assert cadenza(project, "--db", "state/meta.db", "db", "current", "--check"
                    ).returncode == 1
     as_json = json.loads(cadenza(project, "--db", str(db), "db", "current", "--json").stdout)
-    assert as_json == {"store": str(db), "backend": "sqlite", "version": 1, "latest": 2,
-                       "pending": ["0002_run_claims"]}
+    assert as_json == {"store": str(db), "backend": "sqlite", "version": 1, "latest": 3,
+                       "pending": ["0002_run_claims", "0003_pool_slots"]}
     readers = cadenza(project, "--db", f"sqlite:///{db.relative_to(project)}", "runs")
     assert "`cadenza db upgrade`" in _one_error_line(readers)
     upgraded = cadenza(project, "--db", str(db), "db", "upgrade")

@@ -74,8 +74,8 @@ def _check_rows(store: SqliteStore) -> None:
 
 def test_the_migrations_are_numbered_from_one() -> None:
     assert [(m.version, m.name) for m in migrations("sqlite")] == [
-        (1, "initial"), (2, "run_claims")]
-    assert SCHEMA_VERSION == 2
+        (1, "initial"), (2, "run_claims"), (3, "pool_slots")]
+    assert SCHEMA_VERSION == 3
 
 
 def test_a_new_file_records_every_migration(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_a_new_file_records_every_migration(tmp_path: Path) -> None:
         assert store.upgrade() == []
     finally:
         store.close()
-    assert _recorded(db) == [(1, "initial"), (2, "run_claims")]
+    assert _recorded(db) == [(1, "initial"), (2, "run_claims"), (3, "pool_slots")]
 
 
 def test_a_version_1_file_is_upgraded_in_place_with_its_rows(tmp_path: Path) -> None:
@@ -95,14 +95,14 @@ def test_a_version_1_file_is_upgraded_in_place_with_its_rows(tmp_path: Path) -> 
     store = SqliteStore(db, upgrade=False)
     try:
         assert store.schema_version() == 1
-        assert [m.version for m in store.upgrade()] == [2]
+        assert [m.version for m in store.upgrade()] == [2, 3]
         assert store.schema_version() == SCHEMA_VERSION
         _check_rows(store)
         assert store.claim_run("p-1", "h:1:a") == 1  # the new columns are used
         assert store.integrity_check() == "ok"
     finally:
         store.close()
-    assert _recorded(db) == [(1, "initial"), (2, "run_claims")]
+    assert _recorded(db) == [(1, "initial"), (2, "run_claims"), (3, "pool_slots")]
 
 
 def test_opening_a_version_1_file_to_write_upgrades_it(tmp_path: Path) -> None:
@@ -116,22 +116,17 @@ def test_opening_a_version_1_file_to_write_upgrades_it(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_version_2_file_is_recorded_at_2_and_changed_no_further(tmp_path: Path) -> None:
+def test_a_version_2_file_is_recorded_at_2_and_upgraded_from_there(tmp_path: Path) -> None:
     db = tmp_path / "cadenza.db"
     _old_file(db, 2)
-    reader = SqliteStore(db, readonly=True)  # current already: a reader opens it as it is
+    store = SqliteStore(db, upgrade=False)
     try:
-        assert reader.schema_version() == 2
-        _check_rows(reader)
-    finally:
-        reader.close()
-    store = SqliteStore(db)
-    try:
-        assert store.upgrade() == []
+        assert store.schema_version() == 2
+        assert [m.version for m in store.upgrade()] == [3]
         _check_rows(store)
     finally:
         store.close()
-    assert _recorded(db) == [(1, "initial"), (2, "run_claims")]
+    assert _recorded(db) == [(1, "initial"), (2, "run_claims"), (3, "pool_slots")]
 
 
 def test_an_early_version_1_file_gets_the_tables_it_lacked(tmp_path: Path) -> None:
@@ -161,7 +156,7 @@ def test_a_read_only_open_of_an_old_file_says_to_upgrade(tmp_path: Path) -> None
         SqliteStore(db, readonly=True)
     text = str(caught.value)
     assert "\n" not in text
-    assert f"{str(db)!r} has schema version 1, older than this cadenza's (2)" in text
+    assert f"{str(db)!r} has schema version 1, older than this cadenza's (3)" in text
     assert "`cadenza db upgrade`" in text
     with sqlite3.connect(db) as raw:  # the schema is as it was
         names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
@@ -175,12 +170,12 @@ def test_a_file_newer_than_this_cadenza_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "cadenza.db"
     SqliteStore(db).close()
     with sqlite3.connect(db) as raw:
-        raw.execute("INSERT INTO schema_migrations VALUES (3, 'from_the_future', 0)")
+        raw.execute("INSERT INTO schema_migrations VALUES (4, 'from_the_future', 0)")
     raw.close()
     for readonly in (False, True):
         with pytest.raises(StoreError) as caught:
             SqliteStore(db, readonly=readonly)
-        assert "has schema version 3, newer than this cadenza knows (2)" in str(caught.value)
+        assert "has schema version 4, newer than this cadenza knows (3)" in str(caught.value)
         assert "pip install -U cadenza" in str(caught.value)
 
 
@@ -192,7 +187,7 @@ while time.time() < at:
     pass
 store = SqliteStore(sys.argv[1], upgrade=False)
 print(",".join(str(m.version) for m in store.upgrade()))
-assert store.schema_version() == 2
+assert store.schema_version() == 3
 store.close()
 """
 
@@ -210,8 +205,8 @@ def test_processes_upgrading_at_once_apply_each_migration_once(tmp_path: Path) -
             out, err = upgrader.communicate(timeout=GUARD)
             assert upgrader.returncode == 0, err
             applied += [v for v in out.strip().split(",") if v]
-        assert applied == ["2"]
-        assert _recorded(db) == [(1, "initial"), (2, "run_claims")]
+        assert sorted(applied) == ["2", "3"]
+        assert _recorded(db) == [(1, "initial"), (2, "run_claims"), (3, "pool_slots")]
         store = SqliteStore(db, readonly=True)
         try:
             _check_rows(store)

@@ -191,6 +191,16 @@ def owner_gone_here(owner: str) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
 
 
+def slot_counts(slot_epoch: int, run_epoch: int | None, owner: str | None, age: float,
+                stale_after: float) -> bool:
+    """Whether a pool slot taken at ``slot_epoch`` still counts: its run is still at that
+    epoch, owned, its owner's heartbeat is at most ``stale_after`` old (``age``, on the store's
+    clock) and its process has not ended on this host; ``claim_run`` takes a run over
+    exactly when this turns false."""
+    return (run_epoch == slot_epoch and owner is not None and age <= stale_after
+            and not owner_gone_here(owner))
+
+
 def effective_state(run: RunRecord, now: float | None = None,
                     stale_after: float = STALE_AFTER) -> str:
     """``running`` while its owner is alive, else ``interrupted``: the owner's pid has ended
@@ -249,6 +259,52 @@ class RunClaims(Protocol):
         ...
     def release_run(self, run_id: str, owner: str, epoch: int) -> None:
         """Give the run up, if ``owner`` still holds it at ``epoch``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlotHolder:
+    """Who holds (or wants) a pool slot: one task instance of a run, under the claim at
+    ``epoch``. A slot counts only while that claim lives (see ``PoolSlots``)."""
+
+    run_id: str
+    task: str
+    map_index: int
+    epoch: int
+
+
+@dataclass(slots=True)
+class Slot:
+    """A slot of a pool, held in the store by a task instance of a run."""
+
+    pool: str
+    run_id: str
+    task: str
+    map_index: int
+    epoch: int
+    taken_at: float
+    """When it was taken, on the store's clock."""
+
+
+class PoolSlots(Protocol):
+    """Pools across runs and runners: a task in a pool runs only while it holds one of the
+    pool's slots, kept in the store. A slot counts while its run's claim is the one it was
+    taken under and is live (as ``claim_run`` judges it); any other is dead, and the next
+    taker deletes it."""
+
+    def take_slot(self, pool: str, limit: int, holder: SlotHolder,
+                  stale_after: float = STALE_AFTER) -> bool:
+        """Give ``holder`` a slot of ``pool`` if fewer than ``limit`` live holders have one
+        (True), else False; one atomic compare-and-set. True if it holds one already."""
+        ...
+    def release_slot(self, pool: str, holder: SlotHolder) -> None:
+        """Give ``holder``'s slot back (only the one taken at its epoch)."""
+        ...
+    def release_slots(self, run_id: str, epoch: int) -> None:
+        """Give back every slot the run holds under its claim at ``epoch``."""
+        ...
+    def slots(self, pool: str | None = None) -> list[Slot]:
+        """The slots held, of one pool or all, live or not, oldest first."""
         ...
 
 
@@ -312,7 +368,7 @@ class SchedulerState(Protocol):
     def release_lease(self, name: str, holder: str) -> None: ...
 
 
-class MetadataStore(RunStore, RunClaims, TaskStore, ArtifactIndex, SchedulerState,
+class MetadataStore(RunStore, RunClaims, PoolSlots, TaskStore, ArtifactIndex, SchedulerState,
                     Protocol):
-    """Everything cadenza records, grouped by entity: one class implements all five parts
+    """Everything cadenza records, grouped by entity: one class implements all six parts
     (SqliteStore, MemoryStore), and the contract suite in cadenza.testing checks each."""

@@ -21,8 +21,11 @@ from cadenza.store.base import (
     Event,
     Fence,
     RunRecord,
+    Slot,
+    SlotHolder,
     TaskInstanceRecord,
     owner_gone_here,
+    slot_counts,
 )
 
 
@@ -40,6 +43,7 @@ class MemoryStore:
         self._cursors: dict[str, str] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._aliases: list[AliasChange] = []
+        self._slots: dict[tuple[str, str, str, int], Slot] = {}
 
     def apply(self, batch: Batch, fence: Fence | None = None) -> None:
         batch = copy.deepcopy(batch)  # records stay the store's own, as a database's would
@@ -95,6 +99,50 @@ class MemoryStore:
             run = self._runs.get(run_id)
             if run is not None and (run.owner, run.epoch) == (owner, epoch):
                 run.owner = None
+
+    # -- pool slots -------------------------------------------------------------------------
+
+    def take_slot(self, pool: str, limit: int, holder: SlotHolder,
+                  stale_after: float = STALE_AFTER) -> bool:
+        key = (pool, holder.run_id, holder.task, holder.map_index)
+        with self._lock:
+            mine = self._slots.get(key)
+            if mine is not None and mine.epoch == holder.epoch:
+                return True
+            now, live = time.time(), 0
+            for slot_key, slot in list(self._slots.items()):
+                if slot.pool != pool:
+                    continue
+                run = self._runs.get(slot.run_id)
+                if run is not None and slot_counts(slot.epoch, run.epoch, run.owner,
+                                                   now - (run.heartbeat or 0.0), stale_after):
+                    if slot_key == key:
+                        return False  # held under a newer claim: this holder's is lost
+                    live += 1
+                else:
+                    del self._slots[slot_key]
+            if live >= limit:
+                return False
+            self._slots[key] = Slot(*key, holder.epoch, now)
+            return True
+
+    def release_slot(self, pool: str, holder: SlotHolder) -> None:
+        key = (pool, holder.run_id, holder.task, holder.map_index)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None and slot.epoch == holder.epoch:
+                del self._slots[key]
+
+    def release_slots(self, run_id: str, epoch: int) -> None:
+        with self._lock:
+            for key, slot in list(self._slots.items()):
+                if slot.run_id == run_id and slot.epoch == epoch:
+                    del self._slots[key]
+
+    def slots(self, pool: str | None = None) -> list[Slot]:
+        with self._lock:
+            found = [copy.copy(s) for s in self._slots.values() if pool in (None, s.pool)]
+        return sorted(found, key=lambda s: (s.taken_at, s.pool, s.run_id, s.task, s.map_index))
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ making it twice does what making it once does, which is true of every write but
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -70,8 +71,11 @@ from cadenza.store.base import (
     Event,
     Fence,
     RunRecord,
+    Slot,
+    SlotHolder,
     TaskInstanceRecord,
     owner_gone_here,
+    slot_counts,
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
@@ -82,6 +86,7 @@ SCHEMA_VERSION = latest(BACKEND)
 """The schema version this cadenza writes: its newest file in store/migrations/postgres/."""
 MIGRATION_LOCK = 0x6361_6465_6E7A_61  # "cadenza": the advisory lock upgrades take
 EVENT_IDS_LOCK = 0x6361_6465_6E7A_65  # the advisory lock a transaction takes to number events
+POOL_LOCKS = 0x6364_6E70  # "cdnp": the first key of the advisory lock on a pool's name
 RETRY_WITHIN = POOL_TIMEOUT
 """Seconds a call keeps trying again while the server is away (restarting, say), from its
 first failure: then it raises StoreError."""
@@ -159,6 +164,12 @@ _INSERT_EVENT = _from_arrays(
 _INSERT_LINEAGE = _from_arrays("lineage", "child, parent", "text text") + (
     " ON CONFLICT DO NOTHING"
 )
+
+
+def _pool_key(pool: str) -> int:
+    """The second key of the advisory lock ``take_slot`` takes on ``pool``: a hash of its name
+    as a signed 32-bit integer (two pools that share one only wait for each other)."""
+    return int.from_bytes(hashlib.sha256(pool.encode()).digest()[:4], "big", signed=True)
 
 
 def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -515,6 +526,61 @@ class PostgresStore:
         self._call(lambda db: db.execute(
             "UPDATE runs SET owner = NULL WHERE run_id = %s AND owner = %s AND epoch = %s",
             (run_id, owner, epoch)))
+
+    # -- pool slots -------------------------------------------------------------------------
+
+    def take_slot(self, pool: str, limit: int, holder: SlotHolder,
+                  stale_after: float = STALE_AFTER) -> bool:
+        key = (pool, holder.run_id, holder.task, holder.map_index)
+
+        def take(db: psycopg.Connection[Any]) -> bool:
+            # One taker of this pool at a time, until the commit: the count below sees every
+            # slot the takers before took (each statement reads what was committed before it).
+            db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (POOL_LOCKS, _pool_key(pool)))
+            held = db.execute(
+                f"SELECT s.run_id, s.task, s.map_index, s.epoch, r.epoch, r.owner, "
+                f"{_NOW} - COALESCE(r.heartbeat, 0) FROM pool_slots s "
+                "LEFT JOIN runs r ON r.run_id = s.run_id WHERE s.pool = %s", (pool,),
+            ).fetchall()
+            live, dead = 0, []
+            for run_id, task, index, epoch, run_epoch, owner, age in held:
+                if (run_id, task, index) == key[1:] and epoch == holder.epoch:
+                    return True  # held already: this call made again after a lost reply
+                if slot_counts(epoch, run_epoch, owner, age, stale_after):
+                    if (run_id, task, index) == key[1:]:
+                        return False  # held under a newer claim: this holder's is lost
+                    live += 1
+                else:
+                    dead.append((pool, run_id, task, index))
+            if dead:
+                with db.cursor() as cur:
+                    cur.executemany("DELETE FROM pool_slots WHERE pool = %s AND run_id = %s "
+                                    "AND task = %s AND map_index = %s", dead)
+            if live >= limit:
+                return False
+            db.execute("INSERT INTO pool_slots (pool, run_id, task, map_index, epoch, taken_at) "
+                       f"VALUES (%s, %s, %s, %s, %s, {_NOW})", (*key, holder.epoch))
+            return True
+
+        # Made again after a lost reply, the taker finds its slot there and says True.
+        return self._call(take)
+
+    def release_slot(self, pool: str, holder: SlotHolder) -> None:
+        self._call(lambda db: db.execute(
+            "DELETE FROM pool_slots WHERE pool = %s AND run_id = %s AND task = %s "
+            "AND map_index = %s AND epoch = %s",
+            (pool, holder.run_id, holder.task, holder.map_index, holder.epoch)))
+
+    def release_slots(self, run_id: str, epoch: int) -> None:
+        self._call(lambda db: db.execute(
+            "DELETE FROM pool_slots WHERE run_id = %s AND epoch = %s", (run_id, epoch)))
+
+    def slots(self, pool: str | None = None) -> list[Slot]:
+        where, args = (" WHERE pool = %s", [pool]) if pool is not None else ("", [])
+        rows = self._read("SELECT pool, run_id, task, map_index, epoch, taken_at FROM "
+                          f"pool_slots{where} ORDER BY taken_at, pool, run_id, task, map_index",
+                          args)
+        return [Slot(*row) for row in rows]
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
         if not self._call(lambda db: db.execute(

@@ -40,8 +40,11 @@ from cadenza.store.base import (
     Event,
     Fence,
     RunRecord,
+    Slot,
+    SlotHolder,
     TaskInstanceRecord,
     owner_gone_here,
+    slot_counts,
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
@@ -560,6 +563,53 @@ class SqliteStore:
         with self._write() as db:
             db.execute("UPDATE runs SET owner = NULL WHERE run_id = ? AND owner = ? AND epoch = ?",
                        (run_id, owner, epoch))
+
+    # -- pool slots -------------------------------------------------------------------------
+
+    def take_slot(self, pool: str, limit: int, holder: SlotHolder,
+                  stale_after: float = STALE_AFTER) -> bool:
+        key = (pool, holder.run_id, holder.task, holder.map_index)
+        with self._write() as db:  # BEGIN IMMEDIATE: no other writer between count and insert
+            held = db.execute(
+                f"SELECT s.run_id, s.task, s.map_index, s.epoch, r.epoch, r.owner, "
+                f"{_NOW} - COALESCE(r.heartbeat, 0) FROM pool_slots s "
+                "LEFT JOIN runs r ON r.run_id = s.run_id WHERE s.pool = ?", (pool,),
+            ).fetchall()
+            live, dead = 0, []
+            for run_id, task, index, epoch, run_epoch, owner, age in held:
+                if (run_id, task, index) == key[1:] and epoch == holder.epoch:
+                    return True  # held already (asked again after a lost reply, say)
+                if slot_counts(epoch, run_epoch, owner, age, stale_after):
+                    if (run_id, task, index) == key[1:]:
+                        return False  # held under a newer claim: this holder's is lost
+                    live += 1
+                else:
+                    dead.append((pool, run_id, task, index))
+            if dead:
+                db.executemany("DELETE FROM pool_slots WHERE pool = ? AND run_id = ? "
+                               "AND task = ? AND map_index = ?", dead)
+            if live >= limit:
+                return False
+            db.execute("INSERT INTO pool_slots (pool, run_id, task, map_index, epoch, taken_at) "
+                       f"VALUES (?, ?, ?, ?, ?, {_NOW})", (*key, holder.epoch))
+        return True
+
+    def release_slot(self, pool: str, holder: SlotHolder) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM pool_slots WHERE pool = ? AND run_id = ? AND task = ? "
+                       "AND map_index = ? AND epoch = ?",
+                       (pool, holder.run_id, holder.task, holder.map_index, holder.epoch))
+
+    def release_slots(self, run_id: str, epoch: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM pool_slots WHERE run_id = ? AND epoch = ?", (run_id, epoch))
+
+    def slots(self, pool: str | None = None) -> list[Slot]:
+        where, args = (" WHERE pool = ?", (pool,)) if pool is not None else ("", ())
+        rows = self._read("SELECT pool, run_id, task, map_index, epoch, taken_at FROM "
+                          f"pool_slots{where} ORDER BY taken_at, pool, run_id, task, map_index",
+                          args)
+        return [Slot(*row) for row in rows]
 
     def request_cancel(self, run_id: str, requested: bool = True) -> None:
         with self._write() as db:

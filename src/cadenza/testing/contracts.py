@@ -41,6 +41,7 @@ from cadenza.store.base import (
     Event,
     MetadataStore,
     RunRecord,
+    SlotHolder,
     TaskInstanceRecord,
     effective_state,
 )
@@ -439,6 +440,109 @@ class MetadataStoreContract:
         assert effective_state(store.get_run("p-2"), now, stale_after=-1) == "failed"
         store.claim_run("p-1", f"{socket.gethostname()}:{_ended_pid()}:b", stale_after=-1)
         assert effective_state(store.get_run("p-1"), store.clock()) == "interrupted"
+
+    # -- pool slots -------------------------------------------------------------------------
+
+    def _claimed_runs(self, store: MetadataStore, *run_ids: str) -> dict[str, SlotHolder]:
+        """Runs claimed by live owners elsewhere; for each, a holder of its task ``db``."""
+        store.apply(Batch(runs=[run_record(r, created=i) for i, r in enumerate(run_ids)]))
+        holders = {}
+        for i, run_id in enumerate(run_ids):
+            epoch = store.claim_run(run_id, f"elsewhere:{i}:a")
+            assert epoch is not None
+            holders[run_id] = SlotHolder(run_id, "db", -1, epoch)
+        return holders
+
+    def test_a_pool_gives_at_most_its_limit_of_slots(self, store: MetadataStore) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2", "p-3")
+        assert store.take_slot("db", 2, h["p-1"]) is True
+        assert store.take_slot("db", 2, h["p-2"]) is True
+        assert store.take_slot("db", 2, h["p-3"]) is False
+        assert store.take_slot("other", 1, h["p-3"]) is True  # pools are counted apart
+        # a task of the same run is another holder: it counts against the limit too
+        assert store.take_slot("db", 2, SlotHolder("p-1", "db", 0, h["p-1"].epoch)) is False
+        assert [(s.pool, s.run_id) for s in store.slots("db")] == [("db", "p-1"), ("db", "p-2")]
+        assert {s.pool for s in store.slots()} == {"db", "other"}
+        slot = store.slots("other")[0]
+        assert (slot.task, slot.map_index, slot.epoch) == ("db", -1, h["p-3"].epoch)
+        assert slot.taken_at <= store.clock()
+
+    def test_taking_a_slot_held_already_says_yes_and_takes_no_other(
+        self, store: MetadataStore
+    ) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2")
+        assert store.take_slot("db", 1, h["p-1"]) is True
+        assert store.take_slot("db", 1, h["p-1"]) is True  # made again: still one slot
+        assert len(store.slots("db")) == 1
+        assert store.take_slot("db", 1, h["p-2"]) is False
+
+    def test_a_released_slot_can_be_taken_by_another(self, store: MetadataStore) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2")
+        assert store.take_slot("db", 1, h["p-1"]) is True
+        store.release_slot("db", h["p-1"])
+        store.release_slot("db", h["p-1"])  # twice: nothing more happens
+        assert store.slots("db") == []
+        assert store.take_slot("db", 1, h["p-2"]) is True
+
+    def test_a_release_is_fenced_on_the_holders_epoch(self, store: MetadataStore) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2")
+        mine = h["p-1"]
+        assert store.take_slot("db", 1, mine) is True
+        stale = SlotHolder(mine.run_id, mine.task, mine.map_index, mine.epoch - 1)
+        store.release_slot("db", stale)  # an older claim's release frees nothing
+        store.release_slots("p-1", mine.epoch - 1)
+        assert len(store.slots("db")) == 1
+        assert store.take_slot("db", 1, h["p-2"]) is False
+        store.release_slots("p-1", mine.epoch)
+        assert store.slots() == []
+        assert store.take_slot("db", 1, h["p-2"]) is True
+
+    def test_release_slots_frees_every_slot_of_the_run(self, store: MetadataStore) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2")
+        epoch = h["p-1"].epoch
+        for pool, index in (("db", -1), ("db", 0), ("gpu", 3)):
+            assert store.take_slot(pool, 5, SlotHolder("p-1", "db", index, epoch)) is True
+        assert store.take_slot("db", 5, h["p-2"]) is True
+        store.release_slots("p-1", epoch)
+        assert [(s.pool, s.run_id) for s in store.slots()] == [("db", "p-2")]
+
+    def test_a_stale_holders_slot_is_taken_back(self, store: MetadataStore) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2")
+        assert store.take_slot("db", 1, h["p-1"]) is True
+        assert store.take_slot("db", 1, h["p-2"], stale_after=3600) is False
+        # every heartbeat is older than -1 s: p-1's owner counts as gone, its slot with it
+        assert store.take_slot("db", 1, h["p-2"], stale_after=-1) is True
+        assert [s.run_id for s in store.slots("db")] == ["p-2"]
+
+    def test_a_slot_of_an_ended_process_or_a_released_run_is_taken_back(
+        self, store: MetadataStore
+    ) -> None:
+        store.apply(Batch(runs=[run_record(), run_record("p-2", created=1),
+                                run_record("p-3", created=2)]))
+        gone = store.claim_run("p-1", f"{socket.gethostname()}:{_ended_pid()}:a")
+        released = store.claim_run("p-2", "elsewhere:2:b")
+        live = store.claim_run("p-3", "elsewhere:3:c")
+        assert gone is not None and released is not None and live is not None
+        assert store.take_slot("db", 2, SlotHolder("p-1", "db", -1, gone)) is True
+        assert store.take_slot("db", 2, SlotHolder("p-2", "db", -1, released)) is True
+        store.release_run("p-2", "elsewhere:2:b", released)  # nobody owns p-2 now
+        assert store.take_slot("db", 2, SlotHolder("p-3", "db", -1, live)) is True
+        assert store.take_slot("db", 2, SlotHolder("p-3", "db", 0, live)) is True
+        assert sorted(s.map_index for s in store.slots("db")) == [-1, 0]
+        assert {s.run_id for s in store.slots("db")} == {"p-3"}
+
+    def test_a_slot_of_an_earlier_claim_does_not_count(self, store: MetadataStore) -> None:
+        h = self._claimed_runs(store, "p-1", "p-2")
+        old = h["p-1"]
+        assert store.take_slot("db", 1, old) is True
+        new = store.claim_run("p-1", "elsewhere:9:z", stale_after=-1)  # taken over
+        assert new == old.epoch + 1
+        assert store.take_slot("db", 1, h["p-2"]) is True  # the old claim's slot is dead
+        assert [s.run_id for s in store.slots("db")] == ["p-2"]
+        # the new owner's task waits like anyone's; the old owner's holder gets nothing
+        assert store.take_slot("db", 1, SlotHolder("p-1", "db", -1, new)) is False
+        assert store.take_slot("db", 2, SlotHolder("p-1", "db", -1, new)) is True
+        assert store.take_slot("db", 2, old) is False
 
     # -- task instances ---------------------------------------------------------------------
 
