@@ -19,6 +19,7 @@ Executors report back through ``future.add_done_callback(queue.put)``; one that 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import itertools
@@ -67,6 +68,7 @@ from cadenza.store.base import (
     AttemptRecord,
     CacheEntry,
     RunRecord,
+    SlotHolder,
     TaskInstanceRecord,
 )
 from cadenza.workspace import Workspace
@@ -88,6 +90,8 @@ SYNC_CHUNK = 1024
 ALERT_FLUSH = 5.0
 """Seconds a finishing run waits for its alerts to go out."""
 GC_THRESHOLD = 50_000
+SLOT_POLL = 0.2
+"""Seconds between two asks for a slot of a pool whose slots other runs hold."""
 
 
 RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,199}\Z")
@@ -145,6 +149,14 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         self.pool_of: dict[Future[AttemptResult], str] = {}
         self.pool_blocked = False
         """True when every ready task waits for a pool slot: nothing to submit until one frees."""
+        self.shared_pools = claim is not None and bool(pipe.pools)
+        """Pools count across runs: a pooled task takes a slot in the store before it starts
+        (it needs this runner's claim, which the slot is held under)."""
+        self.slot_wait: dict[str, float] = {}
+        """For each pool whose slots other runs held at the last ask: when to ask again."""
+        self.slot_retry: float | None = None
+        """When the next ready task waiting for another run's slot asks again (None: none)."""
+        self.slots_taken = False
         self.retries: list[tuple[float, Key]] = []
         self.deadlines: list[tuple[float, Key, int]] = []
         self.results: queue.SimpleQueue[tuple[Key, int, Future[AttemptResult]]] = (
@@ -255,6 +267,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         finally:
             gc.set_threshold(*thresholds)
             logs.uninstall()
+            if self.slots_taken:
+                self._release_slots()
 
     def _check_slas(self) -> None:
         for miss in self.slas.missed(lambda task: self.tis[(task, -1)]):
@@ -276,6 +290,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
             return
         wake = min([self.next_poll, *(t for t, _ in self.retries[:1]),
                     *(t for t, _, _ in self.deadlines[:1])])
+        if self.pool_blocked and self.slot_retry is not None:
+            wake = min(wake, self.slot_retry)  # ask the store again for another run's slot
         due = self.journal.due()
         if due is not None:  # wake in time to commit what is waiting
             wake = min(wake, due)
@@ -457,6 +473,7 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
 
     def _submit_ready(self) -> None:
         blocked: list[tuple[int, int, int, int, Instance]] = []
+        self.slot_retry = None
         turn = 0
         journal, direct = self.journal, self.direct
         check = self.claim.check if self.claim is not None else None
@@ -477,6 +494,9 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
                 self._commit(early=True)  # it became ready through writes not yet durable
             if check is not None:
                 check()  # the claim is still ours (a stopped process finds out here)
+            if pool is not None and self.shared_pools and not self._take_slot(pool, ti):
+                blocked.append(entry)  # other runs hold the pool's slots: ask again soon
+                continue
             ti.attempt += 1
             ti.token += 1
             ti.started, ti.ended, ti.error = time.time(), None, None
@@ -498,6 +518,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
                     if isinstance(error, KeyboardInterrupt):
                         raise  # Ctrl-C in an inline task cancels the run (see execute)
                     result = self._failure(ti, error)
+                if pool is not None and self.shared_pools:
+                    self._release_slot(pool, ti.task, ti.index)
                 self._settle(ti, result)
                 continue
             self.in_flight += 1
@@ -516,6 +538,40 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         self.pool_blocked = bool(blocked) and not self.ready
         for entry in blocked:
             heapq.heappush(self.ready, entry)
+
+    # -- pools across runs ------------------------------------------------------------------
+
+    def _take_slot(self, pool: str, ti: Instance) -> bool:
+        """Take a slot of ``pool`` in the store for ``ti``, unless other runs held every one
+        when last asked less than SLOT_POLL ago; False: it waits, and asks again then."""
+        now = time.monotonic()
+        again = self.slot_wait.get(pool)
+        claim = self.claim
+        assert claim is not None  # shared_pools
+        if again is None or now >= again:
+            holder = SlotHolder(self.run_id, ti.task, ti.index, claim.epoch)
+            if self.ws.store.take_slot(pool, self.pipe.pools[pool], holder, claim.stale_after):
+                self.slots_taken = True
+                self.slot_wait.pop(pool, None)
+                return True
+            again = self.slot_wait[pool] = now + SLOT_POLL
+        self.slot_retry = again if self.slot_retry is None else min(self.slot_retry, again)
+        return False
+
+    def _release_slot(self, pool: str, task: str, index: int) -> None:
+        claim = self.claim
+        assert claim is not None  # shared_pools
+        self.ws.store.release_slot(pool, SlotHolder(self.run_id, task, index, claim.epoch))
+        self.slot_wait.pop(pool, None)  # a task of this run waiting for it may take it now
+
+    def _release_slots(self) -> None:
+        """The run is over: give back every slot it still holds (those of calls that ran on,
+        cancelled or past their timeout, too). A store that cannot be reached now is no harm:
+        the slots stop counting once this runner's claim is released or goes stale."""
+        claim = self.claim
+        assert claim is not None  # shared_pools
+        with contextlib.suppress(CadenzaError):
+            self.ws.store.release_slots(self.run_id, claim.epoch)
 
     def _reporter(self, key: Key, token: int) -> Callable[[Future[AttemptResult]], None]:
         return lambda future: self.results.put((key, token, future))
@@ -562,6 +618,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         if pool is not None:  # the slot frees when the call really ends, late or not
             self.pool_used[pool] -= 1
             self.pool_blocked = False
+            if self.shared_pools:
+                self._release_slot(pool, *key)
         ti = self.tis[key]
         if ti.token != token or ti.state is not RUNNING or future.cancelled():
             return  # a late result: its attempt already timed out or was cancelled
@@ -663,7 +721,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
     def _stalled(self) -> bool:
         """Whether the ready tasks can start only once a timed-out thread returns, which may
         be never: then each is ended, cancelled, saying what holds it up."""
-        if not self.ready or self.retries or self.in_flight > len(self.abandoned):
+        if (not self.ready or self.retries or self.in_flight > len(self.abandoned)
+                or self.slot_retry is not None):  # another run's slot frees in time
             return False
         held = ", ".join(sorted(self.abandoned.values()))
         while self.ready:
