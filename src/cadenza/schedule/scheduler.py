@@ -268,11 +268,15 @@ class Scheduler:
         return created
 
     def launch(self) -> list[str]:
-        """Start queued, interrupted and newly approved runs, within the limits; return ids."""
+        """Start queued, interrupted and newly approved runs, within the limits; return ids.
+
+        ``max_active_runs`` counts every run of the pipeline that runs now, whoever runs it
+        (this scheduler, `cadenza run`, a runner on another host), as the store says; ``max_runs``
+        counts this scheduler's own."""
         self.active = {rid: pt for rid, pt in self.active.items() if pt[1].is_alive()}
-        per_pipeline = Counter(pipeline for pipeline, _ in self.active.values())
+        startable, per_pipeline = self._startable()
         started: list[str] = []
-        for run in self._startable():
+        for run in startable:
             if len(self.active) >= self.max_runs:
                 break
             entry = self.entries[run.pipeline]
@@ -288,18 +292,25 @@ class Scheduler:
             started.append(run.run_id)
         return started
 
-    def _startable(self) -> list[RunRecord]:
+    def _startable(self) -> tuple[list[RunRecord], Counter[str]]:
+        """The runs this scheduler may start, oldest first, and for each pipeline how many of
+        its runs run now: this scheduler's, and those the store shows running (a live owner,
+        judged on the store's clock) under any other runner."""
         store = self.workspace.store
         found: list[RunRecord] = []
+        running = Counter(pipeline for pipeline, _ in self.active.values())
         R = RunState
         now = store.clock()
         for run in store.runs_in_states([R.QUEUED, R.INTERRUPTED, R.RUNNING, R.WAITING]):
             if run.pipeline not in self.entries or run.run_id in self.active:
                 continue
             state = effective_state(run, now, self.stale_after)
-            if state in (R.QUEUED, R.INTERRUPTED) or (state == R.WAITING and self._decided(run)):
+            if state == R.RUNNING:
+                running[run.pipeline] += 1
+            elif state in (R.QUEUED, R.INTERRUPTED) or (
+                    state == R.WAITING and self._decided(run)):
                 found.append(run)
-        return found
+        return found, running
 
     def _decided(self, run: RunRecord) -> bool:
         store = self.workspace.store
