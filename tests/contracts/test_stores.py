@@ -4,6 +4,9 @@ own checks (PostgreSQL's are in tests/store/test_postgres.py)."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +216,52 @@ def test_a_claim_is_seen_by_another_connection(db: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+# -- pool slots raced by real processes, SQLite and PostgreSQL -------------------------------
+
+TAKE_AT = """
+import sys, time
+from cadenza.store.base import SlotHolder
+from cadenza.store.open import open_store
+store = open_store(sys.argv[1])
+at = float(sys.argv[4])
+while time.time() < at:
+    pass
+print(store.take_slot("db", 2, SlotHolder(sys.argv[2], "t", -1, int(sys.argv[3]))))
+store.close()
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_processes_racing_for_a_pool_get_its_limit_of_slots(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    location = (request.getfixturevalue("postgres_dsn") if kind == "postgres"
+                else str(tmp_path / "cadenza.db"))
+    from cadenza.store.open import open_store
+
+    store = open_store(location)
+    try:
+        for round_ in range(3):
+            runs = [f"r{round_}-{i}" for i in range(6)]
+            store.apply(Batch(runs=[run_record(r, created=i) for i, r in enumerate(runs)]))
+            epochs = [store.claim_run(r, f"elsewhere:{i}:a") for i, r in enumerate(runs)]
+            at = time.time() + 1.0  # time enough for every process to start and wait
+            takers = [subprocess.Popen(
+                [sys.executable, "-c", TAKE_AT, location, r, str(e), str(at)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ) for r, e in zip(runs, epochs, strict=True)]
+            said = []
+            for taker in takers:
+                out, err = taker.communicate(timeout=60)
+                assert taker.returncode == 0, err
+                said.append(out.strip())
+            assert sorted(said) == ["False"] * 4 + ["True"] * 2
+            held = {s.run_id for s in store.slots("db")}
+            assert held == {r for r, s in zip(runs, said, strict=True) if s == "True"}
+            for r, e in zip(runs, epochs, strict=True):
+                assert e is not None
+                store.release_slots(r, e)
+    finally:
+        store.close()
