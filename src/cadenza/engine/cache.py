@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -180,6 +180,23 @@ class CacheIndex:
             (e.task, e.key): e for e in reversed(newest)}  # newest wins a repeated key
         self._by_task: dict[str, list[CacheEntry]] | None = None
         """A complete cache's entries by task, newest first: made when first asked for."""
+        self._newest: dict[str, CacheEntry | None] = {}
+        """Tasks' newest entries (None: it has none), read together by ``prefetch_newest``."""
+
+    def prefetch_newest(self, tasks: Collection[str]) -> dict[str, CacheEntry]:
+        """Read each task's newest entry with one query, for a caller that asks for it and
+        for a key or two per task (`cadenza plan`): a query each is a round trip each on a
+        database server. A key that is its task's newest then needs no query either. Returns
+        them, by task."""
+        if self.complete:  # read whole already
+            return {task: entry for task in tasks
+                    if (entry := next(self.newest(task), None)) is not None}
+        found = self.store.newest_cache_entries(self.pipeline, tasks)
+        for task in tasks:
+            entry = self._newest[task] = found.get(task)
+            if entry is not None:
+                self.entries.setdefault((task, entry.key), entry)
+        return found
 
     def get(self, task: str, key: str) -> CacheEntry | None:
         if self.complete or (task, key) in self.entries:
@@ -208,7 +225,11 @@ class CacheIndex:
         """A task's entries, newest first; past ``PRELOAD``, the rest are read only if the
         caller asks for more than the newest."""
         if not self.complete:
-            first = self.store.cache_entries(self.pipeline, task, limit=1)
+            if task in self._newest:
+                newest = self._newest[task]
+                first = [newest] if newest is not None else []
+            else:
+                first = self.store.cache_entries(self.pipeline, task, limit=1)
             yield from first
             if first:
                 yield from self.store.cache_entries(self.pipeline, task)[1:]

@@ -56,6 +56,9 @@ class _Planner:
         self.graph = pipe.graph()
         # as a run finds its cache entries, asking only for what it needs: a few per task
         self.cache = CacheIndex(ws.store, pipe.name, preload=0)
+        newest = self.cache.prefetch_newest([node.name for node in self.graph])
+        self.held = ws.holds_all(e.output for e in newest.values() if e.output is not None)
+        """Whether the newest entries' outputs are still there, read together."""
         self.needed = self.graph.needed_outputs(selected)
         self.guesses: dict[str, _Guess] = {}
         self.skips = PlannedSkips(self.graph, lambda digest: load_value(ws, digest))
@@ -145,7 +148,10 @@ class _Planner:
                         None, tuple(sorted(assumed)))
 
     def _holds(self, entry: CacheEntry) -> bool:
-        return entry.output is not None and self.ws.holds(entry.output)
+        if entry.output is None:
+            return False
+        held = self.held.get(entry.output)
+        return self.ws.holds(entry.output) if held is None else held
 
     def _reuse(self, name: str, entry: CacheEntry, reason: str, assumed: frozenset[str]
                ) -> PlanStep:

@@ -349,6 +349,11 @@ class ArtifactIndex(Protocol):
         """Cache entries newest first, of a pipeline, or one task, or only those under
         ``keys`` (any number, read together)."""
         ...
+    def newest_cache_entries(self, pipeline: str, tasks: Collection[str]
+                             ) -> dict[str, CacheEntry]:
+        """Each of ``tasks``' newest cache entry (tasks with none are left out), read
+        together: `cadenza plan` asks for every task's."""
+        ...
 
 
 class SchedulerState(Protocol):

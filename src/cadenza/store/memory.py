@@ -216,6 +216,11 @@ class MemoryStore:
             ]
         return copy.deepcopy(sorted(found, key=lambda e: e.created_at, reverse=True)[:limit])
 
+    def newest_cache_entries(self, pipeline: str, tasks: Collection[str]
+                             ) -> dict[str, CacheEntry]:
+        found = {task: self.cache_entries(pipeline, task, limit=1) for task in tasks}
+        return {task: entries[0] for task, entries in found.items() if entries}
+
     def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
                limit: int | None = None) -> list[Event]:
         with self._lock:

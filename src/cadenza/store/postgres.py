@@ -700,6 +700,17 @@ class PostgresStore:
             for r in rows
         ]
 
+    def newest_cache_entries(self, pipeline: str, tasks: Collection[str]
+                             ) -> dict[str, CacheEntry]:
+        # one round trip: an index seek per task on the server
+        columns = ", ".join(f"c.{name.strip()}" for name in _CACHE_COLS.split(","))
+        rows = self._read(
+            f"SELECT {columns} FROM unnest(%s::text[]) AS wanted(task) CROSS JOIN LATERAL "
+            f"(SELECT {_CACHE_COLS} FROM cache WHERE pipeline = %s AND task = wanted.task "
+            "ORDER BY created_at DESC LIMIT 1) AS c", [list(dict.fromkeys(tasks)), pipeline])
+        return {r[1]: CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6],
+                                 json.loads(r[7])) for r in rows}
+
     def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
                limit: int | None = None) -> list[Event]:
         sql = "SELECT run_id, kind, ts, task, map_index, data, id FROM events WHERE id > %s"

@@ -723,6 +723,17 @@ class MetadataStoreContract:
         assert [e.key for e in store.cache_entries("q")] == ["k4"]
         assert store.cache_entries("r") == []
 
+    def test_newest_cache_entries_per_task(self, store: MetadataStore) -> None:
+        store.apply(Batch(cache=[
+            cache_entry("clean", "k1", created=1), cache_entry("clean", "k3", created=3),
+            cache_entry("train", "k2", created=2), cache_entry("clean", "k4", pipeline="q",
+                                                               created=9),
+        ]))
+        found = store.newest_cache_entries("p", ["clean", "train", "nope", "clean"])
+        assert {task: e.key for task, e in found.items()} == {"clean": "k3", "train": "k2"}
+        assert found["clean"] == store.cache_entries("p", "clean", limit=1)[0]
+        assert store.newest_cache_entries("p", []) == {}
+
     def test_cache_entries_by_key_and_limit(self, store: MetadataStore) -> None:
         store.apply(Batch(cache=[
             cache_entry("clean", "k1", created=1), cache_entry("train", "k1", created=2),
