@@ -18,12 +18,15 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from tests.faults._harness import GUARD, cadenza, check_store, executions, finish, wait_for
 from tests.faults.test_storage import write_lock
 
-from cadenza.store.base import RunRecord
+from cadenza.store.base import MetadataStore, RunRecord
+from cadenza.store.open import open_store
 from cadenza.store.sqlite import SqliteStore
 
 TICKING = '''
@@ -59,15 +62,33 @@ STALE = "2"
 ENV = {"CADENZA_STALE_AFTER": STALE, "CADENZA_SCHEDULER_LEASE": LEASE}
 
 
+_ELSEWHERE: dict[Path, str] = {}
+"""The store of a test whose schedulers share one elsewhere than their home (PostgreSQL), by
+home: given to each `cadenza` process as --db, and opened by the test."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run the test on a SQLite file in the home, and on a PostgreSQL database."""
+    if request.param == "postgres":
+        _ELSEWHERE[tmp_path / ".cadenza"] = request.getfixturevalue("postgres_dsn")
+    yield request.param
+    _ELSEWHERE.pop(tmp_path / ".cadenza", None)
+
+
 def _project(tmp_path: Path) -> tuple[Path, Path, Path]:
     effects = tmp_path / "effects.txt"
     (tmp_path / "ticking.py").write_text(TICKING.format(effects=str(effects)))
     return tmp_path / ".cadenza", tmp_path / "ticking.py", effects
 
 
-def _scheduler(home: Path, target: Path, out: Path) -> subprocess.Popen[bytes]:
-    return cadenza(home, out, "scheduler", str(target), "--tick", "0.1", "--grace", "20",
-                   "--max-runs", "3", env=ENV)
+def _db(home: Path) -> tuple[str, ...]:
+    return ("--db", _ELSEWHERE[home]) if home in _ELSEWHERE else ()
+
+
+def _scheduler(home: Path, target: Path, out: Path, *more: str) -> subprocess.Popen[bytes]:
+    return cadenza(home, out, *_db(home), "scheduler", str(target), *more, "--tick", "0.1",
+                   "--grace", "20", "--max-runs", "3", env=ENV)
 
 
 def _successor(home: Path, target: Path, out: Path) -> subprocess.Popen[bytes]:
@@ -83,13 +104,14 @@ def _successor(home: Path, target: Path, out: Path) -> subprocess.Popen[bytes]:
         assert time.monotonic() < deadline, out.read_text()
 
 
-def _store(home: Path) -> SqliteStore:
-    return SqliteStore(home / "cadenza.db")
+def _store(home: Path) -> MetadataStore:
+    return open_store(_ELSEWHERE[home]) if home in _ELSEWHERE else SqliteStore(
+        home / "cadenza.db")
 
 
 def _running(home: Path, pid: int) -> list[str]:
     """The runs a process owns that are running."""
-    if not (home / "cadenza.db").exists():
+    if home not in _ELSEWHERE and not (home / "cadenza.db").exists():
         return []
     store = _store(home)
     try:
@@ -120,7 +142,8 @@ def _stop(process: subprocess.Popen[bytes], out: Path) -> None:
     assert finish(process, out) == 0, out.read_text()
 
 
-def test_a_paused_scheduler_loses_its_lease_and_runs_and_writes_nothing(tmp_path: Path) -> None:
+def test_a_paused_scheduler_loses_its_lease_and_runs_and_writes_nothing(
+        tmp_path: Path, store_kind: str) -> None:
     home, target, effects = _project(tmp_path)
     out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
     first = _scheduler(home, target, out_a)
@@ -173,7 +196,8 @@ def _fresh(home: Path, run_ids: list[str]) -> list[RunRecord]:
         store.close()
 
 
-def test_a_scheduler_killed_with_kill_9_is_replaced_at_once(tmp_path: Path) -> None:
+def test_a_scheduler_killed_with_kill_9_is_replaced_at_once(tmp_path: Path,
+                                                            store_kind: str) -> None:
     home, target, effects = _project(tmp_path)
     out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
     first = _scheduler(home, target, out_a)
@@ -275,7 +299,8 @@ def test_a_bad_lease_is_one_line_naming_it(tmp_path: Path) -> None:
         assert len(errors) == 1 and words in errors[0], text
 
 
-def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path) -> None:
+def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path,
+                                                               store_kind: str) -> None:
     # Two hosts each run `cadenza scheduler --standby`: the second waits (it does not exit)
     # while the first serves, and serves once the first's lease runs out.
     home, target, effects = _project(tmp_path)
@@ -284,8 +309,7 @@ def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path) -
     second: subprocess.Popen[bytes] | None = None
     try:
         wait_for("A to run task bodies", lambda: bool(_running(home, first.pid)))
-        second = cadenza(home, out_b, "scheduler", str(target), "--standby", "--tick", "0.1",
-                         "--grace", "20", "--max-runs", "3", env=ENV)
+        second = _scheduler(home, target, out_b, "--standby")
         wait_for("B to stand by", lambda: "standing by" in out_b.read_text())
         assert second.poll() is None and "serving" not in out_b.read_text()
         held = _pause_with_runs(home, first)

@@ -23,6 +23,14 @@ CONNECT_TIMEOUT = 10
 """Seconds to wait for the server when connecting."""
 POOL_TIMEOUT = 30.0
 """Seconds a call waits for a free connection (or for the server to come back)."""
+IDLE_IN_TRANSACTION_MS = 10_000
+"""How long the server lets a session sit in an open transaction before it ends it. cadenza
+never waits inside one, so only a stalled client does (SIGSTOP, a frozen VM): without this,
+its row and advisory locks would block every other runner until it continued."""
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
 
 
 # -- DSNs -------------------------------------------------------------------------------------
@@ -100,7 +108,7 @@ def acquire_pool(dsn: str) -> ConnectionPool:
         pool = ConnectionPool(
             dsn, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_TIMEOUT,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-            name=f"cadenza {redact(dsn)}",
+            configure=_configure, name=f"cadenza {redact(dsn)}",
         )
         try:
             pool.open(wait=True, timeout=POOL_TIMEOUT)

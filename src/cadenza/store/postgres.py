@@ -95,6 +95,12 @@ _T = TypeVar("_T")
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL
 )"""
+_FENCED = "cadenza: the claim on this run is lost"
+_FENCE = ("SELECT CASE WHEN count(*) = 1 AND min(epoch) = %s THEN 0 ELSE "
+          f"('{_FENCED}: ' || count(*))::int END "
+          "FROM (SELECT epoch FROM runs WHERE run_id = %s FOR UPDATE) AS held")
+"""A batch's fence: locks the run's row, and fails the transaction (a text that is no number;
+computed from the rows, so never ahead of them) unless the run exists at the fence's epoch."""
 _NOW = "extract(epoch from clock_timestamp())::float8"
 """The store's clock in SQL, seconds since 1970: the database server's, read when evaluated."""
 _RUN_COLS = (
@@ -415,14 +421,21 @@ class PostgresStore:
         once: a commit whose reply was lost (the server restarted) is made again."""
         if not batch and fence is None:
             return
-        self._call(lambda db: self._apply(db, batch, fence), pipeline=True)
+        try:
+            self._call(lambda db: self._apply(db, batch, fence), pipeline=True)
+        except psycopg.errors.InvalidTextRepresentation as refused:
+            if fence is None or _FENCED not in str(refused):
+                raise
+            owner = self._read("SELECT owner FROM runs WHERE run_id = %s", fence[:1])
+            raise ClaimLostError(fence[0], owner[0][0] if owner else None) from None
 
     def _apply(self, db: psycopg.Connection[Any], batch: Batch, fence: Fence | None) -> None:
-        check = None
         if fence is not None:
-            # The row lock orders this batch before any claim that takes the run over.
-            check = db.execute("SELECT epoch, owner FROM runs WHERE run_id = %s FOR UPDATE",
-                               fence[:1])
+            # The row lock orders this batch before any claim that takes the run over. The
+            # check is the server's (an error ends the transaction), not a reply the client
+            # waits for: a client stopped while it held the lock (SIGSTOP) would block every
+            # other writer of the run, with the server waiting on it mid-pipeline.
+            db.execute(_FENCE, (fence[1], fence[0]))
         cur = db.cursor()
         if batch.runs:
             cur.executemany(_UPSERT_RUN, [
@@ -445,10 +458,6 @@ class PostgresStore:
             cur.execute(_UPSERT_CACHE, _columns(_last_per_key(entries, 3), 8))
         if batch.artifacts:
             self._insert_artifacts(db, batch.artifacts)
-        if check is not None and fence is not None:
-            held = check.fetchone()
-            if held is None or held[0] != fence[1]:
-                raise ClaimLostError(fence[0], held[1] if held else None)
         if batch.events:
             # Events last, under a lock held until the commit: the ids are handed out in
             # commit order (see the module's docstring), and the lock is held only for the
