@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.store.postgres import PostgresStore
 from cadenza.testing.artifacts import MotoS3
 from cadenza.testing.postgres import PostgresServer
 
@@ -52,6 +51,8 @@ def test_two_hosts_share_one_database_and_one_bucket(
         assert not (project / ".cadenza" / "cadenza.db").exists()
         assert not (project / ".cadenza" / "artifacts").exists()
 
+    from cadenza.store.postgres import PostgresStore  # the fixtures skip without the extras
+
     store = PostgresStore(dsn, readonly=True)
     try:
         runs = store.list_runs("churn", 10)
@@ -79,6 +80,8 @@ def test_churn_on_dask_with_the_shared_database_and_bucket(
                    cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "reports" / "manual" / "churn.html").stat().st_size > 0
+    from cadenza.store.postgres import PostgresStore  # the fixtures skip without the extras
+
     store = PostgresStore(dsn, readonly=True)
     try:
         [run] = store.list_runs("churn", 10)
