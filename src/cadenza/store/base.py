@@ -201,6 +201,28 @@ def slot_counts(slot_epoch: int, run_epoch: int | None, owner: str | None, age: 
             and not owner_gone_here(owner))
 
 
+def judge_slots(held: Iterable[tuple[Any, ...]], holder: SlotHolder, limit: int,
+                stale_after: float) -> tuple[bool | None, list[tuple[str, str, int]]]:
+    """What a taker of a pool's slot finds among the slots ``held`` (rows of run_id, task,
+    map_index, the slot's epoch, its run's epoch, owner and heartbeat age): True if it holds
+    one already (asked again after a lost reply), False if it may not take one (its slot is
+    held under a newer claim, or ``limit`` live slots are held), None if it may; and the
+    (run_id, task, map_index) of the slots that no longer count, for the taker to delete."""
+    mine = (holder.run_id, holder.task, holder.map_index)
+    live = 0
+    dead: list[tuple[str, str, int]] = []
+    for run_id, task, index, epoch, run_epoch, owner, age in held:
+        if (run_id, task, index) == mine and epoch == holder.epoch:
+            return True, dead
+        if slot_counts(epoch, run_epoch, owner, age, stale_after):
+            if (run_id, task, index) == mine:
+                return False, dead  # held under a newer claim: this holder's is lost
+            live += 1
+        else:
+            dead.append((run_id, task, index))
+    return (False if live >= limit else None), dead
+
+
 def effective_state(run: RunRecord, now: float | None = None,
                     stale_after: float = STALE_AFTER) -> str:
     """``running`` while its owner is alive, else ``interrupted``: the owner's pid has ended

@@ -24,8 +24,8 @@ from cadenza.store.base import (
     Slot,
     SlotHolder,
     TaskInstanceRecord,
+    judge_slots,
     owner_gone_here,
-    slot_counts,
 )
 
 
@@ -106,23 +106,19 @@ class MemoryStore:
                   stale_after: float = STALE_AFTER) -> bool:
         key = (pool, holder.run_id, holder.task, holder.map_index)
         with self._lock:
-            mine = self._slots.get(key)
-            if mine is not None and mine.epoch == holder.epoch:
-                return True
-            now, live = time.time(), 0
-            for slot_key, slot in list(self._slots.items()):
-                if slot.pool != pool:
-                    continue
-                run = self._runs.get(slot.run_id)
-                if run is not None and slot_counts(slot.epoch, run.epoch, run.owner,
-                                                   now - (run.heartbeat or 0.0), stale_after):
-                    if slot_key == key:
-                        return False  # held under a newer claim: this holder's is lost
-                    live += 1
-                else:
-                    del self._slots[slot_key]
-            if live >= limit:
-                return False
+            now = time.time()
+            held = []
+            for slot in self._slots.values():
+                if slot.pool == pool:
+                    run = self._runs.get(slot.run_id)
+                    held.append((slot.run_id, slot.task, slot.map_index, slot.epoch,
+                                 run.epoch if run else None, run.owner if run else None,
+                                 now - ((run.heartbeat if run else None) or 0.0)))
+            verdict, dead = judge_slots(held, holder, limit, stale_after)
+            for run_id, task, index in dead:
+                del self._slots[(pool, run_id, task, index)]
+            if verdict is not None:
+                return verdict
             self._slots[key] = Slot(*key, holder.epoch, now)
             return True
 

@@ -74,8 +74,8 @@ from cadenza.store.base import (
     Slot,
     SlotHolder,
     TaskInstanceRecord,
+    judge_slots,
     owner_gone_here,
-    slot_counts,
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
@@ -551,22 +551,14 @@ class PostgresStore:
                 f"{_NOW} - COALESCE(r.heartbeat, 0) FROM pool_slots s "
                 "LEFT JOIN runs r ON r.run_id = s.run_id WHERE s.pool = %s", (pool,),
             ).fetchall()
-            live, dead = 0, []
-            for run_id, task, index, epoch, run_epoch, owner, age in held:
-                if (run_id, task, index) == key[1:] and epoch == holder.epoch:
-                    return True  # held already: this call made again after a lost reply
-                if slot_counts(epoch, run_epoch, owner, age, stale_after):
-                    if (run_id, task, index) == key[1:]:
-                        return False  # held under a newer claim: this holder's is lost
-                    live += 1
-                else:
-                    dead.append((pool, run_id, task, index))
+            verdict, dead = judge_slots(held, holder, limit, stale_after)
             if dead:
                 with db.cursor() as cur:
                     cur.executemany("DELETE FROM pool_slots WHERE pool = %s AND run_id = %s "
-                                    "AND task = %s AND map_index = %s", dead)
-            if live >= limit:
-                return False
+                                    "AND task = %s AND map_index = %s",
+                                    [(pool, *d) for d in dead])
+            if verdict is not None:
+                return verdict
             db.execute("INSERT INTO pool_slots (pool, run_id, task, map_index, epoch, taken_at) "
                        f"VALUES (%s, %s, %s, %s, %s, {_NOW})", (*key, holder.epoch))
             return True

@@ -43,8 +43,8 @@ from cadenza.store.base import (
     Slot,
     SlotHolder,
     TaskInstanceRecord,
+    judge_slots,
     owner_gone_here,
-    slot_counts,
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
@@ -575,21 +575,12 @@ class SqliteStore:
                 f"{_NOW} - COALESCE(r.heartbeat, 0) FROM pool_slots s "
                 "LEFT JOIN runs r ON r.run_id = s.run_id WHERE s.pool = ?", (pool,),
             ).fetchall()
-            live, dead = 0, []
-            for run_id, task, index, epoch, run_epoch, owner, age in held:
-                if (run_id, task, index) == key[1:] and epoch == holder.epoch:
-                    return True  # held already (asked again after a lost reply, say)
-                if slot_counts(epoch, run_epoch, owner, age, stale_after):
-                    if (run_id, task, index) == key[1:]:
-                        return False  # held under a newer claim: this holder's is lost
-                    live += 1
-                else:
-                    dead.append((pool, run_id, task, index))
+            verdict, dead = judge_slots(held, holder, limit, stale_after)
             if dead:
                 db.executemany("DELETE FROM pool_slots WHERE pool = ? AND run_id = ? "
-                               "AND task = ? AND map_index = ?", dead)
-            if live >= limit:
-                return False
+                               "AND task = ? AND map_index = ?", [(pool, *d) for d in dead])
+            if verdict is not None:
+                return verdict
             db.execute("INSERT INTO pool_slots (pool, run_id, task, map_index, epoch, taken_at) "
                        f"VALUES (?, ?, ?, ?, ?, {_NOW})", (*key, holder.epoch))
         return True
