@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cadenza.store.base import MetadataStore
+from cadenza.store.open import open_store
+from cadenza.workspace import Workspace
 
 GUARD = 60.0
 """Seconds a wait may take before the test fails: a guard against hangs, not a timing goal."""
@@ -170,3 +172,42 @@ def check_store(store: MetadataStore, run_id: str, found: list[Execution]) -> No
     recorded = {ti.task for ti in store.task_instances(run_id)}
     missing = {e.task for e in mine} - recorded
     assert not missing, f"tasks that ran but are not recorded: {sorted(missing)}"
+
+
+STORES = ["memory", "sqlite", "postgres"]
+"""The stores in-process tests run against (tests/faults/conftest.py: ``workspaces``)."""
+SHARED_STORES = ["sqlite", "postgres"]
+"""The stores `cadenza` processes share (tests/faults/conftest.py: ``shared``)."""
+
+
+@dataclass
+class Shared:
+    """A store `cadenza` processes share: the options that point them at it, and a way for
+    the test to open it."""
+
+    args: tuple[str, ...]
+    location: str
+
+    def open(self) -> MetadataStore:
+        return open_store(self.location)
+
+    def exists(self) -> bool:
+        """Whether there is a store to open yet (a SQLite file is made by its first user)."""
+        return "://" in self.location or Path(self.location).exists()
+
+
+def workspace_maker(kind: str, root: Path, dsn: str = "") -> Callable[[], Workspace]:
+    """A maker of workspaces over one store: each call a new connection where the store has
+    connections (SQLite, PostgreSQL), the same store where it lives in this process (memory)."""
+    if kind == "memory":
+        shared = Workspace.memory(root)
+        shared.close = lambda: None  # type: ignore[method-assign]  # shared: closed by no one
+        return lambda: shared
+    if kind == "postgres":
+        from cadenza.artifacts.local import LocalArtifactStore
+        from cadenza.store.postgres import PostgresStore
+
+        home = root / ".cadenza"
+        home.mkdir(parents=True, exist_ok=True)
+        return lambda: Workspace(home, PostgresStore(dsn), LocalArtifactStore(home / "artifacts"))
+    return lambda: Workspace.open(root / ".cadenza")

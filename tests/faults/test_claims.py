@@ -15,8 +15,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.faults._harness import (
     DAILY,
     FAN,
     GUARD,
+    Shared,
     cadenza,
     chain,
     check_store,
@@ -38,56 +38,8 @@ from cadenza import Pipeline
 from cadenza.engine.launch import run_pipeline
 from cadenza.exceptions import ClaimLostError, RunClaimedError
 from cadenza.store.base import Batch, MetadataStore
-from cadenza.store.open import open_store
 from cadenza.testing.contracts import attempt_record
 from cadenza.workspace import Workspace
-
-STORES = ["memory", "sqlite", "postgres"]
-SHARED_STORES = ["sqlite", "postgres"]
-
-
-@dataclass
-class Shared:
-    """A store `cadenza` processes share: the options that point them at it, and a way for
-    the test to open it."""
-
-    args: tuple[str, ...]
-    location: str
-
-    def open(self) -> MetadataStore:
-        return open_store(self.location)
-
-
-@pytest.fixture(params=SHARED_STORES)
-def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
-    if request.param == "postgres":
-        dsn = request.getfixturevalue("postgres_dsn")
-        return Shared(("--db", dsn), dsn)
-    return Shared((), str(tmp_path / ".cadenza" / "cadenza.db"))
-
-
-def _workspaces(kind: str, root: Path, dsn: str = "") -> Callable[[], Workspace]:
-    """A maker of workspaces over one store: each call a new connection where the store has
-    connections (SQLite, PostgreSQL), the same store where it lives in this process (memory)."""
-    if kind == "memory":
-        shared = Workspace.memory(root)
-        shared.close = lambda: None  # type: ignore[method-assign]  # shared: closed by no one
-        return lambda: shared
-    if kind == "postgres":
-        from cadenza.artifacts.local import LocalArtifactStore
-        from cadenza.store.postgres import PostgresStore
-
-        home = root / ".cadenza"
-        home.mkdir(parents=True, exist_ok=True)
-        return lambda: Workspace(home, PostgresStore(dsn), LocalArtifactStore(home / "artifacts"))
-    return lambda: Workspace.open(root / ".cadenza")
-
-
-@pytest.fixture(params=STORES)
-def workspaces(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
-        Callable[[], Workspace]]:
-    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgres" else ""
-    yield _workspaces(request.param, tmp_path, dsn)
 
 
 def _noting(pipe: Pipeline, names: list[str], seen: list[tuple[str, int]],

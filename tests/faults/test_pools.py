@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.faults._harness import GUARD, cadenza, finish, wait_for
-from tests.faults.test_claims import SHARED_STORES, STORES, Shared, _workspaces
+from tests.faults._harness import GUARD, Shared, cadenza, finish, wait_for
 
 from cadenza import Pipeline, ctx
 from cadenza.engine.launch import run_pipeline
@@ -99,21 +98,6 @@ def _one_at_a_time(lines: list[tuple[str, str, str, int]]) -> None:
             assert inside == (run_id, task), f"{run_id} {task} ended, not {inside}: {lines}"
             inside = None
     assert inside is None, f"{inside} never ended: {lines}"
-
-
-@pytest.fixture(params=SHARED_STORES)
-def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
-    if request.param == "postgres":
-        dsn = request.getfixturevalue("postgres_dsn")
-        return Shared(("--db", dsn), dsn)
-    return Shared((), str(tmp_path / ".cadenza" / "cadenza.db"))
-
-
-@pytest.fixture(params=STORES)
-def workspaces(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
-        Callable[[], Workspace]]:
-    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgres" else ""
-    yield _workspaces(request.param, tmp_path, dsn)
 
 
 # -- in one process, every store ---------------------------------------------------------

@@ -18,16 +18,21 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from tests.faults._harness import GUARD, cadenza, check_store, executions, finish, wait_for
+from tests.faults._harness import (
+    GUARD,
+    Shared,
+    cadenza,
+    check_store,
+    executions,
+    finish,
+    wait_for,
+)
 from tests.faults.test_storage import write_lock
 
-from cadenza.store.base import MetadataStore, RunRecord
-from cadenza.store.open import open_store
-from cadenza.store.sqlite import SqliteStore
+from cadenza.store.base import RunRecord
 
 TICKING = '''
 import os
@@ -62,40 +67,36 @@ STALE = "2"
 ENV = {"CADENZA_STALE_AFTER": STALE, "CADENZA_SCHEDULER_LEASE": LEASE}
 
 
-_ELSEWHERE: dict[Path, str] = {}
-"""The store of a test whose schedulers share one elsewhere than their home (PostgreSQL), by
-home: given to each `cadenza` process as --db, and opened by the test."""
+@dataclass
+class Project:
+    """The ticking pipeline's file and side-effect file, the folder its schedulers run in, and
+    the store they share (``db``)."""
+
+    home: Path
+    target: Path
+    effects: Path
+    db: Shared
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Run the test on a SQLite file in the home, and on a PostgreSQL database."""
-    if request.param == "postgres":
-        _ELSEWHERE[tmp_path / ".cadenza"] = request.getfixturevalue("postgres_dsn")
-    yield request.param
-    _ELSEWHERE.pop(tmp_path / ".cadenza", None)
-
-
-def _project(tmp_path: Path) -> tuple[Path, Path, Path]:
+def _project(tmp_path: Path, db: Shared | None = None) -> Project:
+    """The project in ``tmp_path``; its store is ``db``, by default a SQLite file in it."""
     effects = tmp_path / "effects.txt"
     (tmp_path / "ticking.py").write_text(TICKING.format(effects=str(effects)))
-    return tmp_path / ".cadenza", tmp_path / "ticking.py", effects
+    home = tmp_path / ".cadenza"
+    return Project(home, tmp_path / "ticking.py", effects,
+                   db or Shared((), str(home / "cadenza.db")))
 
 
-def _db(home: Path) -> tuple[str, ...]:
-    return ("--db", _ELSEWHERE[home]) if home in _ELSEWHERE else ()
-
-
-def _scheduler(home: Path, target: Path, out: Path, *more: str) -> subprocess.Popen[bytes]:
-    return cadenza(home, out, *_db(home), "scheduler", str(target), *more, "--tick", "0.1",
+def _scheduler(p: Project, out: Path, *more: str) -> subprocess.Popen[bytes]:
+    return cadenza(p.home, out, *p.db.args, "scheduler", str(p.target), *more, "--tick", "0.1",
                    "--grace", "20", "--max-runs", "3", env=ENV)
 
 
-def _successor(home: Path, target: Path, out: Path) -> subprocess.Popen[bytes]:
+def _successor(p: Project, out: Path) -> subprocess.Popen[bytes]:
     """Start B as a supervisor would: again and again while the lease is A's."""
     deadline = time.monotonic() + GUARD
     while True:
-        process = _scheduler(home, target, out)
+        process = _scheduler(p, out)
         try:
             process.wait(1.0)  # refused at once while A holds the lease
         except subprocess.TimeoutExpired:
@@ -104,16 +105,11 @@ def _successor(home: Path, target: Path, out: Path) -> subprocess.Popen[bytes]:
         assert time.monotonic() < deadline, out.read_text()
 
 
-def _store(home: Path) -> MetadataStore:
-    return open_store(_ELSEWHERE[home]) if home in _ELSEWHERE else SqliteStore(
-        home / "cadenza.db")
-
-
-def _running(home: Path, pid: int) -> list[str]:
+def _running(db: Shared, pid: int) -> list[str]:
     """The runs a process owns that are running."""
-    if home not in _ELSEWHERE and not (home / "cadenza.db").exists():
+    if not db.exists():
         return []
-    store = _store(home)
+    store = db.open()
     try:
         return [r.run_id for r in store.list_runs("ticking", 1000)
                 if r.state == "running" and f":{pid}:" in (r.owner or "")]
@@ -121,14 +117,14 @@ def _running(home: Path, pid: int) -> list[str]:
         store.close()
 
 
-def _check(home: Path, effects: Path) -> None:
+def _check(p: Project) -> None:
     """Every run's checks (tests/faults/_harness.py), and one run per interval."""
-    store = _store(home)
+    store = p.db.open()
     try:
         runs = store.list_runs("ticking", 1000)
         per_interval = Counter(r.interval_start for r in runs)
         assert per_interval and max(per_interval.values()) == 1, per_interval
-        found = executions(effects)
+        found = executions(p.effects)
         for run in runs:
             check_store(store, run.run_id, found)
         assert {r.state for r in runs} <= {"success", "queued"}, [(r.run_id, r.state)
@@ -143,27 +139,27 @@ def _stop(process: subprocess.Popen[bytes], out: Path) -> None:
 
 
 def test_a_paused_scheduler_loses_its_lease_and_runs_and_writes_nothing(
-        tmp_path: Path, store_kind: str) -> None:
-    home, target, effects = _project(tmp_path)
+        tmp_path: Path, shared: Shared) -> None:
+    p = _project(tmp_path, shared)
     out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
-    first = _scheduler(home, target, out_a)
+    first = _scheduler(p, out_a)
     second: subprocess.Popen[bytes] | None = None
     try:
-        held = _pause_with_runs(home, first)
-        second = _successor(home, target, out_b)
-        wait_for("B to take over A's runs", lambda: not _running(home, first.pid))
+        held = _pause_with_runs(p.db, first)
+        second = _successor(p, out_b)
+        wait_for("B to take over A's runs", lambda: not _running(p.db, first.pid))
         os.killpg(first.pid, signal.SIGCONT)
         assert finish(first, out_a) == 2, out_a.read_text()  # A stops, in one line
         text = out_a.read_text()
         assert "Traceback" not in text, text
         assert "lost the store's lease" in text, text
-        store = _store(home)
+        store = p.db.open()
         try:  # B owns (or finished) every run A had in flight
             states = {rid: store.get_run(rid) for rid in held}
         finally:
             store.close()
         wait_for("B to finish A's runs", lambda: all(
-            r.state == "success" for r in _fresh(home, held)))
+            r.state == "success" for r in _fresh(p.db, held)))
         assert all(r.epoch >= 2 for r in states.values())  # each was claimed again
         _stop(second, out_b)
         assert "Traceback" not in out_b.read_text()
@@ -173,23 +169,23 @@ def test_a_paused_scheduler_loses_its_lease_and_runs_and_writes_nothing(
                 os.killpg(process.pid, signal.SIGCONT)
                 process.kill()
                 process.wait()
-    _check(home, effects)
+    _check(p)
 
 
-def _pause_with_runs(home: Path, process: subprocess.Popen[bytes]) -> list[str]:
+def _pause_with_runs(db: Shared, process: subprocess.Popen[bytes]) -> list[str]:
     """SIGSTOP ``process`` at a moment it has runs in flight; return their ids."""
     for _ in range(20):
-        wait_for("A to run task bodies", lambda: bool(_running(home, process.pid)))
+        wait_for("A to run task bodies", lambda: bool(_running(db, process.pid)))
         os.killpg(process.pid, signal.SIGSTOP)
-        held = _running(home, process.pid)
+        held = _running(db, process.pid)
         if held:
             return held
         os.killpg(process.pid, signal.SIGCONT)  # its runs ended meanwhile: another moment
     raise AssertionError("A never had a run in flight when it was stopped")
 
 
-def _fresh(home: Path, run_ids: list[str]) -> list[RunRecord]:
-    store = _store(home)
+def _fresh(db: Shared, run_ids: list[str]) -> list[RunRecord]:
+    store = db.open()
     try:
         return [store.get_run(rid) for rid in run_ids]
     finally:
@@ -197,19 +193,19 @@ def _fresh(home: Path, run_ids: list[str]) -> list[RunRecord]:
 
 
 def test_a_scheduler_killed_with_kill_9_is_replaced_at_once(tmp_path: Path,
-                                                            store_kind: str) -> None:
-    home, target, effects = _project(tmp_path)
+                                                            shared: Shared) -> None:
+    p = _project(tmp_path, shared)
     out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
-    first = _scheduler(home, target, out_a)
+    first = _scheduler(p, out_a)
     second: subprocess.Popen[bytes] | None = None
     try:
-        wait_for("A to run task bodies", lambda: bool(_running(home, first.pid)))
+        wait_for("A to run task bodies", lambda: bool(_running(p.db, first.pid)))
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-        held = _running(home, first.pid)
-        second = _scheduler(home, target, out_b)  # a dead holder's lease is free at once
+        held = _running(p.db, first.pid)
+        second = _scheduler(p, out_b)  # a dead holder's lease is free at once
         wait_for("B to finish A's runs", lambda: all(
-            r.state == "success" for r in _fresh(home, held)))
+            r.state == "success" for r in _fresh(p.db, held)))
         _stop(second, out_b)
         assert "Traceback" not in out_b.read_text()
     finally:
@@ -217,7 +213,7 @@ def test_a_scheduler_killed_with_kill_9_is_replaced_at_once(tmp_path: Path,
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
-    _check(home, effects)
+    _check(p)
 
 
 LOCKED = '''
@@ -251,6 +247,7 @@ def test_a_store_locked_under_a_run_is_one_line_and_the_scheduler_goes_on(
     effects, gate = tmp_path / "effects.txt", tmp_path / "gate"
     (tmp_path / "locked.py").write_text(LOCKED.format(effects=str(effects), gate=str(gate)))
     home, out = tmp_path / ".cadenza", tmp_path / "scheduler.out"
+    db = Shared((), str(home / "cadenza.db"))
     process = cadenza(home, out, "scheduler", str(tmp_path / "locked.py"), "--tick", "0.1",
                       env={"CADENZA_DB_TIMEOUT": "0.3", "CADENZA_STALE_AFTER": "1"})
     try:
@@ -258,13 +255,13 @@ def test_a_store_locked_under_a_run_is_one_line_and_the_scheduler_goes_on(
         with write_lock(home / "cadenza.db"):
             Path(f"{gate}.go").touch()  # its result is committed into the lock
             wait_for("the run to stop on the lock", lambda: "stopped:" in out.read_text())
-        store = _store(home)
+        store = db.open()
         try:
             [run] = store.list_runs("locked")
         finally:
             store.close()
         wait_for("the run to be resumed and succeed",
-                 lambda: _fresh(home, [run.run_id])[0].state == "success")
+                 lambda: _fresh(db, [run.run_id])[0].state == "success")
         _stop(process, out)
     finally:
         if process.poll() is None:
@@ -275,7 +272,7 @@ def test_a_store_locked_under_a_run_is_one_line_and_the_scheduler_goes_on(
     stopped = [line for line in text.splitlines() if "stopped:" in line]
     assert len(stopped) == 1 and "stayed locked" in stopped[0], text
     assert stopped[0].startswith(f"error: locked: run {run.run_id} stopped:"), text
-    store = _store(home)
+    store = db.open()
     try:
         check_store(store, run.run_id, executions(effects))
     finally:
@@ -283,7 +280,7 @@ def test_a_store_locked_under_a_run_is_one_line_and_the_scheduler_goes_on(
 
 
 def test_a_bad_lease_is_one_line_naming_it(tmp_path: Path) -> None:
-    home, target, _ = _project(tmp_path)
+    p = _project(tmp_path)
     for args, env, words in (
         (["--lease", "0"], {}, "--lease 0 is not"),
         ([], {"CADENZA_SCHEDULER_LEASE": "soon"}, "CADENZA_SCHEDULER_LEASE='soon'"),
@@ -291,7 +288,7 @@ def test_a_bad_lease_is_one_line_naming_it(tmp_path: Path) -> None:
     ):
         out = tmp_path / "bad.out"
         out.unlink(missing_ok=True)
-        process = cadenza(home, out, "scheduler", str(target), *args, env=env)
+        process = cadenza(p.home, out, "scheduler", str(p.target), *args, env=env)
         assert finish(process, out) == 2, out.read_text()
         text = out.read_text()
         assert "Traceback" not in text, text
@@ -300,22 +297,22 @@ def test_a_bad_lease_is_one_line_naming_it(tmp_path: Path) -> None:
 
 
 def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path,
-                                                               store_kind: str) -> None:
+                                                               shared: Shared) -> None:
     # Two hosts each run `cadenza scheduler --standby`: the second waits (it does not exit)
     # while the first serves, and serves once the first's lease runs out.
-    home, target, effects = _project(tmp_path)
+    p = _project(tmp_path, shared)
     out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
-    first = _scheduler(home, target, out_a)
+    first = _scheduler(p, out_a)
     second: subprocess.Popen[bytes] | None = None
     try:
-        wait_for("A to run task bodies", lambda: bool(_running(home, first.pid)))
-        second = _scheduler(home, target, out_b, "--standby")
+        wait_for("A to run task bodies", lambda: bool(_running(p.db, first.pid)))
+        second = _scheduler(p, out_b, "--standby")
         wait_for("B to stand by", lambda: "standing by" in out_b.read_text())
         assert second.poll() is None and "serving" not in out_b.read_text()
-        held = _pause_with_runs(home, first)
+        held = _pause_with_runs(p.db, first)
         wait_for("B to serve", lambda: "serving ticking" in out_b.read_text())
         wait_for("B to finish A's runs", lambda: all(
-            r.state == "success" for r in _fresh(home, held)))
+            r.state == "success" for r in _fresh(p.db, held)))
         os.killpg(first.pid, signal.SIGCONT)
         assert finish(first, out_a) == 2, out_a.read_text()  # A lost the lease: one line
         _stop(second, out_b)
@@ -326,4 +323,4 @@ def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path,
                 os.killpg(process.pid, signal.SIGCONT)
                 process.kill()
                 process.wait()
-    _check(home, effects)
+    _check(p)
