@@ -133,6 +133,15 @@ def _check(p: Project) -> None:
         store.close()
 
 
+def _end(*processes: subprocess.Popen[bytes] | None) -> None:
+    """Kill what a test left running, stopped (SIGSTOP) or not."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGCONT)
+            process.kill()
+            process.wait()
+
+
 def _stop(process: subprocess.Popen[bytes], out: Path) -> None:
     process.send_signal(signal.SIGTERM)
     assert finish(process, out) == 0, out.read_text()
@@ -164,11 +173,7 @@ def test_a_paused_scheduler_loses_its_lease_and_runs_and_writes_nothing(
         _stop(second, out_b)
         assert "Traceback" not in out_b.read_text()
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGCONT)
-                process.kill()
-                process.wait()
+        _end(first, second)
     _check(p)
 
 
@@ -209,10 +214,7 @@ def test_a_scheduler_killed_with_kill_9_is_replaced_at_once(tmp_path: Path,
         _stop(second, out_b)
         assert "Traceback" not in out_b.read_text()
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        _end(first, second)
     _check(p)
 
 
@@ -318,9 +320,5 @@ def test_a_standby_scheduler_waits_and_takes_over_a_paused_one(tmp_path: Path,
         _stop(second, out_b)
         assert "Traceback" not in out_b.read_text()
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGCONT)
-                process.kill()
-                process.wait()
+        _end(first, second)
     _check(p)
