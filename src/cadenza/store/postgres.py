@@ -50,6 +50,7 @@ except ImportError as error:  # pragma: no cover - the [postgres] extra is in de
     ) from error
 
 from cadenza.exceptions import ClaimLostError, RunNotFoundError, StoreError
+from cadenza.store import _sql
 from cadenza.store._pgpool import (
     POOL_TIMEOUT,
     acquire_pool,
@@ -103,20 +104,6 @@ _FENCE = ("SELECT CASE WHEN count(*) = 1 AND min(epoch) = %s THEN 0 ELSE "
 computed from the rows, so never ahead of them) unless the run exists at the fence's epoch."""
 _NOW = "extract(epoch from clock_timestamp())::float8"
 """The store's clock in SQL, seconds since 1970: the database server's, read when evaluated."""
-_RUN_COLS = (
-    "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
-    "interval_start, interval_end, runner_pid, heartbeat, cancel_requested, owner, epoch"
-)
-_TI_COLS = (
-    "run_id, task, map_index, state, attempt, cache_key, output, files, started_at, ended_at, "
-    "error"
-)
-_ATTEMPT_COLS = (
-    "run_id, task, map_index, attempt, state, started_at, ended_at, error, traceback, log_path, "
-    "checks"
-)
-_ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
-_CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
 
 
 def _marks(n: int) -> str:
@@ -124,7 +111,7 @@ def _marks(n: int) -> str:
 
 
 _UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(16)}) ON CONFLICT (run_id) DO UPDATE SET "
+    f"INSERT INTO runs ({_sql.RUN_COLS}) VALUES ({_marks(16)}) ON CONFLICT (run_id) DO UPDATE SET "
     # owner, epoch and heartbeat are the claim's (claim_run, heartbeat), never apply's
     "state = excluded.state, params = excluded.params, started_at = excluded.started_at, "
     "ended_at = excluded.ended_at, runner_pid = excluded.runner_pid"
@@ -139,7 +126,7 @@ def _from_arrays(table: str, cols: str, types: str) -> str:
 
 
 _UPSERT_TI = _from_arrays(
-    "task_instances", _TI_COLS, "text text int4 text int4 text text text float8 float8 text",
+    "task_instances", _sql.TI_COLS, "text text int4 text int4 text text text float8 float8 text",
 ) + (
     " ON CONFLICT (run_id, task, map_index) DO UPDATE SET state = excluded.state, "
     "attempt = excluded.attempt, cache_key = excluded.cache_key, output = excluded.output, "
@@ -147,17 +134,17 @@ _UPSERT_TI = _from_arrays(
     "error = excluded.error"
 )
 _UPSERT_ATTEMPT = _from_arrays(
-    "attempts", _ATTEMPT_COLS, "text text int4 int4 text float8 float8 text text text text",
+    "attempts", _sql.ATTEMPT_COLS, "text text int4 int4 text float8 float8 text text text text",
 ) + (
     " ON CONFLICT (run_id, task, map_index, attempt) DO UPDATE SET state = excluded.state, "
     "ended_at = excluded.ended_at, error = excluded.error, traceback = excluded.traceback, "
     "log_path = excluded.log_path, checks = excluded.checks"
 )
 _INSERT_ARTIFACT = _from_arrays(
-    "artifacts", _ART_COLS, "text text int8 text text text float8 text text bytea",
+    "artifacts", _sql.ART_COLS, "text text int8 text text text float8 text text bytea",
 ) + " ON CONFLICT (hash) DO NOTHING RETURNING hash"
 _UPSERT_CACHE = _from_arrays(
-    "cache", _CACHE_COLS, "text text text text text text float8 text",
+    "cache", _sql.CACHE_COLS, "text text text text text text float8 text",
 ) + (
     " ON CONFLICT (pipeline, task, key) DO UPDATE SET output = excluded.output, "
     "files = excluded.files, run_id = excluded.run_id, created_at = excluded.created_at, "
@@ -228,20 +215,10 @@ def _dumps(value: Any) -> str | None:
     return _ENCODER.encode(value) if value else None
 
 
-def _loads(text: str | None, empty: Any) -> Any:
-    return json.loads(text) if text else empty
-
-
 def _text(value: str | None) -> str | None:
     """A message for a TEXT column: PostgreSQL refuses NUL characters, which an exception's
     message may hold."""
     return value.replace("\x00", "\\x00") if value and "\x00" in value else value
-
-
-def _run(row: tuple[Any, ...]) -> RunRecord:
-    r = list(row)
-    r[3] = json.loads(r[3])
-    return RunRecord(*r)
 
 
 class PostgresStore:
@@ -608,10 +585,10 @@ class PostgresStore:
         return [Approval(*row) for row in rows]
 
     def get_run(self, run_id: str) -> RunRecord:
-        rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
+        rows = self._read(f"SELECT {_sql.RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
         if not rows:
             raise RunNotFoundError(run_id)
-        return _run(rows[0])
+        return _sql.run(rows[0])
 
     def _newest(self, cols: str, table: str, pipeline: str | None, limit: int | None,
                 offset: int = 0) -> list[tuple[Any, ...]]:
@@ -622,7 +599,8 @@ class PostgresStore:
 
     def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0
                   ) -> list[RunRecord]:
-        return [_run(row) for row in self._newest(_RUN_COLS, "runs", pipeline, limit, offset)]
+        rows = self._newest(_sql.RUN_COLS, "runs", pipeline, limit, offset)
+        return [_sql.run(row) for row in rows]
 
     def pipelines(self) -> list[str]:
         # one index probe per pipeline, not a scan of every run (a "loose index scan")
@@ -634,25 +612,21 @@ class PostgresStore:
         return [name for (name,) in rows]
 
     def task_instances(self, run_id: str, mapped: bool = True) -> list[TaskInstanceRecord]:
-        rows = self._read(f"SELECT {_TI_COLS} FROM task_instances WHERE run_id = %s"
+        rows = self._read(f"SELECT {_sql.TI_COLS} FROM task_instances WHERE run_id = %s"
                           + ("" if mapped else " AND map_index < 0"), (run_id,))
         return [
-            TaskInstanceRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7], {}), r[8],
-                               r[9], r[10])
-            for r in rows
+            _sql.task_instance(r) for r in rows
         ]
 
     def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
-        sql = f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE run_id = %s"
+        sql = f"SELECT {_sql.ATTEMPT_COLS} FROM attempts WHERE run_id = %s"
         args: list[Any] = [run_id]
         if task is not None:
             sql += " AND task = %s"
             args.append(task)
         rows = self._read(sql + " ORDER BY started_at, task, map_index, attempt", args)
         return [
-            AttemptRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                          _loads(r[10], []))
-            for r in rows
+            _sql.attempt(r) for r in rows
         ]
 
     def _artifacts(self, rows: list[tuple[Any, ...]]) -> list[ArtifactRecord]:
@@ -669,7 +643,7 @@ class PostgresStore:
                 for r in rows]
 
     def artifact(self, hash: str) -> ArtifactRecord | None:
-        rows = self._read(f"SELECT {_ART_COLS} FROM artifacts WHERE hash = %s", (hash,))
+        rows = self._read(f"SELECT {_sql.ART_COLS} FROM artifacts WHERE hash = %s", (hash,))
         return self._artifacts(rows)[0] if rows else None
 
     def artifact_data(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes | None]]:
@@ -681,13 +655,13 @@ class PostgresStore:
         return {hash: (serializer, data) for hash, serializer, data in rows}
 
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
-        cols = _ART_COLS.replace(", data", ", NULL")
+        cols = _sql.ART_COLS.replace(", data", ", NULL")
         return self._artifacts(self._newest(cols, "artifacts", pipeline, limit))
 
     def cache_entries(self, pipeline: str, task: str | None = None, *,
                       keys: Collection[str] | None = None, limit: int | None = None
                       ) -> list[CacheEntry]:
-        sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = %s"
+        sql = f"SELECT {_sql.CACHE_COLS} FROM cache WHERE pipeline = %s"
         args: list[Any] = [pipeline]
         if task is not None:
             sql += " AND task = %s"
@@ -697,24 +671,22 @@ class PostgresStore:
             args.append(list(dict.fromkeys(keys)))
         rows = self._read(sql + " ORDER BY created_at DESC LIMIT %s", [*args, limit])
         return [
-            CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6], json.loads(r[7]))
-            for r in rows
+            _sql.cache_entry(r) for r in rows
         ]
 
     def newest_cache_entries(self, pipeline: str, tasks: Collection[str]
                              ) -> dict[str, CacheEntry]:
         # one round trip: an index seek per task on the server
-        columns = ", ".join(f"c.{name.strip()}" for name in _CACHE_COLS.split(","))
+        columns = ", ".join(f"c.{name.strip()}" for name in _sql.CACHE_COLS.split(","))
         rows = self._read(
             f"SELECT {columns} FROM unnest(%s::text[]) AS wanted(task) CROSS JOIN LATERAL "
-            f"(SELECT {_CACHE_COLS} FROM cache WHERE pipeline = %s AND task = wanted.task "
+            f"(SELECT {_sql.CACHE_COLS} FROM cache WHERE pipeline = %s AND task = wanted.task "
             "ORDER BY created_at DESC LIMIT 1) AS c", [list(dict.fromkeys(tasks)), pipeline])
-        return {r[1]: CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6],
-                                 json.loads(r[7])) for r in rows}
+        return {r[1]: _sql.cache_entry(r) for r in rows}
 
     def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
                limit: int | None = None) -> list[Event]:
-        sql = "SELECT run_id, kind, ts, task, map_index, data, id FROM events WHERE id > %s"
+        sql = f"SELECT {_sql.EVENT_COLS} FROM events WHERE id > %s"
         args: list[Any] = [after]
         if run_id is not None:
             sql += " AND run_id = %s"
@@ -724,12 +696,12 @@ class PostgresStore:
             args.append(before)
         sql += " ORDER BY id DESC" if before is not None else " ORDER BY id"
         rows = self._read(sql + " LIMIT %s", [*args, limit])
-        return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5], {}), r[6]) for r in rows]
+        return [_sql.event(r) for r in rows]
 
     # -- scheduling -------------------------------------------------------------------------
 
     def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
-        sql = (f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_marks(12)}, "
+        sql = (f"INSERT INTO runs ({_sql.RUN_COLS}) VALUES ({_marks(12)}, "
                f"CASE WHEN %s THEN {_NOW} ELSE %s END, %s, %s, %s) "
                "ON CONFLICT DO NOTHING")  # the run's id, or its pipeline's logical date, taken
         todo = list(runs)
@@ -753,9 +725,9 @@ class PostgresStore:
         return self._call(create, idempotent=False)
 
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
-        rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE state = ANY(%s) "
+        rows = self._read(f"SELECT {_sql.RUN_COLS} FROM runs WHERE state = ANY(%s) "
                           "ORDER BY created_at", (list(states),))
-        return [_run(row) for row in rows]
+        return [_sql.run(row) for row in rows]
 
     def latest_intervals(self) -> dict[str, str]:
         # intervals grow with their logical date: the latest logical date has the latest end
@@ -809,7 +781,7 @@ class PostgresStore:
 
     def versions(self, pipeline: str, task: str, name: str = "return",
                  limit: int | None = None) -> list[ArtifactRecord]:
-        cols = _ART_COLS.replace(", data", ", NULL")
+        cols = _sql.ART_COLS.replace(", data", ", NULL")
         return self._artifacts(self._read(
             f"SELECT {cols} FROM artifacts WHERE pipeline = %s AND task = %s AND name = %s "
             "ORDER BY created_at DESC LIMIT %s", (pipeline, task, name, limit),

@@ -29,6 +29,7 @@ from cadenza.exceptions import (
     StoreError,
     StoreFullError,
 )
+from cadenza.store import _sql
 from cadenza.store.base import (
     STALE_AFTER,
     AliasChange,
@@ -55,20 +56,6 @@ _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL
 )"""
 
-_RUN_COLS = (
-    "run_id, pipeline, state, params, created_at, target, started_at, ended_at, logical_date, "
-    "interval_start, interval_end, runner_pid, heartbeat, cancel_requested, owner, epoch"
-)
-_TI_COLS = (
-    "run_id, task, map_index, state, attempt, cache_key, output, files, started_at, ended_at, "
-    "error"
-)
-_ATTEMPT_COLS = (
-    "run_id, task, map_index, attempt, state, started_at, ended_at, error, traceback, log_path, "
-    "checks"
-)
-_ART_COLS = "hash, serializer, size, pipeline, task, run_id, created_at, name, uri, data"
-_CACHE_COLS = "pipeline, task, key, output, files, run_id, created_at, meta"
 _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 """The store's clock in SQL, seconds since 1970 (``unixepoch('subsec')`` needs SQLite 3.42)."""
 _IN_CHUNK = 500
@@ -166,10 +153,6 @@ def _adopt(db: sqlite3.Connection) -> None:
 
 def _dumps(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":")) if value else None
-
-
-def _loads(text: str | None, empty: Any) -> Any:
-    return json.loads(text) if text else empty
 
 
 class SqliteStore:
@@ -445,7 +428,7 @@ class SqliteStore:
                     raise ClaimLostError(fence[0], held[1] if held else None)
             if batch.runs:
                 insert(
-                    f"INSERT INTO runs ({_RUN_COLS})",
+                    f"INSERT INTO runs ({_sql.RUN_COLS})",
                     [
                         (r.run_id, r.pipeline, r.state, json.dumps(r.params), r.created_at,
                          r.target, r.started_at, r.ended_at, r.logical_date, r.interval_start,
@@ -460,7 +443,7 @@ class SqliteStore:
                 )
             if batch.task_instances:
                 insert(  # an upsert updates in place; REPLACE would delete + insert
-                    f"INSERT INTO task_instances ({_TI_COLS})",
+                    f"INSERT INTO task_instances ({_sql.TI_COLS})",
                     [
                         (t.run_id, t.task, t.map_index, t.state, t.attempt, t.cache_key,
                          t.output, dumps(t.files) if t.files else None, t.started_at,
@@ -475,7 +458,7 @@ class SqliteStore:
                 )
             if batch.attempts:
                 insert(
-                    f"INSERT INTO attempts ({_ATTEMPT_COLS})",
+                    f"INSERT INTO attempts ({_sql.ATTEMPT_COLS})",
                     [
                         (a.run_id, a.task, a.map_index, a.attempt, a.state, a.started_at,
                          a.ended_at, a.error, a.traceback, a.log_path,
@@ -497,7 +480,7 @@ class SqliteStore:
                 for start in range(0, len(rows), 64):
                     chunk = rows[start:start + 64]
                     kept.update(hash for (hash,) in db.execute(
-                        f"INSERT OR IGNORE INTO artifacts ({_ART_COLS}) VALUES "
+                        f"INSERT OR IGNORE INTO artifacts ({_sql.ART_COLS}) VALUES "
                         f"{', '.join(['(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} "
                         "RETURNING hash", [value for row in chunk for value in row],
                     ))
@@ -510,7 +493,7 @@ class SqliteStore:
                     insert("INSERT OR IGNORE INTO lineage (child, parent)", lineage)
             if batch.cache:
                 insert(
-                    f"INSERT OR REPLACE INTO cache ({_CACHE_COLS})",
+                    f"INSERT OR REPLACE INTO cache ({_sql.CACHE_COLS})",
                     [
                         (c.pipeline, c.task, c.key, c.output,
                          dumps(c.files) if c.files else None, c.run_id, c.created_at,
@@ -628,18 +611,11 @@ class SqliteStore:
         )
         return [Approval(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
-    @staticmethod
-    def _run(row: tuple[Any, ...]) -> RunRecord:
-        r = list(row)
-        r[3] = json.loads(r[3])
-        r[13] = bool(r[13])
-        return RunRecord(*r)
-
     def get_run(self, run_id: str) -> RunRecord:
-        rows = self._read(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._read(f"SELECT {_sql.RUN_COLS} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise RunNotFoundError(run_id)
-        return self._run(rows[0])
+        return _sql.run(rows[0])
 
     def _newest(self, cols: str, table: str, pipeline: str | None, limit: int, offset: int = 0
                 ) -> list[tuple[Any, ...]]:
@@ -652,8 +628,8 @@ class SqliteStore:
 
     def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0
                   ) -> list[RunRecord]:
-        rows = self._newest(_RUN_COLS, "runs", pipeline, limit, offset)
-        return [self._run(row) for row in rows]
+        rows = self._newest(_sql.RUN_COLS, "runs", pipeline, limit, offset)
+        return [_sql.run(row) for row in rows]
 
     def pipelines(self) -> list[str]:
         # a skip-scan over the index: one probe per pipeline, not one per run
@@ -666,27 +642,22 @@ class SqliteStore:
 
     def task_instances(self, run_id: str, mapped: bool = True) -> list[TaskInstanceRecord]:
         rows = self._read(
-            f"SELECT {_TI_COLS} FROM task_instances WHERE run_id = ?"
+            f"SELECT {_sql.TI_COLS} FROM task_instances WHERE run_id = ?"
             + ("" if mapped else " AND map_index < 0"), (run_id,)
         )
         return [
-            TaskInstanceRecord(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], _loads(r[7], {}), r[8], r[9], r[10]
-            )
-            for r in rows
+            _sql.task_instance(r) for r in rows
         ]
 
     def attempts(self, run_id: str, task: str | None = None) -> list[AttemptRecord]:
-        sql = f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE run_id = ?"
+        sql = f"SELECT {_sql.ATTEMPT_COLS} FROM attempts WHERE run_id = ?"
         args: tuple[Any, ...] = (run_id,)
         if task is not None:
             sql += " AND task = ?"
             args += (task,)
         rows = self._read(sql + " ORDER BY started_at, task, map_index, attempt", args)
         return [
-            AttemptRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                          _loads(r[10], []))
-            for r in rows
+            _sql.attempt(r) for r in rows
         ]
 
     def _artifact(self, row: tuple[Any, ...]) -> ArtifactRecord:
@@ -697,7 +668,7 @@ class SqliteStore:
         )
 
     def artifact(self, hash: str) -> ArtifactRecord | None:
-        rows = self._read(f"SELECT {_ART_COLS} FROM artifacts WHERE hash = ?", (hash,))
+        rows = self._read(f"SELECT {_sql.ART_COLS} FROM artifacts WHERE hash = ?", (hash,))
         return self._artifact(rows[0]) if rows else None
 
     def artifact_data(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes | None]]:
@@ -711,13 +682,13 @@ class SqliteStore:
         return found
 
     def artifacts(self, pipeline: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
-        cols = _ART_COLS.replace(", data", ", NULL")
+        cols = _sql.ART_COLS.replace(", data", ", NULL")
         return [self._artifact(row) for row in self._newest(cols, "artifacts", pipeline, limit)]
 
     def cache_entries(self, pipeline: str, task: str | None = None, *,
                       keys: Collection[str] | None = None, limit: int | None = None
                       ) -> list[CacheEntry]:
-        sql = f"SELECT {_CACHE_COLS} FROM cache WHERE pipeline = ?"
+        sql = f"SELECT {_sql.CACHE_COLS} FROM cache WHERE pipeline = ?"
         args: tuple[Any, ...] = (pipeline,)
         if task is not None:
             sql += " AND task = ?"
@@ -735,8 +706,7 @@ class SqliteStore:
             rows.sort(key=lambda r: r[6], reverse=True)  # created_at, newest first
             rows = rows[:limit]
         return [
-            CacheEntry(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], r[6], json.loads(r[7]))
-            for r in rows
+            _sql.cache_entry(r) for r in rows
         ]
 
     def newest_cache_entries(self, pipeline: str, tasks: Collection[str]
@@ -747,7 +717,7 @@ class SqliteStore:
 
     def events(self, run_id: str | None = None, after: int = 0, *, before: int | None = None,
                limit: int | None = None) -> list[Event]:
-        sql = "SELECT run_id, kind, ts, task, map_index, data, id FROM events WHERE id > ?"
+        sql = f"SELECT {_sql.EVENT_COLS} FROM events WHERE id > ?"
         args: tuple[Any, ...] = (after,)
         if run_id is not None:
             sql += " AND run_id = ?"
@@ -757,13 +727,13 @@ class SqliteStore:
             args += (before,)
         sql += " ORDER BY id DESC" if before is not None else " ORDER BY id"
         rows = self._read(sql + " LIMIT ?", (*args, -1 if limit is None else limit))
-        return [Event(r[0], r[1], r[2], r[3], r[4], _loads(r[5], {}), r[6]) for r in rows]
+        return [_sql.event(r) for r in rows]
 
     # -- scheduling -------------------------------------------------------------------------
 
     def create_runs(self, runs: Iterable[RunRecord]) -> list[str]:
         created: list[str] = []
-        sql = f"INSERT OR IGNORE INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 16)})"
+        sql = f"INSERT OR IGNORE INTO runs ({_sql.RUN_COLS}) VALUES ({', '.join('?' * 16)})"
         with self._write() as db:
             now: float | None = None
             for run in runs:
@@ -783,10 +753,10 @@ class SqliteStore:
     def runs_in_states(self, states: Iterable[str]) -> list[RunRecord]:
         wanted = list(states)
         rows = self._read(
-            f"SELECT {_RUN_COLS} FROM runs WHERE state IN ({', '.join('?' * len(wanted))}) "
+            f"SELECT {_sql.RUN_COLS} FROM runs WHERE state IN ({', '.join('?' * len(wanted))}) "
             "ORDER BY created_at", tuple(wanted),
         )
-        return [self._run(row) for row in rows]
+        return [_sql.run(row) for row in rows]
 
     def latest_intervals(self) -> dict[str, str]:
         # Intervals grow with their logical date, so the row with the latest logical date
@@ -838,7 +808,7 @@ class SqliteStore:
 
     def versions(self, pipeline: str, task: str, name: str = "return",
                  limit: int | None = None) -> list[ArtifactRecord]:
-        cols = _ART_COLS.replace(", data", ", NULL")
+        cols = _sql.ART_COLS.replace(", data", ", NULL")
         rows = self._read(
             f"SELECT {cols} FROM artifacts WHERE pipeline = ? AND task = ? AND name = ? "
             "ORDER BY created_at DESC LIMIT ?",
