@@ -191,14 +191,18 @@ def owner_gone_here(owner: str) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
 
 
+def owner_live(owner: str | None, age: float, stale_after: float) -> bool:
+    """Whether a run's ``owner`` still holds it: there is one, its heartbeat is at most
+    ``stale_after`` old (``age``, on the store's clock), and its process has not ended on this
+    host. ``claim_run`` takes a run over from another owner exactly when this is false."""
+    return owner is not None and age <= stale_after and not owner_gone_here(owner)
+
+
 def slot_counts(slot_epoch: int, run_epoch: int | None, owner: str | None, age: float,
                 stale_after: float) -> bool:
     """Whether a pool slot taken at ``slot_epoch`` still counts: its run is still at that
-    epoch, owned, its owner's heartbeat is at most ``stale_after`` old (``age``, on the store's
-    clock) and its process has not ended on this host; ``claim_run`` takes a run over
-    exactly when this turns false."""
-    return (run_epoch == slot_epoch and owner is not None and age <= stale_after
-            and not owner_gone_here(owner))
+    epoch and its owner live (``owner_live``)."""
+    return run_epoch == slot_epoch and owner_live(owner, age, stale_after)
 
 
 def judge_slots(held: Iterable[tuple[Any, ...]], holder: SlotHolder, limit: int,

@@ -25,7 +25,7 @@ from cadenza.store.base import (
     SlotHolder,
     TaskInstanceRecord,
     judge_slots,
-    owner_gone_here,
+    owner_live,
 )
 
 
@@ -79,9 +79,8 @@ class MemoryStore:
         with self._lock:
             run = self._get(run_id)
             now = time.time()
-            if (run.owner is not None and run.owner != owner
-                    and now - (run.heartbeat or 0.0) <= stale_after
-                    and not owner_gone_here(run.owner)):
+            if run.owner != owner and owner_live(run.owner, now - (run.heartbeat or 0.0),
+                                                 stale_after):
                 return None
             run.owner, run.epoch, run.heartbeat = owner, run.epoch + 1, now
             return run.epoch

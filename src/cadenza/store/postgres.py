@@ -76,7 +76,7 @@ from cadenza.store.base import (
     SlotHolder,
     TaskInstanceRecord,
     judge_slots,
-    owner_gone_here,
+    owner_live,
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
@@ -491,8 +491,7 @@ class PostgresStore:
             if row is None:
                 raise RunNotFoundError(run_id)
             held, epoch, age = row
-            if (held is not None and held != owner and age <= stale_after
-                    and not owner_gone_here(held)):
+            if held != owner and owner_live(held, age, stale_after):
                 return None
             db.execute(f"UPDATE runs SET owner = %s, epoch = epoch + 1, heartbeat = {_NOW} "
                        "WHERE run_id = %s", (owner, run_id))

@@ -45,7 +45,7 @@ from cadenza.store.base import (
     SlotHolder,
     TaskInstanceRecord,
     judge_slots,
-    owner_gone_here,
+    owner_live,
 )
 from cadenza.store.migrations import Migration, latest, migrations, pending
 
@@ -526,8 +526,7 @@ class SqliteStore:
             if row is None:
                 raise RunNotFoundError(run_id)
             held, epoch, age = row
-            if (held is not None and held != owner and age <= stale_after
-                    and not owner_gone_here(held)):
+            if held != owner and owner_live(held, age, stale_after):
                 return None
             db.execute(  # the epoch in WHERE keeps it a compare-and-set in any isolation
                 f"UPDATE runs SET owner = ?, epoch = epoch + 1, heartbeat = {_NOW} "
