@@ -121,6 +121,8 @@ class AttemptResult:
     checks: list[dict[str, Any]] = field(default_factory=list)
     shared_log: tuple[str, str] | None = None
     """The hashes of the attempt's text and JSON logs, copied into a shared artifact store."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """What the task recorded with ``ctx.log_metric`` (engine/context.py)."""
 
 
 def store_bytes(artifacts: ArtifactStore, serializer: str, data: bytes) -> StoredValue:
@@ -208,6 +210,7 @@ def run_attempt(call: Call) -> AttemptResult:
         log.close()
     if params.read:
         result.params_read = tuple(sorted(params.read))
+    result.metrics = context.metrics
     result.logged = log.written
     if log.written and call.artifacts.remote:
         result.shared_log = _share_log(Path(call.log_path), call.artifacts)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -12,6 +14,9 @@ from typing import Any
 from cadenza.exceptions import CadenzaError
 
 TASK_LOGGER = "cadenza.task"
+METRIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,99}")
+MAX_METRICS = 200
+"""Metrics one attempt may log: they travel with its result and are stored as one event."""
 
 
 class RecordingParams(Mapping[str, Any]):
@@ -54,6 +59,28 @@ class TaskContext:
     interval_end: str | None = None
     inputs: dict[str, str | None] = field(default_factory=dict)
     """The content hash (the version) of each upstream output this task received."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """What `log_metric` recorded in this attempt, by name (the last value of each)."""
+
+    def log_metric(self, name: str, value: float) -> None:
+        """Record a number about this attempt (a model's ``auc``, a row count): it is stored
+        with the attempt's events and shown on the task's and its output's pages. A name
+        logged twice keeps its last value."""
+        if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
+            raise CadenzaError(
+                f"ctx.log_metric got the name {name!r}; name a metric with 1 to 100 letters, "
+                "digits and '_.-/', e.g. 'roc_auc'.")
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value):
+            raise CadenzaError(
+                f"ctx.log_metric({name!r}, ...) got {value!r}; a metric is a finite number: "
+                "pass float(...) of it.")
+        if name not in self.metrics and len(self.metrics) >= MAX_METRICS:
+            raise CadenzaError(
+                f"ctx.log_metric({name!r}, ...): this attempt already logged {MAX_METRICS} "
+                "metrics, the most one attempt keeps; log fewer, or return a table instead.")
+        self.metrics[name] = float(value)
+        self.log.info("metric %s = %s", name, value)
 
     @property
     def log(self) -> logging.Logger:

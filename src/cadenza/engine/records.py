@@ -76,6 +76,9 @@ class Records:
                         "check_failed" if check["severity"] == "error" else "check_warned")
                 self._event(ti.task, ti.index, kind, check=check["check"],
                             severity=check["severity"], description=check["description"])
+        if result.metrics:  # ctx.log_metric: read back by web/preview.py
+            self._event(ti.task, ti.index, "metrics_logged", attempt=ti.attempt,
+                        metrics=result.metrics)
         self.journal.update(attempt)
         state = result.state
         if state is SUCCESS:
