@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,94 @@ def test_two_runners_resuming_one_run_on_one_cluster_run_each_body_once(
         assert all(a.attempt == 1 for a in store.attempts(run.run_id))
     finally:
         store.close()
+
+
+LIVE = '''
+import time
+from pathlib import Path
+from cadenza import Pipeline, ctx
+from cadenza.secrets import secret
+
+pipe = Pipeline("live")
+
+
+@pipe.task
+def talk():
+    print("first line of talk, token", secret("LIVE_TOKEN", "s3cr3t-live-value"), flush=True)
+    ctx.log.info("a record of talk")
+    go = Path(__file__).with_name("go")
+    while not go.exists():  # the test makes it once `cadenza logs` showed the line
+        time.sleep(0.02)
+    print("last line of talk")
+    return 1
+'''
+
+
+def pretend_remote() -> None:
+    """On a worker: see no runner's probe file, as a worker on another host would not."""
+    from cadenza.executors import _dask_pool
+
+    class Unseen(dict[str, bool]):
+        def get(self, key: str, default: Any = None) -> bool:
+            return False
+
+    _dask_pool._sees = Unseen()
+
+
+def see_again() -> None:
+    from cadenza.executors import _dask_pool
+
+    _dask_pool._sees = {}
+
+
+@pytest.mark.parametrize("where", ["shared", "remote"])
+def test_what_a_dask_task_prints_shows_in_cadenza_logs_while_it_runs(
+        tmp_path: Path, where: str) -> None:
+    """A task prints a line and waits for a file that the test makes only once `cadenza logs`
+    shows that line: on a worker that sees the runner's folder (it writes the runner's log
+    file) and on one that does not (its log comes home in pieces as Dask events)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "live.py").write_text(LIVE)
+    env = _env()
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address="127.0.0.1:0")
+    client = Client(cluster, set_as_default=False)
+    if where == "remote":
+        client.run(pretend_remote)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "cadenza", "run", "live.py", "--dask-address",
+         cluster.scheduler_address], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        def shown() -> str:
+            done = subprocess.run([sys.executable, "-m", "cadenza", "logs", "latest", "talk"],
+                                  cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=GUARD)
+            return done.stdout
+
+        wait_for("the task's first line in `cadenza logs`",
+                 lambda: "first line of talk" in shown())
+        live = shown()
+        assert runner.poll() is None  # the attempt is still running: the line came live
+        (tmp_path / "go").touch()
+        out, _ = runner.communicate(timeout=GUARD)
+        assert runner.returncode == 0, out
+        final = shown()
+    finally:
+        (tmp_path / "go").touch()
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        client.run(see_again)
+        client.close()
+        cluster.close()
+    assert "s3cr3t-live-value" not in live + final  # masked where the task ran
+    assert "first line of talk, token ***" in final
+    assert "a record of talk" in final and "last line of talk" in final
+    assert final.count("first line of talk") == 1
+    if where == "remote":  # the worker's own copy is gone
+        assert not list(Path(tempfile.gettempdir()).glob(f"cadenza-logs-{os.getuid()}/*.log"))

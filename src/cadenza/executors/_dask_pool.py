@@ -13,6 +13,16 @@ outlives it.
 Dask task is cancelled while it runs: its client released it because the runner died (or
 cancelled it in Dask). The pools of a runner that died stay until they have been idle for
 ``_IDLE`` seconds.
+
+With ``isolation="threads"`` an attempt runs in the Dask task's own thread instead: no pool,
+no fork, and nothing can stop it once it runs (``kill`` stops only calls still waiting).
+
+Logs: a task's output goes to its attempt log at the runner's path, which is the runner's own
+file when this worker sees the runner's folder (a LocalCluster, a shared filesystem: the
+runner's probe file is there). Else the attempt writes a log file of its own here, which a
+thread sends home in pieces every ``_TAIL_EVERY`` seconds as Dask events (``Worker.log_event``
+on the executor's topic, with the byte offset of each piece); the call's answer carries the
+last piece. What travels is what the attempt wrote, so its secrets are masked already.
 """
 
 from __future__ import annotations
@@ -20,10 +30,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing
+import os
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
 from multiprocessing import util
 from typing import Any
 
@@ -45,6 +58,32 @@ _used: dict[str, float] = {}  # executor token -> when a call of its last ended 
 _finalizer: Any = None
 _reaper: threading.Thread | None = None
 _IDLE = 300.0  # seconds after which an executor's pool with no calls here is closed
+_TAIL_EVERY = 0.5  # seconds between two pieces of a log sent home
+_threads: set[str] = set()  # calls running in a Dask thread here (isolation="threads")
+_sees: dict[str, bool] = {}  # a runner's probe file -> whether this worker sees it
+_tails: dict[str, _Tail] = {}  # call id -> its log here, sent home in pieces
+_tailer: threading.Thread | None = None
+
+Piece = tuple[int, bytes]
+"""A piece of an attempt's text log: its byte offset in the log, and its bytes."""
+
+
+@dataclass(slots=True)
+class Logs:
+    """Where a call's attempt log goes: ``probe``, a file the runner made beside its logs
+    (seen here: the runner's files are this worker's), and the Dask event ``topic`` on
+    which the runner takes the pieces of a log written here."""
+
+    probe: str
+    topic: str
+
+
+@dataclass(eq=False, slots=True)
+class _Tail:
+    path: str
+    topic: str
+    worker: Any
+    sent: int = 0
 
 
 class PoolPlugin(WorkerPlugin):
@@ -61,30 +100,46 @@ class PoolPlugin(WorkerPlugin):
 
 
 def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
-            task: ref.TaskRef | None) -> tuple[str, Any]:
-    """Run one call in ``owner``'s pool here: ``("reply", bytes)`` as the processes executor's
-    worker answers, ``("crashed", exitcode)`` or ``("killed", exitcode)``. ``module`` (the
-    function's) and the pipeline of ``task`` are loaded here first, once per worker, so that
-    children forked from now on have them: a child forked before loads what it lacks once."""
+            task: ref.TaskRef | None, logs: Logs | None = None,
+            isolation: str = "processes") -> tuple[str, Any, Piece | None]:
+    """Run one call in ``owner``'s pool here (or in this thread): ``("reply", bytes, piece)``
+    as the processes executor's worker answers, ``("crashed", exitcode, piece)`` or
+    ``("killed", exitcode, piece)``; ``piece``: the end of a log written here, not sent yet.
+    ``module`` (the function's) and the pipeline of ``task`` are loaded here first, once per
+    worker, so that children forked from now on have them: a child forked before loads what
+    it lacks once."""
     if module and module not in sys.modules:
         with contextlib.suppress(Exception):  # the child meets the same error, and reports it
             importlib.import_module(module)
     if task is not None:
         ref.preload(task)
+    log = _log_here(call_id, logs)
     with _lock:  # _kill sees the call in a pool, or leaves its tombstone
         if call_id in _tombstones:
             del _tombstones[call_id]
-            return "killed", None
-        pool = _pools.get(owner) or _start(owner)
-        future = pool.submit(_run, payload)
-        _running[call_id] = future
-        _busy[owner] = _busy.get(owner, 0) + 1
+            return "killed", None, None
+        if log is not None and logs is not None:
+            _tail(call_id, _Tail(log, logs.topic, _worker()))
+        if isolation == "threads":
+            _threads.add(call_id)
+        else:
+            pool = _pools.get(owner) or _start(owner)
+            future = pool.submit(_run_logged, (payload, log))
+            _running[call_id] = future
+            _busy[owner] = _busy.get(owner, 0) + 1
+    if isolation == "threads":
+        try:
+            return "reply", _run_logged((payload, log)), _last_piece(call_id)
+        finally:
+            with _lock:
+                _threads.discard(call_id)
     try:
-        return "reply", future.result()
+        return "reply", future.result(), _last_piece(call_id)
     except CancelledError:  # killed while it waited for a child: it never ran
-        return "killed", None
+        return "killed", None, _last_piece(call_id)
     except WorkerCrashedError as exc:
-        return ("killed" if call_id in _stopped else "crashed"), exc.exitcode
+        return ("killed" if call_id in _stopped else "crashed"), exc.exitcode, \
+            _last_piece(call_id)
     finally:
         with _lock:
             del _running[call_id]
@@ -94,12 +149,90 @@ def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
                 _used[owner] = time.monotonic()
 
 
+def _run_logged(arg: tuple[bytes, str | None]) -> bytes:
+    """In the child (or thread): run the call, with its attempt log at ``path`` if given."""
+    return _run(*arg)
+
+
+def _log_here(call_id: str, logs: Logs | None) -> str | None:
+    """A log file of this worker's for the call, when it does not see the runner's files."""
+    if logs is None:
+        return None
+    seen = _sees.get(logs.probe)
+    if seen is None:
+        seen = _sees[logs.probe] = os.path.exists(logs.probe)
+    if seen:
+        return None
+    return os.path.join(tempfile.gettempdir(), f"cadenza-logs-{os.getuid()}", f"{call_id}.log")
+
+
+def _worker() -> Any:
+    from distributed import get_worker
+
+    return get_worker()
+
+
+def _tail(call_id: str, tail: _Tail) -> None:
+    """Send the log at ``tail.path`` home in pieces while the call runs (``_lock`` held)."""
+    global _tailer
+    _tails[call_id] = tail
+    if _tailer is None:
+        _tailer = threading.Thread(target=_send_pieces, name="cadenza-log-tailer", daemon=True)
+        _tailer.start()
+
+
+def _send_pieces() -> None:
+    while True:
+        time.sleep(_TAIL_EVERY)
+        with _lock:
+            tails = list(_tails.items())
+        for call_id, tail in tails:
+            with contextlib.suppress(Exception):  # a log is best effort: never the call's end
+                with _lock:  # not while _last_piece reads it
+                    piece = _read_from(tail) if call_id in _tails else None
+                if piece is not None:
+                    tail.worker.log_event(tail.topic, {"call": call_id, "offset": piece[0],
+                                                       "data": piece[1]})
+
+
+def _read_from(tail: _Tail) -> Piece | None:
+    """What the log holds past what was sent, if anything (whole lines only, unless long)."""
+    try:
+        with open(tail.path, "rb") as handle:
+            handle.seek(tail.sent)
+            data = handle.read()
+    except FileNotFoundError:  # nothing printed yet
+        return None
+    if not data:
+        return None
+    offset = tail.sent
+    tail.sent += len(data)
+    return offset, data
+
+
+def _last_piece(call_id: str) -> Piece | None:
+    """Stop sending the call's log home; what it holds that was not sent. Removes it here."""
+    with _lock:
+        tail = _tails.pop(call_id, None)
+        if tail is None:
+            return None
+        piece = _read_from(tail)
+    for path in (tail.path, tail.path[:-len(".log")] + ".jsonl"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return piece
+
+
 def kill(call_ids: list[str]) -> list[str]:
     """SIGKILL the children running these calls here (the pool replaces them), and remember
-    the others so that they never start here; the calls found here."""
+    the others so that they never start here; the calls found here. A call running in a
+    Dask thread (isolation="threads") is found, but runs on to its end."""
     found = []
     with _lock:
         for call_id in call_ids:
+            if call_id in _threads:  # runs in a Dask thread: nothing here can stop it
+                found.append(call_id)
+                continue
             future = _running.get(call_id)
             if future is None:
                 _tombstones[call_id] = None

@@ -24,7 +24,15 @@ clusters without the code.
 A task's ``resources=`` go to Dask's: it runs only on a worker started with them, and a task
 asking for what no worker has fails at once rather than wait forever.
 
-Not yet: values through the artifact store, logs streamed home.
+``isolation="threads"`` runs each attempt in its Dask worker's thread instead, for clusters
+that cannot fork: a kill (timeout, cancel) ends the attempt for the run and frees its place
+in flight, but its body may run on, holding that Dask thread, to its end; a crash takes the
+Dask worker with it (``KilledWorker``: a crashed attempt).
+
+What a task prints reaches the runner's attempt log while it runs: written there by the
+worker when it sees the runner's folder (a probe file the executor leaves there tells it),
+else sent home in pieces as Dask events every half second (``_dask_pool``), which this
+executor writes into the runner's file at their offsets.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 import pickle
 import queue
 import socket
@@ -42,6 +51,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 try:
@@ -53,6 +63,7 @@ except ImportError as error:  # pragma: no cover - shown to whoever lacks the ex
         "pip install 'cadenza[dask]'"
     ) from error
 
+from cadenza._files import file_mode, make_folders
 from cadenza.engine.attempt import Call
 from cadenza.exceptions import (
     CadenzaError,
@@ -82,6 +93,8 @@ class DaskExecutor:
     a worker never idles while the client hears of a result; the cluster's threads run them.
     ``ship``: tasks travel by ``"reference"`` (the workers load the pipeline's file) or by
     ``"value"`` (pickled whole with cloudpickle: the workers need only its imports).
+    ``isolation``: each attempt runs in a forked child of its worker, which a kill ends
+    (``"processes"``), or in the worker's thread (``"threads"``), which nothing can stop.
     """
 
     in_process = False
@@ -90,7 +103,17 @@ class DaskExecutor:
     def __init__(self, client: Any = None, *, address: str | None = None,
                  n_workers: int = 2, threads_per_worker: int = 1,
                  max_workers: int | None = None,
-                 ship: Literal["reference", "value"] = "reference") -> None:
+                 ship: Literal["reference", "value"] = "reference",
+                 isolation: Literal["processes", "threads"] = "processes") -> None:
+        if isolation not in ("processes", "threads"):
+            raise InvalidOptionError(
+                f"isolation={isolation!r} is invalid: give 'processes' (each attempt in a "
+                "child process a kill ends) or 'threads' (in the Dask worker's thread).",
+                option="isolation", value=isolation,
+            )
+        self.isolation = isolation
+        self.stops_calls = isolation == "processes"
+        """Whether a kill stops the call's body: not in a Dask thread."""
         if ship not in ("reference", "value"):
             raise InvalidOptionError(
                 f"ship={ship!r} is invalid: give 'reference' (the workers load the pipeline's "
@@ -142,6 +165,10 @@ class DaskExecutor:
         self._closing = self._closed = False
         self._token = f"cadenza-{uuid.uuid4().hex}"  # names its calls and its pools on workers
         self._ids = itertools.count()
+        self._topic = f"{self._token}-logs"  # the pieces of logs written on other hosts
+        self._logs: dict[str, tuple[str, Path]] = {}  # call id -> its attempt log, its home
+        self._probes: dict[Path, _dask_pool.Logs] = {}  # home -> where its calls' logs go
+        client.subscribe_topic(self._topic, self._piece)
         # Results are fetched straight from the workers where the client was told to, or the
         # cluster is a LocalCluster (whose workers this host reaches): not via the scheduler.
         direct = client.direct_to_workers
@@ -154,7 +181,7 @@ class DaskExecutor:
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
-        task = None
+        task = logs = None
         resources = args[0].resources if args and isinstance(args[0], Call) else None
         try:
             if resources:
@@ -186,9 +213,12 @@ class DaskExecutor:
                     "This DaskExecutor has been shut down; create a new one to submit calls."
                 )
             call_id = f"{self._token}-{next(self._ids)}"  # unique on the scheduler
+            if args and isinstance(args[0], Call):
+                logs = self._probes.get(args[0].home) or self._probe(args[0].home)
+                self._logs[call_id] = (args[0].log_path, args[0].home)
             dask_future = self._client.submit(_dask_pool.attempt, self._token, call_id,
                                               payload, getattr(fn, "__module__", None), task,
-                                              key=call_id, pure=False,
+                                              logs, self.isolation, key=call_id, pure=False,
                                               resources=dict(resources) if resources else None)
             self._calls[future] = _Call(call_id, dask_future)
         dask_future.add_done_callback(functools.partial(self._done, future))
@@ -201,6 +231,36 @@ class DaskExecutor:
         """Kill these calls in one step (none that waits starts in a thread another frees);
         return those it stopped (not those that had finished)."""
         return self._kill(list(futures))
+
+    def _probe(self, home: Path) -> _dask_pool.Logs:
+        """Leave a file in ``home`` by which a worker tells that it sees this runner's files
+        (with ``_lock`` held): there it writes attempt logs itself, else sends them here."""
+        probe = home / f".{self._token}.probe"
+        with contextlib.suppress(OSError):  # none: every worker sends its logs here
+            make_folders(home, home)
+            probe.touch()
+        logs = self._probes[home] = _dask_pool.Logs(str(probe), self._topic)
+        return logs
+
+    def _piece(self, event: tuple[float, dict[str, Any]]) -> None:
+        """The client's thread: a piece of a log that a worker wrote on its own host."""
+        message = event[1]
+        self._write(message["call"], (message["offset"], message["data"]))
+
+    def _write(self, call_id: str, piece: _dask_pool.Piece | None) -> None:
+        """Write ``piece`` into the runner's log file of the call, at its offset."""
+        with self._lock:
+            where = self._logs.get(call_id)
+        if piece is None or where is None:
+            return
+        path, home = where
+        with contextlib.suppress(OSError):  # no log is worth a run
+            make_folders(Path(path).parent, home)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, file_mode(home))
+            try:
+                os.pwrite(fd, piece[1], piece[0])
+            finally:
+                os.close(fd)
 
     def _check_resources(self, task: str, resources: Mapping[str, float]) -> None:
         """Refuse a call no worker has the resources for: Dask would hold it forever."""
@@ -250,6 +310,11 @@ class DaskExecutor:
             self._collector.join()
         with contextlib.suppress(Exception):  # a worker gone meanwhile took its pool with it
             self._client.run(_dask_pool.close, self._token)
+        with contextlib.suppress(Exception):
+            self._client.unsubscribe_topic(self._topic)
+        for logs in self._probes.values():
+            with contextlib.suppress(OSError):
+                os.unlink(logs.probe)
         if self._owns_client:
             self._client.close()
         if self._cluster is not None:
@@ -276,6 +341,9 @@ class DaskExecutor:
                 for future, _ in done:
                     _complete(future, exc)
             finally:
+                with self._lock:
+                    for _, dask_future in done:
+                        self._logs.pop(dask_future.key, None)
                 for _, dask_future in done:
                     dask_future.release()
             if len(done) < len(batch):  # shutdown's stop
@@ -298,11 +366,13 @@ class DaskExecutor:
             answers = self._client.gather([d for _, d in finished], direct=self._direct)
         except Exception:  # one of them is lost, say: each on its own then
             answers = [_get(d.result) for _, d in finished]
-        for (future, _), answer in zip(finished, answers, strict=True):
+        for (future, dask_future), answer in zip(finished, answers, strict=True):
             if isinstance(answer, BaseException):
                 _complete(future, answer)
             else:
-                _answer(future, *answer)
+                kind, value, piece = answer
+                self._write(dask_future.key, piece)  # the log's end, before the attempt's
+                _answer(future, kind, value)
 
 
 def _get(read: Callable[[], Any]) -> Any:

@@ -498,10 +498,14 @@ def _watch_runner(life: Connection) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _run(message: bytes) -> bytes:
-    """Unpickle and run one call; the reply is ``(ok, result or exception, traceback text)``."""
+def _run(message: bytes, log_path: str | None = None) -> bytes:
+    """Unpickle and run one call; the reply is ``(ok, result or exception, traceback text)``.
+    ``log_path``: where the attempt the call is writes its log, instead of the runner's path
+    (a Dask worker that does not see the runner's files)."""
     try:
         fn, args = pickle.loads(message)
+        if log_path is not None:
+            args[0].log_path = log_path
         result = fn(*args)
     except BaseException as exc:  # the caller's future carries it, SystemExit included
         return _dump_error(exc)
