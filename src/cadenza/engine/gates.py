@@ -3,14 +3,13 @@ the Runner (engine/run.py), whose loop thread alone calls these."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from cadenza.engine.journal import Instance, Journal, Key
 from cadenza.engine.reuse import gate_key
 from cadenza.engine.states import TaskState
 from cadenza.graph import Node
-from cadenza.store.base import Approval, RunRecord
+from cadenza.store.base import Approval, RunRecord, TaskInstanceRecord
 
 if TYPE_CHECKING:
     from cadenza.engine.cache import CacheIndex
@@ -34,6 +33,7 @@ class Gates:
     force: bool
     awaiting: set[str]
     approve: set[str]
+    prior: dict[Key, TaskInstanceRecord]
 
     if TYPE_CHECKING:
         def _reusable(self, entry: CacheEntry, spec: TaskSpec) -> bool: ...
@@ -59,7 +59,14 @@ class Gates:
 
     def _open_gate(self, ti: Instance, node: Node) -> None:
         self._move(ti, S.AWAITING_APPROVAL)
-        ti.started = time.time()
+        # When the gate asked, on the store's clock, as decisions are stamped (actions.decide):
+        # only a decision made since counts. A gate still waiting from before keeps its time,
+        # so a decision made while its run was stopped counts; one that was rejected (then
+        # retried) or cleared asks again, and its old decision no longer counts.
+        prior = self.prior.get((ti.task, -1))
+        waited = prior is not None and prior.state == S.AWAITING_APPROVAL
+        ti.started = prior.started_at if waited and prior and prior.started_at else (
+            self.ws.store.clock())
         self.journal.instance(ti)
         self._event(ti.task, -1, "gate_opened", message=node.spec.message)
         self.awaiting.add(ti.task)
@@ -70,9 +77,11 @@ class Gates:
         decisions = {a.task: a for a in self.ws.store.approvals(self.run.run_id)}
         for name in sorted(self.awaiting):
             decision = decisions.get(name)
+            if decision is not None and not counts(decision, self.tis[(name, -1)].started):
+                decision = None  # made on an earlier opening of this gate
             if decision is None and name in self.approve:
-                decision = Approval(self.run.run_id, name, True, "caller", time.time(),
-                                    "approved when the run was started")
+                decision = Approval(self.run.run_id, name, True, "caller",
+                                    self.ws.store.clock(), "approved when the run was started")
                 self._commit(early=True)  # the run's own record first: a decision needs it
                 self.ws.store.decide(decision)
             if decision is None:
@@ -90,3 +99,10 @@ class Gates:
             else:
                 ti.error = f"rejected by {decision.by}: {decision.reason or 'no reason given'}"
                 self._end(ti, S.FAILED)
+
+
+def counts(decision: Approval, opened: float | None) -> bool:
+    """Whether ``decision`` answers the gate's opening at ``opened`` (both on the store's
+    clock): a decision from before it answered an earlier opening, which a retry or clear has
+    set aside."""
+    return opened is None or decision.at >= opened

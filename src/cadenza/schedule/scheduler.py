@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza._process import alive
+from cadenza.engine.gates import counts
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.launch import run_pipeline
 from cadenza.engine.run import new_run_id
@@ -314,10 +315,10 @@ class Scheduler:
 
     def _decided(self, run: RunRecord) -> bool:
         store = self.workspace.store
-        decided = {a.task for a in store.approvals(run.run_id)}
-        waiting = {ti.task for ti in store.task_instances(run.run_id)
-                   if ti.state == "awaiting_approval"}
-        return bool(waiting & decided)
+        decided = {a.task: a for a in store.approvals(run.run_id)}
+        return any(ti.state == "awaiting_approval" and ti.task in decided
+                   and counts(decided[ti.task], ti.started_at)  # not one a retry set aside
+                   for ti in store.task_instances(run.run_id, mapped=False))
 
     def _execute(self, entry: Entry, run_id: str) -> None:
         # each run writes through its own connection, to the store the scheduler was given
