@@ -96,9 +96,11 @@ RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # from outside (QUEUED, for the scheduler). A success only re-runs (backfill --rerun-all).
     R.WAITING: frozenset({R.RUNNING, R.QUEUED, R.CANCELLED}),
     R.INTERRUPTED: frozenset({R.RUNNING, R.QUEUED, R.CANCELLED}),
-    R.FAILED: frozenset({R.RUNNING, R.QUEUED}),
-    R.CANCELLED: frozenset({R.RUNNING, R.QUEUED}),
-    R.SUCCESS: frozenset({R.RUNNING}),
+    # An ended run moves between ended states only when a person marks a task (actions.mark
+    # recomputes it); a success is queued again when a person clears a task (actions.clear).
+    R.FAILED: frozenset({R.RUNNING, R.QUEUED, R.SUCCESS}),
+    R.CANCELLED: frozenset({R.RUNNING, R.QUEUED, R.SUCCESS, R.FAILED}),
+    R.SUCCESS: frozenset({R.RUNNING, R.QUEUED, R.FAILED}),
 }
 
 RUN_ENDED: frozenset[RunState] = frozenset({R.SUCCESS, R.FAILED, R.CANCELLED})
