@@ -266,10 +266,12 @@ MARKABLE = (TaskState.SUCCESS, TaskState.FAILED)
 def mark(store: MetadataStore, pipe: Pipeline, run_id: str, task: str, state: str, *,
          by: str, reason: str) -> str:
     """Set ``task`` of an ended run to ``state`` (success or failed) by hand, with a reason,
-    and recompute the run's state from its tasks; return the run's new state. Nothing runs:
-    a task marked failed makes its downstream upstream_failed when the run is retried; one
-    marked success lets them run. A task marked success has no output, so a task whose value
-    another task reads cannot be marked success (clear it to run it again instead)."""
+    and recompute the run's state from its tasks; return the run's new state. Nothing runs
+    now. A retry runs a task marked failed again, as any failed task (its downstream that
+    succeeded keep their results unless cleared); a task marked success counts as done, so a
+    retry runs the tasks after it that did not run. A task marked success has no output, so a
+    task whose value another task reads cannot be marked success (clear it to run it again
+    instead)."""
     if state not in MARKABLE:
         raise CadenzaError(f"A task can be marked success or failed, not {state!r}.")
     if not reason.strip():
