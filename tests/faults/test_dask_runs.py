@@ -286,3 +286,58 @@ def test_what_a_dask_task_prints_shows_in_cadenza_logs_while_it_runs(
     assert final.count("first line of talk") == 1
     if where == "remote":  # the worker's own copy is gone
         assert not list(Path(tempfile.gettempdir()).glob(f"cadenza-logs-{os.getuid()}/*.log"))
+
+
+LET_GO = '''
+import time
+from pathlib import Path
+from cadenza import Pipeline, Retry
+
+NOTES = Path(__file__).with_name("notes.txt")
+pipe = Pipeline("let_go", defaults={"timeout": 1, "retries": Retry(0)})
+
+
+@pipe.task
+def slow():
+    with NOTES.open("a") as out:
+        out.write(f"start slow {time.time()}\\n")
+    time.sleep(3)
+    with NOTES.open("a") as out:
+        out.write(f"end slow {time.time()}\\n")
+'''
+
+
+def test_with_thread_isolation_a_timeout_ends_the_attempt_and_lets_its_body_run_on(
+        tmp_path: Path, dask_cluster: Any) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "let_go.py").write_text(LET_GO)
+    done = subprocess.run(
+        [sys.executable, "-m", "cadenza", "run", "let_go.py", "--dask-address",
+         dask_cluster.scheduler_address],
+        cwd=tmp_path, env=_env(CADENZA_DASK_ISOLATION="threads"), capture_output=True,
+        text=True, timeout=GUARD)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Task 'slow' ran past its timeout of 1s" in done.stdout, done.stdout
+    assert "may run on in its Dask worker's thread" in " ".join(done.stdout.split())
+    assert not any(n[0] == "end" for n in _notes(tmp_path / "notes.txt"))
+    # as documented: nothing stops a body in a Dask thread; it ends on its own
+    wait_for("the let-go body to end", lambda: any(
+        n[0] == "end" for n in _notes(tmp_path / "notes.txt")))
+
+
+def test_dask_isolation_is_refused_for_another_executor(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "let_go.py").write_text(LET_GO)
+    done = subprocess.run(
+        [sys.executable, "-m", "cadenza", "run", "let_go.py", "-e", "threads",
+         "--dask-isolation", "threads"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=GUARD)
+    assert done.returncode != 0
+    assert "Isolation 'threads' is for the dask executor, not 'threads'" in done.stderr + \
+        done.stdout
+    assert "Traceback" not in done.stderr
+    ignored = subprocess.run(  # the variable names a default for -e dask only
+        [sys.executable, "-m", "cadenza", "run", "let_go.py", "-e", "inline", "--only", "slow"],
+        cwd=tmp_path, env=_env(CADENZA_DASK_ISOLATION="threads"), capture_output=True,
+        text=True, timeout=GUARD)
+    assert "Isolation" not in ignored.stdout + ignored.stderr

@@ -205,6 +205,11 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
 @click.option("--dask-address", metavar="ADDRESS", envvar="CADENZA_DASK_ADDRESS",
               show_envvar=True, help="Run on the Dask cluster whose scheduler is here, like "
               "tcp://host:8786 (implies -e dask); else -e dask starts a LocalCluster.")
+@click.option("--dask-isolation", type=click.Choice(["processes", "threads"]),
+              default="processes", show_default=True, envvar="CADENZA_DASK_ISOLATION",
+              show_envvar=True, help="Where an attempt runs on its Dask worker: in a forked "
+              "child that a timeout or cancel kills, or in the worker's thread, for clusters "
+              "that cannot fork (a timed-out or cancelled body then runs on to its end).")
 @_selection_options
 @click.option("--resume", metavar="RUN", help="Continue this run: re-run what did not succeed.")
 @click.option("--approve", multiple=True, metavar="GATE", help="Approve this gate up front.")
@@ -219,7 +224,8 @@ def _report(result: RunResult, ws: Workspace, as_json: bool, quiet: bool,
 @_json_option
 @click.pass_context
 def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executor: str,
-        workers: int | None, dask_address: str | None, only: tuple[str, ...],
+        workers: int | None, dask_address: str | None, dask_isolation: str,
+        only: tuple[str, ...],
         from_: tuple[str, ...], force: bool,
         resume: str | None, approve: tuple[str, ...], no_wait: bool, quiet: bool,
         metrics_file: Path | None, lineage_file: Path | None, lineage_url: str | None,
@@ -228,11 +234,15 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
     optionally followed by :PIPELINE."""
     stale_after = stale_after_from(os.environ)
     executor, dask_address = _dask_choice(ctx, executor, dask_address)
+    if executor != "dask" and ctx.get_parameter_source(
+            "dask_isolation") == click.core.ParameterSource.ENVIRONMENT:
+        dask_isolation = "processes"  # CADENZA_DASK_ISOLATION counts only with -e dask
     if resume is None:
         if target is None:
             raise click.UsageError("give the pipeline to run: cadenza run TARGET")
         _run_claimed(ctx, None, target, stale_after, params=parse_assignments(params),
                      executor=executor, workers=workers, dask_address=dask_address,
+                     dask_isolation=dask_isolation,
                      only=only or None, from_=from_ or None, force=force, approve=approve,
                      wait=not no_wait,
                      quiet=quiet, as_json=as_json, metrics_file=metrics_file,
@@ -253,6 +263,7 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
                                    "TARGET.")
             _run_claimed(ctx, claim, target, stale_after, params=parse_assignments(params),
                          executor=executor, workers=workers, dask_address=dask_address,
+                         dask_isolation=dask_isolation,
                          only=only or None, from_=from_ or None, force=force, resume=resume,
                          approve=approve,
                          wait=not no_wait, quiet=quiet, as_json=as_json,
@@ -265,14 +276,14 @@ def run(ctx: click.Context, target: str | None, params: tuple[str, ...], executo
 def _run_claimed(ctx: click.Context, claim: Claim | None, target: str, stale_after: float, *,
                  quiet: bool, as_json: bool, metrics_file: Path | None,
                  lineage: Transport | None, dask_address: str | None,
-                 **options: Any) -> NoReturn:
+                 dask_isolation: str = "processes", **options: Any) -> NoReturn:
     """Import the pipeline and run it under ``claim`` (a new run: claimed as it is created);
     a run another runner takes over ends here, exit code 1, naming who has it."""
     pipe = load_pipeline(target)
     cluster = None  # a Dask cluster's client: this command's to close (launch closes its own)
-    if dask_address is not None:
+    if dask_address is not None or dask_isolation != "processes":
         cluster = make_executor(options["executor"], options.pop("workers"),
-                                address=dask_address)
+                                address=dask_address, isolation=dask_isolation)
         options["executor"] = cluster
     try:
         _execute(ctx, pipe, as_json, quiet, metrics_file=metrics_file, lineage=lineage,
@@ -312,7 +323,7 @@ def retry(ctx: click.Context, run_id: str, executor: str, workers: int | None, n
           quiet: bool, as_json: bool) -> None:
     """Re-run what did not succeed in RUN (same as run --resume RUN)."""
     ctx.invoke(run, target=None, params=(), executor=executor, workers=workers,
-               dask_address=None, only=(),
+               dask_address=None, dask_isolation="processes", only=(),
                from_=(), force=False, resume=run_id, approve=(), no_wait=no_wait, quiet=quiet,
                metrics_file=None, lineage_file=None, lineage_url=None, as_json=as_json)
 

@@ -654,7 +654,9 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         assert timeout is not None
         if self.killable and ti.future is not None:
             self.executor.kill(ti.future)  # type: ignore[attr-defined]
-            how = "was stopped"
+            how = "was stopped" if getattr(self.executor, "stops_calls", True) else (
+                "was let go: it may run on in its Dask worker's thread (--dask-isolation "
+                "threads), its result discarded")
         else:  # a thread cannot be stopped: it keeps its slots until it returns (_stalled)
             if ti.future is not None:
                 self.abandoned[ti.future] = _label(ti)
