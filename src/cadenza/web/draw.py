@@ -38,6 +38,11 @@ _LANES_MAX = 1000
 _GAP_LAYER = {"LR": 64.0, "TB": 48.0}
 _LABEL_MAX, _DETAIL_MAX, _ROW_LABEL_MAX = 28, 32, 24
 _SWEEPS = 4
+# The graph box of a page at 1280x800 (cadenza.css: svg.dag's max-height is 60vh): "auto"
+# picks the shape that shows the graph largest in it, and folds a long chain into bands only
+# when that shows it at least _WRAP_GAIN times larger than one row or column would.
+_FIT_W, _FIT_H, _WRAP_GAIN = 1200.0, 480.0, 1.25
+_GAP_BAND = 40.0  # between two bands of a wrapped graph: the edges from one to the next run here
 _ARROW = "cadenza-arrow"
 
 _LABEL_COL, _PLOT_W, _AXIS_H, _ROW_H, _BAR_H = 168.0, 720.0, 24.0, 24.0, 16.0
@@ -94,7 +99,11 @@ class Layout:
     direction: str
     routes: Mapping[tuple[str, str], tuple[tuple[float, float], ...]]
     """Edge to the points its path goes through: from the side of its source box, two per layer
-    it crosses (where its lane enters and leaves that layer), to the side of its target box."""
+    it crosses (where its lane enters and leaves that layer), to the side of its target box;
+    where it passes from one band to the next, four more (out, down, back, down)."""
+    bands: int = 1
+    """Rows the layers are wrapped into (left to right only): 1 unless a long chain was folded
+    so that the graph fits a page."""
 
 
 # A node id, or (from, to, layer) for the lane an edge takes through a layer it skips.
@@ -122,10 +131,13 @@ class Bar:
 def layout(
     nodes: Sequence[Node], edges: Sequence[tuple[str, str]], *, direction: str = "LR"
 ) -> Layout:
-    """Longest-path layers, ordered by barycenter sweeps; ``direction`` is "LR" or "TB"."""
-    if direction not in _GAP_LAYER:
+    """Longest-path layers, ordered by barycenter sweeps; ``direction`` is "LR", "TB" or
+    "auto": whichever of left to right, top down, or left to right wrapped into bands (a long
+    chain folded like lines of text) fits a page's graph box best (see `_shape`)."""
+    if direction not in (*_GAP_LAYER, "auto"):
         raise ValueError(
-            f"direction {direction!r} is not known; use 'LR' (left to right) or 'TB' (top down)"
+            f"direction {direction!r} is not known; use 'LR' (left to right), 'TB' (top down)"
+            " or 'auto' (the one that fits a page best)"
         )
     ids = list(dict.fromkeys(n.id for n in nodes))
     known = set(ids)
@@ -160,7 +172,13 @@ def layout(
             children[u].append(v)
     _order(layers, parents, children)
 
+    if direction == "auto":
+        direction, per_band = _shape(layers)
+    else:
+        per_band = max(len(layers), 1)
     lr = direction == "LR"
+    if back:
+        per_band = max(len(layers), 1)  # a wrapped cycle would run its back edges uphill
     main, cross = (_NODE_W, _NODE_H) if lr else (_NODE_H, _NODE_W)
     step = main + _GAP_LAYER[direction]
 
@@ -176,39 +194,95 @@ def layout(
         for slot in layer:
             centre[slot] = at + size(slot) / 2
             at += size(slot)
+    breadth = widest - _GAP_SIBLING + 2 * _PAD
+    bands = max(1, math.ceil(len(layers) / per_band))
 
-    def point(along: float, across: float) -> tuple[float, float]:
+    def point(depth_: int, along: float, across: float) -> tuple[float, float]:
+        """``along`` from the near side of layer ``depth_``; a wrapped layer goes to its band."""
+        band, column = divmod(depth_, per_band)
+        along += _PAD + column * step
+        across += band * (breadth + _GAP_BAND)
         return (along, across) if lr else (across, along)
 
     placed: dict[str, Box] = {}
     for n in ids:
-        x, y = point(_PAD + depth[n] * step, centre[n] - cross / 2)
+        x, y = point(depth[n], 0.0, centre[n] - cross / 2)
         placed[n] = Box(x, y, _NODE_W, _NODE_H, depth[n])
     routes: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
     for a, b in kept:
         # Down the layers an edge leaves its source's far side and enters its target's near
         # side; otherwise (a back edge) the reverse, so it does not loop round either box.
         fwd = depth[a] < depth[b]
-        path = [point(_PAD + depth[a] * step + (main if fwd else 0.0), centre[a])]
+        stops = [(depth[a], main if fwd else 0.0, centre[a])]
         mine = lanes.get((a, b), [])
         for lane in mine if fwd else mine[::-1]:
-            near = _PAD + lane[2] * step
-            ends = (near, near + main) if fwd else (near + main, near)
-            path.extend(point(along, centre[lane]) for along in ends)
-        path.append(point(_PAD + depth[b] * step + (0.0 if fwd else main), centre[b]))
+            ends = (0.0, main) if fwd else (main, 0.0)
+            stops.extend((lane[2], along, centre[lane]) for along in ends)
+        stops.append((depth[b], 0.0 if fwd else main, centre[b]))
+        path: list[tuple[float, float]] = []
+        for i, (d, along, across) in enumerate(stops):
+            here = point(d, along, across)
+            if path and d // per_band != stops[i - 1][0] // per_band:
+                path.extend(_wrap(path[-1], here, stops[i - 1][2], breadth))
+            path.append(here)
         routes[a, b] = tuple(path)
-    length = len(layers) * step - _GAP_LAYER[direction] + 2 * _PAD
-    breadth = widest - _GAP_SIBLING + 2 * _PAD
+    length = min(len(layers), per_band) * step - _GAP_LAYER[direction] + 2 * _PAD
+    breadth_all = bands * breadth + (bands - 1) * _GAP_BAND
     return Layout(
         boxes={n: placed[n] for n in ids},
         layers=tuple(tuple(n for n in layer if isinstance(n, str)) for layer in layers),
         edges=tuple(kept),
         back_edges=frozenset(back),
-        width=length if lr else breadth,
-        height=breadth if lr else length,
+        width=length if lr else breadth_all,
+        height=breadth_all if lr else length,
         direction=direction,
         routes=routes,
+        bands=bands,
     )
+
+
+def _shape(layers: list[list[_Slot]]) -> tuple[str, int]:
+    """The direction, and layers per band, that show ``layers`` largest in the page's graph
+    box (never above their natural size)."""
+    count = len(layers)
+    if not count:
+        return "LR", 1
+
+    def breadth(cross: float) -> float:
+        return max(
+            sum(cross + _GAP_SIBLING if isinstance(s, str) else _LANE for s in layer)
+            for layer in layers
+        ) - _GAP_SIBLING + 2 * _PAD
+
+    def length(n: int, direction: str) -> float:
+        main = _NODE_W if direction == "LR" else _NODE_H
+        return n * (main + _GAP_LAYER[direction]) - _GAP_LAYER[direction] + 2 * _PAD
+
+    def fit(width: float, height: float) -> float:
+        return min(_FIT_W / width, _FIT_H / height, 1.0)
+
+    across_lr, across_tb = breadth(_NODE_H), breadth(_NODE_W)
+    lr, tb = fit(length(count, "LR"), across_lr), fit(across_tb, length(count, "TB"))
+    best = ("LR", count) if lr >= tb else ("TB", count)
+    wrapped, scale = count, 0.0
+    for per_band in range(count - 1, 1, -1):  # fewest bands first: they win ties
+        bands = math.ceil(count / per_band)
+        this = fit(length(per_band, "LR"), bands * across_lr + (bands - 1) * _GAP_BAND)
+        if this > scale:
+            wrapped, scale = per_band, this
+    return ("LR", wrapped) if scale > max(lr, tb) * _WRAP_GAIN else best
+
+
+def _wrap(
+    leave: tuple[float, float], enter: tuple[float, float], across: float, breadth: float
+) -> list[tuple[float, float]]:
+    """The corners of an edge going from one band to the next, all in gaps between boxes: out
+    of ``leave`` a little, down into the gap under its band (at a height of its own, from
+    ``across``, its place in the band), back along it, and down to ``enter``."""
+    (x1, y1), (x2, y2) = leave, enter
+    gap_y = y1 - across + breadth + _GAP_BAND * (0.25 + 0.5 * min(max(across / breadth, 0), 1))
+    out, back = x1 + _PAD / 2, x2 - _PAD / 2
+    return [(out, y1), (out, gap_y), (back, gap_y), (back, y2)]
 
 
 def _layers(
@@ -286,7 +360,8 @@ def dag_svg(
     for node in nodes:
         first.setdefault(node.id, node)
     parts = [
-        _open("dag", lay.width, lay.height, f"Task graph of {len(lay.boxes)} tasks"),
+        _open("dag", lay.width, lay.height, f"Task graph of {len(lay.boxes)} tasks",
+              ' preserveAspectRatio="xMidYMid meet"'),
         f'<defs><marker id="{_ARROW}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7"'
         ' markerHeight="7" orient="auto"><path class="arrowhead" d="M0 0L10 5L0 10z"/>'
         "</marker></defs>",
@@ -297,12 +372,52 @@ def dag_svg(
     return Markup("".join(parts))
 
 
+# The order states are listed in a legend: as a run goes, then the rest; "" (never ran) last.
+_LEGEND = (
+    "success", "failed", "running", "queued", "up_for_retry", "upstream_failed", "skipped",
+    "awaiting_approval", "waiting", "cached", "cancelled", "interrupted", "pending",
+)
+
+
+def dag_figure(
+    nodes: Sequence[Node],
+    edges: Sequence[tuple[str, str]],
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> Markup:
+    """The graph for a page: a ``<figure class="dag-box">`` holding `dag_svg` in the shape that
+    fits the page best (see `layout`'s "auto"), sized to its box by its viewBox, and a legend of
+    the states its nodes are in (``labels`` renames states, e.g. for lineage). The page's
+    script adds zoom and pan; without it the graph is still whole and fitted."""
+    svg = dag_svg(nodes, edges, direction="auto")
+    return Markup(
+        f'<figure class="dag-box" data-zoom="">{svg}{dag_legend(nodes, labels=labels)}</figure>'
+    )
+
+
+def dag_legend(nodes: Sequence[Node], *, labels: Mapping[str, str] | None = None) -> Markup:
+    """A ``<ul class="legend">``: one ``li[data-state]`` with a coloured square per state shown."""
+    shown = {_state(n.state) if n.state else "none" for n in nodes}
+    order = [*_LEGEND, *sorted(shown - {*_LEGEND, "none"}), "none"]
+    items = []
+    for state in order:
+        if state not in shown:
+            continue
+        raw = "" if state == "none" else state
+        text = (labels or {}).get(raw) or (raw.replace("_", " ") if raw else "never ran")
+        items.append(
+            f'<li data-state="{_esc(raw)}"><span class="sq state-{state}"></span>'
+            f"{_esc(text)}</li>"
+        )
+    return Markup(f'<ul class="legend" aria-label="Colours of states">{"".join(items)}</ul>')
+
+
 def _edge(lay: Layout, a: str, b: str) -> str:
     # Curves between layers, leaving and entering along the layer axis; straight within a lane.
     points = lay.routes[a, b]
     d = f"M{_n(points[0][0])} {_n(points[0][1])}"
     for (x1, y1), (x2, y2) in pairwise(points):
-        if (y1 == y2) if lay.direction == "LR" else (x1 == x2):
+        if x1 == x2 or y1 == y2:  # along a lane, or a wrapped edge's corner
             d += f"L{_n(x2)} {_n(y2)}"
         elif lay.direction == "LR":
             mid = (x1 + x2) / 2
@@ -406,11 +521,11 @@ def duration_text(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _open(cls: str, width: float, height: float, label: str) -> str:
+def _open(cls: str, width: float, height: float, label: str, extra: str = "") -> str:
     w, h = _n(width), _n(height)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" role="img"'
-        f' aria-label="{_esc(label)}" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
+        f' aria-label="{_esc(label)}" viewBox="0 0 {w} {h}" width="{w}" height="{h}"{extra}>'
     )
 
 

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from cadenza.web import read
 from cadenza.web.api import OFFSET, site
-from cadenza.web.draw import Bar, Node, dag_svg, duration_text, gantt_svg
+from cadenza.web.draw import Bar, Node, dag_figure, duration_text, gantt_svg
 
 TEMPLATES = Jinja2Templates(env=Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
@@ -41,6 +41,8 @@ TEMPLATES.env.filters["when"] = when
 TEMPLATES.env.filters["short"] = lambda text, n=12: (text or "")[:n]
 
 router = APIRouter(include_in_schema=False)
+LINEAGE = {"success": "this version", "cached": "made from", "": "not found or cut off"}
+"""What the lineage graph's colours mean (artifact_page): the legend's words for them."""
 
 
 def page(request: Request, template: str, data: dict[str, Any], *, status: int = 200,
@@ -68,7 +70,7 @@ def pipeline_page(request: Request, name: str, offset: int = OFFSET) -> Response
                   f"/runs/{_quote(data['runs'][0]['run_id'])}/tasks/{_quote(t['name'])}"
                   if data["runs"] and t["state"] else None) for t in data["tasks"]]
     edges = [(u, t["name"]) for t in data["tasks"] for u in t["upstream"]]
-    return page(request, "pipeline.html", data, dag=dag_svg(nodes, edges), tab="graph")
+    return page(request, "pipeline.html", data, dag=dag_figure(nodes, edges), tab="graph")
 
 
 @router.get("/pipelines/{name}/plan", response_class=HTMLResponse)
@@ -110,7 +112,7 @@ def run_page(request: Request, run_id: str) -> Response:
     nodes = [Node(t["task"], t["task"], t["state"], base + _quote(t["task"]))
              for t in data["tasks"]]
     edges = [(u, t["task"]) for t in data["tasks"] for u in t["upstream"]]
-    return page(request, "run.html", data, gantt=gantt_svg(bars), dag=dag_svg(nodes, edges))
+    return page(request, "run.html", data, gantt=gantt_svg(bars), dag=dag_figure(nodes, edges))
 
 
 @router.get("/runs/{run_id}/tasks/{task}", response_class=HTMLResponse)
@@ -131,7 +133,7 @@ def artifact_page(request: Request, digest: str) -> Response:
                   "success" if n["hash"] == data["hash"] else ("" if n["note"] else "cached"),
                   f"/artifacts/{n['hash']}" if n["note"] != "missing" else None,
                   n["pipeline"] or n["note"]) for n in found]
-    return page(request, "artifact.html", data, lineage=dag_svg(nodes, edges))
+    return page(request, "artifact.html", data, lineage=dag_figure(nodes, edges, labels=LINEAGE))
 
 
 @router.get("/events", response_class=HTMLResponse)
