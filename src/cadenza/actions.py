@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.engine.claim import Claim
+from cadenza.engine.gates import counts
 from cadenza.engine.run import new_run_id
 from cadenza.engine.states import (
     RUN_ENDED,
@@ -152,15 +153,21 @@ class Waiting:
 
 def waiting_runs(store: MetadataStore, pipeline: str | None = None, gate: str | None = None
                  ) -> list[Waiting]:
-    """Every gate that waits for a decision, in the runs left ``waiting`` (oldest first; at
-    most ``MAX_WAITING`` runs), optionally of one pipeline and gate. Reads the runs by their
-    state (indexed), then the gates of each of those runs only."""
+    """Every gate that waits for a decision nobody has made yet, in the runs left ``waiting``
+    (oldest first; at most ``MAX_WAITING`` runs), optionally of one pipeline and
+    gate. Reads the runs by their state (indexed), then the gates of each of those runs."""
     found: list[Waiting] = []
     runs = [r for r in store.runs_in_states([RunState.WAITING.value])
             if pipeline in (None, r.pipeline)][:MAX_WAITING]
     for run in runs:
+        decided: dict[str, Approval] | None = None
         for ti in store.task_instances(run.run_id, mapped=False):
-            if ti.state == TaskState.AWAITING_APPROVAL and gate in (None, ti.task):
+            if ti.state != TaskState.AWAITING_APPROVAL or gate not in (None, ti.task):
+                continue
+            if decided is None:
+                decided = {a.task: a for a in store.approvals(run.run_id)}
+            decision = decided.get(ti.task)
+            if decision is None or not counts(decision, ti.started_at):  # not decided yet
                 found.append(Waiting(run, ti.task, ti.started_at))
     return found
 

@@ -40,7 +40,8 @@ def error_line(head: str, detail: object) -> Text:
 COMMANDS = {
     "init": "init", "plan": "look", "show": "look", "runs": "look", "status": "look",
     "logs": "look", "alerts": "observe", "lineage": "observe", "artifacts": "observe",
-    "cancel": "operate", "approve": "operate", "reject": "operate", "run": "run",
+    "cancel": "operate", "approve": "operate", "reject": "operate", "clear": "operate",
+    "mark": "operate", "run": "run",
     "retry": "run", "task": "run", "schedule": "schedule", "scheduler": "schedule",
     "pause": "schedule", "unpause": "schedule", "backfill": "schedule", "ui": "ui",
     "db": "db",
