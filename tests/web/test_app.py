@@ -141,7 +141,7 @@ def test_openapi_schema_lists_the_api(client: TestClient) -> None:
 
 ALLOWED = {"/health", "/login"}
 SAMPLE = {"name": "web_demo", "run_id": "web_demo-x", "task": "extract", "attempt": "1",
-          "digest": "ab" * 16, "path": "cadenza.css"}
+          "digest": "ab" * 16, "path": "cadenza.css", "index": "0"}
 
 
 def _walk(routes: list[Any]) -> list[tuple[str, str]]:

@@ -41,7 +41,7 @@ def test_every_get_answers_what_its_schema_says(client: TestClient, world: World
     samples = _samples(client, world)
     checked = []
     for path, item in schema["paths"].items():
-        if "get" not in item:
+        if "get" not in item or "/items" in path:  # web_demo maps nothing: test_data_views
             continue
         documented = item["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert documented.get("$ref"), f"{path}: a bare object is no documentation"
@@ -51,7 +51,7 @@ def test_every_get_answers_what_its_schema_says(client: TestClient, world: World
         errors = sorted(_validator(schema, documented).iter_errors(answer.json()), key=str)
         assert not errors, (url, [e.message for e in errors[:5]])
         checked.append(path)
-    assert len(checked) == 12
+    assert len(checked) == 15
 
 
 @pytest.mark.parametrize("kind", ["success", "failed", "waiting"])

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from cadenza.exceptions import CadenzaError, ParamError, RunNotFoundError, StoreError
 from cadenza.metrics import Metrics
-from cadenza.web import api, pages
+from cadenza.web import api, assets, items, operate, pages, preview
 from cadenza.web.guard import Guard, Hosts, client_of, verify
 from cadenza.web.limits import InputError, Throttle, Throttled
 from cadenza.web.models import security_schemes
@@ -39,6 +39,10 @@ def create_app(site: Site, auth: Auth, metrics: Metrics | None = None, *,
     app.state.site = site
     app.state.auth = auth
     app.include_router(api.router)
+    app.include_router(items.router)
+    app.include_router(preview.router)
+    app.include_router(assets.router)
+    app.include_router(operate.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

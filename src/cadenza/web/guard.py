@@ -280,6 +280,8 @@ def _with_security_headers(send: Send, started: list[bool]) -> Send:
             started.append(True)
             headers = MutableHeaders(scope=message)
             for name, value in SECURITY_HEADERS.items():
+                if name == "Content-Security-Policy" and "sandbox" in headers.get(name, ""):
+                    continue  # a stricter one of its own: an artifact opened (web/preview.py)
                 headers[name] = value
         await send(message)
 
