@@ -225,11 +225,15 @@ def feature_store(transform: pd.DataFrame, ctx: Any) -> dict[str, Any]:
 
 
 @pipe.task
-def train(transform: pd.DataFrame, feature_store: dict[str, Any], cv_folds: int
+def train(transform: pd.DataFrame, feature_store: dict[str, Any], cv_folds: int, ctx: Any
           ) -> dict[str, Any]:
     """Cross-validate logistic regression and gradient boosting on the training customers;
-    keep the better one, scored on the held-out ones."""
+    keep the better one, scored on the held-out ones. Its scores are logged as metrics: the
+    UI shows them on the task's page and on the model's."""
     bundle = model.train(transform, cv_folds)
+    ctx.log_metric("cv_roc_auc", bundle["cv"][bundle["model_name"]]["roc_auc"])
+    for name in ("roc_auc", "precision", "recall", "f1", "accuracy", "brier"):
+        ctx.log_metric(f"holdout_{name}", bundle["holdout"][name])
     bundle["features"] = feature_store
     bundle["updated"] = [transform["as_of"].min().isoformat(),  # what the report says
                          transform["as_of"].max().isoformat()]

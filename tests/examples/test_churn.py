@@ -220,3 +220,18 @@ def test_a_dropped_export_broken_by_hand_fails_validation_until_fixed(tmp_path: 
     assert fixed.output("store_raw").equals(first.output("store_raw"))
     assert len(list((tmp_path / "lake" / "raw" / "date=2026-01-05").iterdir())) == 2  # +broken
     assert {fixed.tasks[t].state for t in ("validate", "train", "evaluate")} == {"cached"}
+
+
+def test_train_logs_its_scores_as_metrics(runs: dict[str, Any]) -> None:
+    from cadenza.workspace import Workspace
+
+    result = runs["first"]
+    ws = Workspace.open(runs["home"])
+    try:
+        [event] = [e for e in ws.store.events(result.run_id)
+                   if e.kind == "metrics_logged" and e.task == "train"]
+    finally:
+        ws.close()
+    logged = event.data["metrics"]
+    holdout = result.output("train")["holdout"]
+    assert logged["holdout_roc_auc"] == holdout["roc_auc"] and 0.5 < logged["cv_roc_auc"] <= 1
