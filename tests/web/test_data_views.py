@@ -265,3 +265,20 @@ def test_every_data_view_answers_what_its_schema_says(data: Data, client: TestCl
         checked.append(path)
     assert len(checked) == 6
     assert "/api/v1/artifacts/{digest}/download" not in schema["paths"]  # bytes, not JSON
+
+
+def test_an_artifact_whose_bytes_are_gone_says_so(tmp_path: Path) -> None:
+    world = build(tmp_path)
+    try:
+        digest = world.outputs["report:notes"]
+        stored = world.site.workspace.artifacts.path(digest)
+        assert stored is not None
+        stored.unlink()
+        with world.client() as client:
+            shown = client.get(f"/api/v1/artifacts/{digest}/preview").json()
+            assert shown["kind"] == "none" and "not in the artifact store" in shown["note"]
+            assert "not in the artifact store" in client.get(f"/artifacts/{digest}").text
+            lost = client.get(f"/api/v1/artifacts/{digest}/download")
+            assert lost.status_code == 404 and "run its task again" in lost.json()["detail"]
+    finally:
+        world.site.workspace.close()
