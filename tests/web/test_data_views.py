@@ -282,3 +282,34 @@ def test_an_artifact_whose_bytes_are_gone_says_so(tmp_path: Path) -> None:
             assert lost.status_code == 404 and "run its task again" in lost.json()["detail"]
     finally:
         world.site.workspace.close()
+
+
+def test_thousands_of_items_are_shown_a_page_at_a_time(tmp_path: Path) -> None:
+    from cadenza.store.base import Batch, RunRecord, TaskInstanceRecord
+    from cadenza.web.items import ITEMS_PAGE
+
+    ws = Workspace.open(tmp_path / ".cadenza")
+    try:
+        run = RunRecord("web_data-20261122T000000-aaaaaa", "web_data", "failed", {}, 1.0,
+                        started_at=1.0, ended_at=2.0)
+        ws.store.apply(Batch(runs=[run], task_instances=[
+            TaskInstanceRecord(run.run_id, "square", -1, "failed"), *(
+                TaskInstanceRecord(run.run_id, "square", i,
+                                   "failed" if i % 500 == 7 else "success", 1)
+                for i in range(2500))]))
+        site = Site(ws, {"web_data": Entry(load_pipeline(TARGET), TARGET)})
+        with Data(tmp_path, site, run.run_id, {}).client() as client:
+            base = f"/api/v1/runs/{run.run_id}/tasks/square/items"
+            first = client.get(base).json()
+            assert len(first["items"]) == ITEMS_PAGE and first["matching"] == 2500
+            last = client.get(base, params={"offset": 2000}).json()
+            assert [i["index"] for i in last["items"]] == list(range(2000, 2500))
+            failed = client.get(base, params={"state": "failed"}).json()
+            assert [i["index"] for i in failed["items"]] == [7, 507, 1007, 1507, 2007]
+            page = client.get(f"/runs/{run.run_id}/tasks/square").text
+            assert len(re.findall(r'class="cell item ', page)) == ITEMS_PAGE
+            assert "items_offset=1000" in page
+            second = client.get(f"/runs/{run.run_id}/tasks/square?items_offset=2000").text
+            assert len(re.findall(r'class="cell item ', second)) == 500
+    finally:
+        ws.close()
