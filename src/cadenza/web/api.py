@@ -6,6 +6,7 @@ of web/limits.py. Every answer has a model in web/models.py, and so does every e
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -166,7 +167,21 @@ async def _act(request: Request, work: Work) -> Response:
 
 
 def _who(request: Request) -> str:
-    return str(getattr(request.state, "who", "") or "web")
+    """Who acts, as decisions and actions record it: the signed-in user, or for the token
+    (which names nobody) the UI's --user if one is configured, else the OS user who started
+    the UI."""
+    who = str(getattr(request.state, "who", "") or "web")
+    if who == "token":
+        auth = getattr(request.app.state, "auth", None)
+        return getattr(auth, "user", None) or _ui_user()
+    return who
+
+
+def _ui_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "token"
 
 
 def _run_page(run_id: str) -> str:

@@ -170,6 +170,16 @@ class Attempt(Record):
     has_log: bool
 
 
+class PersonAction(Record):
+    kind: str
+    """task_cleared, task_marked, gate_decided, run_queued (a retry or clear)."""
+    ts: str | None
+    task: str | None
+    by: str
+    reason: str
+    detail: str
+
+
 class RunDetail(RunSummary):
     params: dict[str, Any]
     """As stored: secret params as "***"."""
@@ -182,6 +192,10 @@ class RunDetail(RunSummary):
     attempts: list[Attempt]
     gates: list[str]
     """Gates waiting for a decision."""
+    gate_messages: dict[str, str] = {}
+    """What each waiting gate asks, as its pipeline declares it."""
+    actions: list[PersonAction] = []
+    """The newest things people did to the run (clear, mark, decide, retry), newest first."""
     version: str
 
 
@@ -209,6 +223,8 @@ class TaskDetail(Record):
     files: dict[str, str]
     inputs: list[Artifact]
     gate_waiting: bool
+    gate_message: str | None = None
+    """What the gate asks, if the task is a gate."""
 
 
 class LogPiece(Record):

@@ -282,6 +282,7 @@ def run(site: Site, run_id: str) -> dict[str, Any]:
         "critical_path": critical,
         "attempts": [_attempt(a, with_traceback=False) for a in attempts if a.map_index < 0],
         "gates": [t["task"] for t in tasks if t["state"] == "awaiting_approval"],
+        **person_actions(site, record, tasks),
     })
 
 
@@ -319,6 +320,7 @@ def task(site: Site, run_id: str, task_name: str, *, logs: bool = False) -> dict
         "output": _artifact(output) if output else None,
         "files": ti.files, "inputs": [_artifact(a) for a in inputs],
         "gate_waiting": ti.state == "awaiting_approval",
+        "gate_message": gate_message(site, record.pipeline, task_name),
     }
 
 
@@ -417,6 +419,51 @@ def events(site: Site, before: int | None = None, run_id: str | None = None
     return {"events": [{"id": e.id, "run_id": e.run_id, "kind": e.kind, "ts": _iso(e.ts),
                         "task": e.task, "data": e.data} for e in found],
             "older": found[-1].id if len(found) == PAGE * 2 else None}
+
+
+# -- task actions and gates (web/operate.py acts on them) ---------------------------------------
+
+ACTION_EVENTS = ("task_cleared", "task_marked", "gate_decided", "run_queued", "items_retried")
+"""What a person did to a run, shown on its page."""
+ACTIONS_READ = 200
+"""The run's newest events read for them: bounded, on the (run_id, id) index."""
+
+
+def gate_message(site: Site, pipeline: str, task_name: str) -> str | None:
+    """What the gate ``task_name`` asks, as its pipeline declares it; None if it is not a
+    gate (or this UI did not load the pipeline)."""
+    entry = site.entries.get(pipeline)
+    node = entry.pipeline.graph().nodes.get(task_name) if entry is not None else None
+    if node is None or node.spec.kind != "gate":
+        return None
+    return node.spec.message or ""
+
+
+def person_actions(site: Site, record: RunRecord, tasks: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """For the run page: what each waiting gate asks, and the newest actions on the run
+    (clears, marks, decisions, retries) with who and why."""
+    found = site.workspace.store.events(record.run_id, before=2**62, limit=ACTIONS_READ)
+    return {
+        "gate_messages": {t["task"]: gate_message(site, record.pipeline, t["task"]) or ""
+                          for t in tasks if t["state"] == "awaiting_approval"},
+        "actions": [{"kind": e.kind, "ts": _iso(e.ts), "task": e.task,
+                     "by": str(e.data.get("by") or ""), "reason": str(e.data.get("reason") or ""),
+                     "detail": _action_detail(e.kind, e.data)}
+                    for e in found if e.kind in ACTION_EVENTS],
+    }
+
+
+def _action_detail(kind: str, data: dict[str, Any]) -> str:
+    if kind == "task_cleared":
+        return "cleared " + ", ".join(str(t) for t in data.get("tasks", ()))
+    if kind == "task_marked":
+        return f"marked {data.get('state')} (was {data.get('was')}); run {data.get('run_state')}"
+    if kind == "gate_decided":
+        return "approved" if data.get("approved") else "rejected"
+    if kind == "run_queued":
+        return "run queued again"
+    return kind.replace("_", " ")
 
 
 __all__ = ["NotFound", "Site", "check_id"]
