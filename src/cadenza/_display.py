@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from cadenza._words import plural
 from cadenza.engine.hooks import Hooks
 from cadenza.engine.result import RunResult
 from cadenza.engine.states import TaskState
@@ -98,7 +99,7 @@ class Progress(Hooks):
                              redirect_stdout=False, redirect_stderr=False)
             self.live.start()
         else:
-            self.console.print(f"run {run.run_id}: {len(graph)} tasks")
+            self.console.print(f"run {run.run_id}: {plural(len(graph), 'task')}")
 
     def after_transition(self, task: str, map_index: int, old: TaskState, new: TaskState
                          ) -> None:
@@ -326,7 +327,7 @@ def problems(rows: Iterable[Row], most: int | None = None) -> list[Text]:
 def grouped(rows: list[Row]) -> Text:
     """The tasks counted by state, most urgent first."""
     counts = Counter(row.state for row in rows)
-    line = Text(f"{len(rows)} tasks:")
+    line = Text(f"{plural(len(rows), 'task')}:")
     for state in sorted(counts, key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s)):
         line.append("  ")
         line.append_text(styled(f"{state} {counts[state]}"))

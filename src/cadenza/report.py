@@ -31,3 +31,29 @@ def critical_path(
         if not before:
             return path[::-1]
         path.append(max(before, key=lambda t: ended[t] or 0.0))
+
+
+def dag_order(upstream: Mapping[str, Sequence[str]]) -> list[str]:
+    """The tasks of ``upstream`` layer by layer (a task one past its deepest upstream), each
+    layer in the order the pipeline declares its tasks: how `status` and the run page list
+    them. Upstream names that are not keys are ignored; a cycle is cut where it is met."""
+    index = {task: i for i, task in enumerate(upstream)}
+    depth: dict[str, int] = {}
+
+    def depth_of(task: str) -> int:
+        # Iterative, so a 10,000-task chain does not hit the recursion limit.
+        stack, seen = [task], {task}
+        while stack:
+            top = stack[-1]
+            waiting = [u for u in upstream.get(top, ()) if u in index and u not in depth
+                       and u not in seen]
+            if waiting:
+                stack.extend(waiting)
+                seen.update(waiting)
+                continue
+            stack.pop()
+            depth[top] = 1 + max((depth.get(u, -1) for u in upstream.get(top, ())
+                                  if u in index), default=-1)
+        return depth[task]
+
+    return sorted(upstream, key=lambda task: (depth_of(task), index[task]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cadenza._words import plural
 from cadenza.engine.retry import Retry
 from cadenza.graph import Graph, Node
 from cadenza.params import as_param
@@ -29,7 +30,7 @@ def render(pipe: Pipeline, fmt: str) -> str:
 def _retry_text(retry: Retry) -> str:
     if retry.attempts == 0:
         return "none"
-    text = f"{retry.attempts} retries, backoff {retry.backoff:g}s x{retry.factor:g}"
+    text = f"{plural(retry.attempts, 'retry')}, backoff {retry.backoff:g}s x{retry.factor:g}"
     if retry.max_delay is not None:
         text += f" (max {retry.max_delay:g}s)"
     if retry.jitter:
@@ -76,7 +77,7 @@ def describe(pipe: Pipeline) -> dict[str, Any]:
 
 
 def _text(graph: Graph) -> str:
-    lines = [f"pipeline {graph.pipeline} ({len(graph)} tasks)"]
+    lines = [f"pipeline {graph.pipeline} ({plural(len(graph), 'task')})"]
     for node in graph:
         deps = ", ".join(node.upstream) or "-"
         extra = f"  [{_kind(node)}]" if node.spec.kind != "python" or node.spec.map_over else ""

@@ -22,6 +22,7 @@ from cadenza._display import (
     task_table,
 )
 from cadenza._loader import load_pipeline
+from cadenza._words import plural
 from cadenza.cli._base import (
     _json_option,
     _params_option,
@@ -39,7 +40,7 @@ from cadenza.engine.logs import StoredLogs
 from cadenza.engine.plan import plan_pipeline
 from cadenza.exceptions import CadenzaError
 from cadenza.params import as_param, parse_assignments, resolve_params
-from cadenza.report import critical_path, dag_of
+from cadenza.report import critical_path, dag_of, dag_order
 from cadenza.secrets import mask_data
 from cadenza.show import FORMATS, render
 from cadenza.store.base import Approval, AttemptRecord, RunRecord, effective_state
@@ -80,7 +81,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], only: tuple[s
         table.add_row(step.task, will, step.reason, declared)
     console.print(table)
     count = sum(s.runs for s in steps)
-    console.print(f"{count} of {len(steps)} tasks would run.", highlight=False)
+    console.print(f"{count} of {plural(len(steps), 'task')} would run.", highlight=False)
 
 
 @main.command()
@@ -142,8 +143,13 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         instances = ws.store.task_instances(run_id)
         attempts = ws.store.attempts(run_id)
         decisions = {a.task: a for a in ws.store.approvals(run_id)}
-        path = critical_path(instances, dag_of(ws.store.events(run_id)))
+        upstream = dag_of(ws.store.events(run_id))
+        path = critical_path(instances, upstream)
         now = ws.store.clock()
+    # In DAG order (layer by layer, as declared within a layer), whatever order they ran in.
+    place = {task: i for i, task in enumerate(dag_order(upstream))}
+    instances = sorted(instances, key=lambda ti: (place.get(ti.task, len(place)), ti.task,
+                                                  ti.map_index))
     if as_json:
         data = _run_json(record, now)
         data["critical_path"] = path
@@ -163,7 +169,8 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     console.print(Text.assemble(f"run {record.run_id} ", styled(_state(record, now)),
                                 f"  params {json.dumps(mask_data(record.params))}"))
-    rows = rows_of_records(instances, attempts)
+    rows = sorted(rows_of_records(instances, attempts),
+                  key=lambda row: (place.get(row.task, len(place)), row.task))
     console.print(task_table(rows, console.width))
     for line in problems(rows):
         console.print(line, soft_wrap=True)
@@ -220,7 +227,9 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
                 if text is None and attempt.log_path and attempt.state != "running":
                     data = stored.data(attempt.task, attempt.map_index, attempt.attempt)
                     text = None if data is None else data.decode("utf-8", errors="replace")
-                label = f"{attempt.task} · attempt {stem}"
+                label = f"{attempt.task} · " + (f"item {attempt.map_index} · " if
+                                                 attempt.map_index >= 0 else "") + \
+                    f"attempt {attempt.attempt}"
                 shown.log(path, label, text)
                 if attempt.state != "running":
                     shown.verdict(attempt, text or "", label)
@@ -230,7 +239,9 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
                 key=lambda p: p.stat().st_mtime,
             ) if root.is_dir() else []
             for path in files:
-                shown.log(path, f"{path.parent.name} · attempt {path.stem}", _read(path))
+                index, dot, number = path.stem.rpartition(".")  # 3.1: item 3, attempt 1
+                shown.log(path, f"{path.parent.name} · {f'item {index} · ' if dot else ''}"
+                          f"attempt {number}", _read(path))
             if not follow or _state(ws.store.get_run(run_id), ws.store.clock()) != "running":
                 break
             time.sleep(0.5)

@@ -15,6 +15,7 @@ from cadenza._display import (
     styled,
 )
 from cadenza._loader import load_pipeline
+from cadenza._words import plural
 from cadenza.cli._base import (
     DEFAULT_EXECUTOR,
     EXIT_FAILED,
@@ -174,8 +175,8 @@ def scheduler(ctx: click.Context, targets: tuple[str, ...], max_runs: int, execu
         if server is not None:
             server.shutdown()
     if left:
-        console.print(f"{len(left)} runs were still running after {grace:g}s; they are "
-                      "recorded as interrupted and resume at the next start.")
+        console.print(f"{plural(len(left), 'run')} still running after {grace:g}s: "
+                      "recorded as interrupted, to resume at the next start.")
         sched.close()
         os._exit(0)  # their threads cannot be stopped from outside
     sched.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from cadenza._words import plural
 from cadenza.cli._base import _location, console, error_line, errors, main
 from cadenza.cli.schedule import load_entries
 from cadenza.engine.claim import stale_after_from
@@ -96,7 +97,7 @@ def ui(ctx: click.Context, targets: tuple[str, ...], host: str, port: int, token
             worker.start()
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
         where = f"http://{shown}:{port}/"
-        console.print(f"cadenza ui: {where}  ({len(entries)} pipelines; store {home})",
+        console.print(f"cadenza ui: {where}  ({plural(len(entries), 'pipeline')}; store {home})",
                       highlight=False)
         if not auth.configured:  # only a token cadenza made: one of yours stays yours
             console.print(f"log in at {where}?token={auth.token}", highlight=False)

@@ -22,6 +22,8 @@ from typing import TypeAlias
 
 from markupsafe import Markup, escape
 
+from cadenza._words import plural
+
 _STATE = re.compile(r"[a-z_]+")
 # App-relative URLs only. Browsers read "//host" and "/\host" as another site, and they drop
 # tabs and newlines from URLs, so "/\t/host" would become one: refuse controls and backslashes.
@@ -360,7 +362,7 @@ def dag_svg(
     for node in nodes:
         first.setdefault(node.id, node)
     parts = [
-        _open("dag", lay.width, lay.height, f"Task graph of {len(lay.boxes)} tasks",
+        _open("dag", lay.width, lay.height, f"Task graph of {plural(len(lay.boxes), 'task')}",
               ' preserveAspectRatio="xMidYMid meet"'),
         f'<defs><marker id="{_ARROW}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7"'
         ' markerHeight="7" orient="auto"><path class="arrowhead" d="M0 0L10 5L0 10z"/>'
@@ -460,7 +462,7 @@ def gantt_svg(bars: Sequence[Bar], *, now: float | None = None) -> Markup:
     rows = {row: i for i, row in enumerate(dict.fromkeys(b.row for b in bars))}
     scale = _PLOT_W / span
     height = _AXIS_H + len(rows) * _ROW_H + _PAD
-    label = f"Timeline of {len(bars)} attempts in {len(rows)} rows"
+    label = f"Timeline of {plural(len(bars), 'attempt')} in {plural(len(rows), 'row')}"
     parts = [_open("gantt", _LABEL_COL + _PLOT_W + 2 * _PAD, height, label)]
     for k in range(math.floor(span / step + 1e-9) + 1):
         x = _n(_LABEL_COL + k * step * scale)

@@ -21,7 +21,7 @@ from cadenza.exceptions import CadenzaError, RunNotFoundError
 from cadenza.lineage import lineage_tree
 from cadenza.params import Param, resolve_params
 from cadenza.pipeline import NAME, PIPELINE_NAME, Pipeline
-from cadenza.report import critical_path, dag_of
+from cadenza.report import critical_path, dag_of, dag_order
 from cadenza.schedule.cron import describe_dst, next_fire_times
 from cadenza.schedule.scheduler import Entry
 from cadenza.secrets import mask_data
@@ -260,7 +260,7 @@ def run(site: Site, run_id: str) -> dict[str, Any]:
         instances = [TaskInstanceRecord(run_id, task, -1, "") for task in upstream]
     critical = critical_path(instances, upstream)
     approvals = {a.task: a for a in store.approvals(run_id)}
-    order = {name: i for i, name in enumerate(upstream)}  # the run's topological order
+    order = {name: i for i, name in enumerate(dag_order(upstream))}  # layer by layer
     tasks = []
     for ti in sorted(instances, key=lambda t: (order.get(t.task, len(order)), t.task)):
         items = {state: n for (task, state), n in mapped.items() if task == ti.task}
