@@ -11,13 +11,21 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from starlette.concurrency import run_in_threadpool
 
+from cadenza import actions
+from cadenza._words import plural
+from cadenza.exceptions import ParamError
+from cadenza.params import Param
+from cadenza.pipeline import Pipeline
 from cadenza.web import read
-from cadenza.web.api import OFFSET, site
+from cadenza.web.api import OFFSET, read_fields, site
 from cadenza.web.draw import Bar, Node, dag_figure, duration_text, gantt_svg
+from cadenza.web.limits import InputError, check_params
+from cadenza.web.markdown_html import markdown_html
 
 TEMPLATES = Jinja2Templates(env=Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
@@ -39,6 +47,7 @@ def when(iso: str | None, relative: bool = False) -> str:
 TEMPLATES.env.filters["duration"] = duration_text
 TEMPLATES.env.filters["when"] = when
 TEMPLATES.env.filters["short"] = lambda text, n=12: (text or "")[:n]
+TEMPLATES.env.filters["plural"] = plural  # {{ n|plural("retry") }}: "1 retry", "2 retries"
 
 router = APIRouter(include_in_schema=False)
 LINEAGE = {"success": "this version", "cached": "made from", "": "not found or cut off"}
@@ -65,12 +74,52 @@ def pipelines_page(request: Request) -> Response:
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
 def pipeline_page(request: Request, name: str, offset: int = OFFSET) -> Response:
+    return _pipeline_page(request, name, offset)
+
+
+def _pipeline_page(request: Request, name: str, offset: int = 0, *, status: int = 200,
+                   values: dict[str, str] | None = None, errors: dict[str, str] | None = None
+                   ) -> Response:
+    """The graph, the grid and the trigger form, which shows ``values`` as sent and each
+    param's error from ``errors`` beside it (``""`` holds one that names no param)."""
     data = read.pipeline(site(request), name, offset)
     nodes = [Node(t["name"], t["name"], t["state"],
                   f"/runs/{_quote(data['runs'][0]['run_id'])}/tasks/{_quote(t['name'])}"
                   if data["runs"] and t["state"] else None) for t in data["tasks"]]
     edges = [(u, t["name"]) for t in data["tasks"] for u in t["upstream"]]
-    return page(request, "pipeline.html", data, dag=dag_figure(nodes, edges), tab="graph")
+    return page(request, "pipeline.html", data, status=status, dag=dag_figure(nodes, edges),
+                tab="graph", values=values or {}, errors=errors or {})
+
+
+@router.post("/pipelines/{name}/trigger", response_class=HTMLResponse)
+async def trigger_form(request: Request, name: str) -> Response:
+    """The trigger form's post: a run queued and its page shown, or, if a param is refused,
+    the form again with the error beside that param and every value as it was typed."""
+    the = site(request)
+    pipe = the.pipeline(name)
+    fields, _ = await read_fields(request)
+    params = {k[6:]: str(v) for k, v in fields.items() if k.startswith("param.") and v != ""}
+
+    def work() -> str:
+        check_params(params)
+        ws = the.workspace
+        return actions.trigger(ws.store, pipe, params, target=the.entries[name].target,
+                               from_text=True, home=None if ws.in_memory else ws.home)
+
+    try:
+        run_id = await run_in_threadpool(work)
+    except (ParamError, InputError) as exc:
+        field = getattr(exc, "param", "")
+        shown = {k: v for k, v in params.items() if not _secret(pipe, k)}
+        return _pipeline_page(request, name, status=422, values=shown,
+                              errors={field if field in pipe.params else "": str(exc)})
+    return RedirectResponse(f"/runs/{_quote(run_id)}", status_code=303)
+
+
+def _secret(pipe: Pipeline, name: str) -> bool:
+    """Whether param ``name`` is secret: its value is never sent back to the page."""
+    spec = pipe.params.get(name)
+    return isinstance(spec, Param) and spec.secret
 
 
 @router.get("/pipelines/{name}/plan", response_class=HTMLResponse)
@@ -91,7 +140,7 @@ def schedule_page(request: Request, name: str) -> Response:
 def markdown_page(request: Request, name: str) -> Response:
     the = site(request)
     return page(request, "pipeline_markdown.html", read.pipeline_head(the, name),
-                markdown=read.markdown(the, name)["markdown"], tab="markdown")
+                markdown=markdown_html(read.markdown(the, name)["markdown"]), tab="markdown")
 
 
 @router.get("/runs", response_class=HTMLResponse)
