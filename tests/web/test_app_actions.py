@@ -71,7 +71,8 @@ def test_clear_with_downstream_queues_the_run_and_records_who(client: TestClient
 def test_mark_by_form_goes_back_to_the_task_page(client: TestClient, ws: Workspace) -> None:
     run_id = _run(ws, approve=True)
     answer = client.post(f"/api/v1/runs/{run_id}/tasks/send/mark",
-                         data={"state": "failed", "reason": "mail bounced"},
+                         data={"state": "failed", "reason": "mail bounced",
+                               "csrf_token": "ignored-with-a-token", "next": ""},
                          follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/runs/{run_id}/tasks/send"

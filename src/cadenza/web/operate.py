@@ -147,7 +147,7 @@ async def clear(request: Request, run_id: str, task: str) -> Response:
         if form:
             fields = {"downstream": _flag(fields.get("downstream")),
                       "reason": fields.get("reason", "")}
-        body = _validated(ClearBody, {k: v for k, v in fields.items() if k != "next"})
+        body = _validated(ClearBody, fields)
         names = actions.clear(the.workspace.store, the.pipeline(record.pipeline), run_id,
                               task, downstream=body["downstream"], by=who,
                               reason=body["reason"])
@@ -166,7 +166,9 @@ async def mark(request: Request, run_id: str, task: str) -> Response:
 
     def work(fields: dict[str, Any], form: bool) -> tuple[str, dict[str, Any]]:
         record = the.run(run_id)
-        body = _validated(MarkBody, {k: v for k, v in fields.items() if k != "next"})
+        if form:  # the page's csrf_token and next are the form's, not the action's
+            fields = {k: v for k, v in fields.items() if k in MarkBody.model_fields}
+        body = _validated(MarkBody, fields)
         if body["state"] not in actions.MARKABLE:
             raise InputError(f"state {body['state']!r}: a task can be marked success or "
                              "failed.")
