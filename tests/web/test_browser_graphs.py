@@ -83,8 +83,9 @@ def _open(browser: Browser, churn: Churn, request: pytest.FixtureRequest, *,
                                           viewport={"width": WIDTH, "height": HEIGHT})
         tab.page = tab.context.new_page()
     try:
-        tab.page.goto(f"/?token={TOKEN}")
-        expect(tab.page).to_have_url(churn.url("/"))
+        # Signed in on a page that does not reload itself, so a test's first goto is its own.
+        tab.page.goto(f"/pipelines/churn/schedule?token={TOKEN}")
+        expect(tab.page).to_have_url(churn.url("/pipelines/churn/schedule"))
         yield tab
     finally:
         tab.close()
