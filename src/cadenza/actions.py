@@ -139,7 +139,8 @@ def decide(store: MetadataStore, run_id: str, gate: str, approved: bool, by: str
 
 
 MAX_WAITING = 500
-"""At most this many waiting runs are listed (oldest first) or decided at once."""
+"""By default, at most this many waiting runs are listed (the oldest), and at most this many
+gates are decided by one request of the API."""
 
 
 @dataclass(slots=True)
@@ -151,14 +152,14 @@ class Waiting:
     since: float | None
 
 
-def waiting_runs(store: MetadataStore, pipeline: str | None = None, gate: str | None = None
-                 ) -> list[Waiting]:
+def waiting_runs(store: MetadataStore, pipeline: str | None = None, gate: str | None = None,
+                 most: int | None = MAX_WAITING) -> list[Waiting]:
     """Every gate that waits for a decision nobody has made yet, in the runs left ``waiting``
-    (oldest first; at most ``MAX_WAITING`` runs), optionally of one pipeline and
+    (oldest first; at most ``most`` runs, None: all), optionally of one pipeline and
     gate. Reads the runs by their state (indexed), then the gates of each of those runs."""
     found: list[Waiting] = []
     runs = [r for r in store.runs_in_states([RunState.WAITING.value])
-            if pipeline in (None, r.pipeline)][:MAX_WAITING]
+            if pipeline in (None, r.pipeline)][:most]
     for run in runs:
         decided: dict[str, Approval] | None = None
         for ti in store.task_instances(run.run_id, mapped=False):
@@ -178,9 +179,6 @@ def decide_many(store: MetadataStore, pairs: list[tuple[str, str]], approved: bo
     were not (a run that ended or was decided meanwhile). A rejection needs a reason."""
     if not approved and not reason.strip():
         raise CadenzaError("Rejecting needs a reason; it is recorded with each run.")
-    if len(pairs) > MAX_WAITING:
-        raise CadenzaError(f"{len(pairs)} gates were sent; decide at most {MAX_WAITING} at "
-                           "once.")
     done: list[tuple[str, str]] = []
     refused: dict[str, str] = {}
     for run_id, gate in pairs:

@@ -111,7 +111,7 @@ def _decide_all(ctx: click.Context, pipeline: str, gate: str, approved: bool,
                 by: str | None, reason: str) -> None:
     with _workspace(ctx, write=True) as ws:
         check_pipeline(ws, pipeline)
-        waiting = actions.waiting_runs(ws.store, pipeline, gate)
+        waiting = actions.waiting_runs(ws.store, pipeline, gate, most=None)
         if not waiting:
             gates = sorted({w.gate for w in actions.waiting_runs(ws.store, pipeline)})
             raise CadenzaError(

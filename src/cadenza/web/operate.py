@@ -23,6 +23,8 @@ from cadenza.web.read import Site, _iso, check_id, gate_message
 from cadenza.web.security import safe_next
 
 router = APIRouter(tags=["api"])
+SHOWN = 200
+"""Waiting runs read for the page (the oldest): each costs two indexed reads."""
 MAX_REASON = 2000
 """Characters of a reason kept; a longer one is refused."""
 
@@ -105,15 +107,16 @@ def waiting(the: Site, pipeline: str | None = None) -> dict[str, Any]:
     """Every gate waiting for a decision (oldest run first), with what it asks."""
     if pipeline is not None:
         check_id("pipeline", pipeline)
-    found = actions.waiting_runs(the.workspace.store)
-    shown = [w for w in found if pipeline in (None, w.run.pipeline)]
+    store = the.workspace.store
+    found = actions.waiting_runs(store, most=SHOWN)
+    shown = found if pipeline is None else actions.waiting_runs(store, pipeline, most=SHOWN)
     return {
         "waiting": [{"run_id": w.run.run_id, "pipeline": w.run.pipeline, "gate": w.gate,
                      "message": gate_message(the, w.run.pipeline, w.gate) or "",
                      "since": _iso(w.since), "logical_date": w.run.logical_date}
                     for w in shown],
         "pipelines": sorted({w.run.pipeline for w in found}),
-        "most": actions.MAX_WAITING,
+        "most": SHOWN,
     }
 
 
