@@ -109,7 +109,8 @@ def test_the_orchestration_plan_reads_as_a_document(tab: Tab) -> None:
     page.goto("/pipelines/polish_demo")
     page.get_by_role("link", name="orchestration plan").click()
     doc = page.locator("article#markdown")
-    expect(doc.locator("h1")).to_have_text("Orchestration plan: polish_demo")
+    expect(doc.locator("h2").first).to_have_text("Orchestration plan: polish_demo")
+    expect(page.locator("main h1")).to_have_count(1)  # the page's own: the plan's are below
     expect(doc.locator("strong", has_text="rows")).to_be_visible()
     expect(doc.locator("table").first).to_be_visible()
     expect(doc.locator("td", has_text="1 retry, backoff")).to_be_visible()

@@ -85,7 +85,8 @@ def test_the_orchestration_plan_is_rendered_markdown_without_raw_html(client: Te
                                                                       ) -> None:
     page = client.get("/pipelines/polish_demo/markdown").text
     body = page.split('id="markdown">', 1)[1].split("</article>", 1)[0]
-    assert "<h1>Orchestration plan: polish_demo</h1>" in body
+    assert "<h2>Orchestration plan: polish_demo</h2>" in body  # the page's h1 is its own
+    assert "<h3>Params</h3>" in body and "<h1" not in body
     assert "<strong>rows</strong>" in body and "<table>" in body
     assert '<a href="https://example.org/docs">docs</a>' in body
     assert '<a href="/runs">home</a>' in body
@@ -115,6 +116,12 @@ def test_hostile_links_stay_text(link: str) -> None:
 ])
 def test_web_and_relative_links_are_kept(link: str, href: str) -> None:
     assert f'<a href="{href}">go</a>' in str(markdown_html(f"[go]({link})"))
+
+
+def test_headings_start_below_the_pages_own() -> None:
+    html = str(markdown_html("# a\n\n## b\n\n###### f"))
+    assert html.split() == ["<h2>a</h2>", "<h3>b</h3>", "<h6>f</h6>"]
+    assert str(markdown_html("# a", top=1)).strip() == "<h1>a</h1>"
 
 
 def test_raw_html_blocks_and_images_are_text() -> None:

@@ -35,6 +35,11 @@ def _parser() -> MarkdownIt:
 _MD = _parser()
 
 
-def markdown_html(text: str) -> Markup:
-    """``text`` (Markdown) as HTML that can be put in a page as it is."""
-    return Markup(_MD.render(text))
+def markdown_html(text: str, *, top: int = 2) -> Markup:
+    """``text`` (Markdown) as HTML that can be put in a page as it is. Its headings start at
+    ``<h{top}>`` (a ``#`` heading is an ``h2`` by default): the page has its own ``h1``."""
+    tokens = _MD.parse(text)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1:]) + top - 1)}"
+    return Markup(_MD.renderer.render(tokens, _MD.options, {}))
