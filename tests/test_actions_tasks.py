@@ -95,6 +95,33 @@ def test_clear_with_downstream_runs_those_tasks_again_and_keeps_the_rest(
     assert attempts == [1, 2]  # the first attempt stays as history
 
 
+def test_a_cleared_task_runs_again_though_its_cache_holds_its_result(ws: Workspace) -> None:
+    pipe = Pipeline("cached_acts")
+
+    @pipe.task
+    def load() -> int:
+        _called("load")
+        return 1
+
+    @pipe.task
+    def total(load: int) -> int:
+        _called("total")
+        return load + 1
+
+    first = pipe.run(workspace=ws)
+    assert first.state == "success" and CALLS == ["load", "total"]
+    CALLS.clear()
+    actions.clear(ws.store, pipe, first.run_id, "total", by="ana", reason="re-run it")
+    assert pipe.run(workspace=ws, resume=first.run_id).state == "success"
+    assert CALLS == ["total"]  # as Airflow's clear: the cache does not answer for it
+    assert _states(ws, first.run_id) == {"load": "success", "total": "success"}
+    CALLS.clear()
+    later = pipe.run(workspace=ws)
+    assert {name: t.state for name, t in later.tasks.items()} == {"load": "cached",
+                                                                  "total": "cached"}
+    assert CALLS == []  # a clear counts for that run only
+
+
 def test_clear_alone_leaves_its_downstream(ws: Workspace) -> None:
     pipe = acts()
     first = pipe.run(workspace=ws, approve=["promote"])

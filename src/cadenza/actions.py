@@ -230,8 +230,8 @@ def clear(store: MetadataStore, pipe: Pipeline, run_id: str, task: str, *,
     pending, and queue the run again: the scheduler (or ``cadenza run --resume``) runs those
     tasks again, as it re-runs whatever else did not succeed; the others keep their results.
     Attempts stay as history; the next is numbered on. Return the tasks cleared, in run order.
-    A cleared task whose cache holds a result for the very same code, params and inputs ends
-    ``cached``; ``cadenza run --resume RUN --force`` runs it regardless."""
+    A cleared task runs again whatever its cache holds: the resume reads the ``task_cleared``
+    event (engine/launch.py)."""
     _ended_run(store, run_id, "cleared")
     _task_of(pipe, run_id, task)
     graph = pipe.graph()

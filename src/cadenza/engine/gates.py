@@ -30,7 +30,6 @@ class Gates:
     tis: dict[Key, Instance]
     journal: Journal
     cache: CacheIndex
-    force: bool
     awaiting: set[str]
     approve: set[str]
     prior: dict[Key, TaskInstanceRecord]
@@ -43,6 +42,7 @@ class Gates:
         def _commit(self, force: bool = False, *, early: bool = False) -> None: ...
         def _store_value(self, task: str, value: object, parents: tuple[str, ...]) -> str: ...
         def _cache_entry(self, ti: Instance) -> None: ...
+        def _uncached(self, task: str) -> bool: ...
 
     def _gate(self, ti: Instance, node: Node) -> None:
         """A gate approved before for these very upstream outputs stays approved (cached);
@@ -50,7 +50,8 @@ class Gates:
         ti.cache_key = gate_key({up: self.tis[(up, -1)].output for up in node.upstream})
         ti.meta = {"gate": True, "cacheable": True}
         decided_here = any(a.task == node.name for a in self.ws.store.approvals(self.run.run_id))
-        entry = None if self.force or decided_here else self.cache.get(node.name, ti.cache_key)
+        fresh = self._uncached(node.name) or decided_here
+        entry = None if fresh else self.cache.get(node.name, ti.cache_key)
         if entry is not None and self._reusable(entry, node.spec):
             ti.output = entry.output
             self._end(ti, S.CACHED)

@@ -89,6 +89,7 @@ def run_pipeline(
     ws = workspace or Workspace.open(home)
     prior: list[TaskInstanceRecord] = []
     dead: list[AttemptRecord] = []
+    cleared: set[str] = set()
     try:  # from here on the run may be claimed: whatever happens, the claim is given up
         if resume is not None:
             run = ws.store.get_run(resume)
@@ -100,7 +101,7 @@ def run_pipeline(
                 raise CadenzaError("A resumed run keeps its own params; do not pass new ones.")
             if claim is None:
                 claim = Claim.take(ws.store, resume, stale_after)
-            run, prior, dead = _taken_over(ws, resume, reset)
+            run, prior, dead, cleared = _taken_over(ws, resume, reset)
             try:
                 real = stored_params(pipe, run, _key_home(ws))
             except SecretKeyError as exc:
@@ -117,7 +118,7 @@ def run_pipeline(
         return _run(pipe, ws, run, claim, executor, workers, still_running, hooks=hooks,
                     selected=selected, force=force, cancel=cancel, prior=prior,
                     provided=provided, approve=approve, wait=wait, params=real, dead=dead,
-                    create=resume is None)
+                    cleared=cleared, create=resume is None)
     finally:
         if claim is not None:
             claim.stop(ws.store)
@@ -197,10 +198,12 @@ def _run(pipe: Pipeline, ws: Workspace, run: RunRecord, claim: Claim, executor: 
 
 
 def _taken_over(ws: Workspace, run_id: str, reset: bool
-                ) -> tuple[RunRecord, list[TaskInstanceRecord], list[AttemptRecord]]:
+                ) -> tuple[RunRecord, list[TaskInstanceRecord], list[AttemptRecord], set[str]]:
     """A claimed run as its last owner left it: the run (interrupted if it was running), its
-    task instances (all pending with ``reset``), and the attempts left ``running``, which the
-    runner closes. Attempt numbers go on after the highest recorded, never reused."""
+    task instances (all pending with ``reset``), the attempts left ``running``, which the
+    runner closes, and the tasks a person cleared (actions.clear) that have not run again
+    since, which run whatever their cache holds. Attempt numbers go on after the highest
+    recorded, never reused."""
     store = ws.store
     store.request_cancel(run_id, False)
     run = store.get_run(run_id)
@@ -218,7 +221,10 @@ def _taken_over(ws: Workspace, run_id: str, reset: bool
             ti.state = S.PENDING.value
     prior += [TaskInstanceRecord(run_id, task, index, S.PENDING.value, attempt)  # no row yet
               for (task, index), attempt in highest.items()]
-    return run, prior, [a for a in attempts if a.state == "running"]
+    pending = {ti.task for ti in prior if ti.state == S.PENDING}
+    cleared = {task for event in store.events(run_id) if event.kind == "task_cleared"
+               for task in event.data.get("tasks", ()) if task in pending}
+    return run, prior, [a for a in attempts if a.state == "running"], cleared
 
 
 class _Watched:

@@ -39,7 +39,6 @@ class MappedTasks:
     params: Any
     secret: frozenset[str]
     interval: tuple[str | None, str | None, str | None]
-    force: bool
     _root: Path
     _intact_memo: dict[str, bool]
 
@@ -49,6 +48,7 @@ class MappedTasks:
         def _prepare(self, ti: Instance, node: Node) -> None: ...
         def _store_value(self, task: str, value: object, parents: tuple[str, ...]) -> str: ...
         def _cache_entry(self, ti: Instance) -> None: ...
+        def _uncached(self, task: str) -> bool: ...
 
     def _expand(self, node: Node) -> None:
         assert node.spec.map_over is not None
@@ -96,7 +96,7 @@ class MappedTasks:
                 node, outputs, self.params, self._root, self.interval[1:], self.secret,
                 sha256(serialize(ti.item, ti.task)[1]),
             )
-        if self.force or len(items) < 2:
+        if self._uncached(node.name) or len(items) < 2:
             return
         self.cache.prefetch(node.name, [ti.cache_key for ti in items if ti.cache_key])
         memo = self._intact_memo

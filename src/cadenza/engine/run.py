@@ -119,9 +119,12 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         provided: Mapping[str, Any] | None = None, approve: Iterable[str] = (),
         wait: bool = False, params: Mapping[str, Any] | None = None,
         claim: Claim | None = None, dead: Iterable[AttemptRecord] = (),
+        cleared: Iterable[str] = (),
     ) -> None:
         self.pipe, self.graph, self.ws, self.executor = pipe, pipe.graph(), workspace, executor
         self.run, self.hooks, self.force = run, list(hooks), force
+        self.cleared = frozenset(cleared)
+        """Tasks a person cleared to run again: they run, whatever their cache holds."""
         self.params: Mapping[str, Any] = params if params is not None else run.params
         """The real values; the run record keeps secret ones as ***."""
         self.secret = pipe.secret_params
@@ -414,6 +417,10 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
 
     # -- deciding what runs -----------------------------------------------------------------
 
+    def _uncached(self, task: str) -> bool:
+        """Whether ``task`` runs (or a gate asks) whatever the cache holds."""
+        return self.force or task in self.cleared
+
     def _prepare(self, ti: Instance, node: Node) -> None:
         """Find the task's cache key; end it cached on a hit, else queue it."""
         spec = node.spec
@@ -424,7 +431,7 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
                 item = None if ti.index < 0 else sha256(serialize(ti.item, ti.task)[1])
                 ti.meta, ti.cache_key = cache_key(node, outputs, self.params, self._root,
                                                   self.interval[1:], self.secret, item)
-            entry = None if self.force else entry_for(node, ti.cache_key, self.params,
+            entry = None if self._uncached(ti.task) else entry_for(node, ti.cache_key, self.params,
                                                       self.cache, self.secret)
             if entry is not None and self._reusable(entry, spec):
                 ti.output, ti.files = entry.output, entry.files
