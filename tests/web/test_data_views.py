@@ -103,6 +103,7 @@ def test_the_task_page_draws_the_grid_only_for_a_mapped_task(data: Data,
     page = client.get(f"/runs/{data.run_id}/tasks/square").text
     assert len(re.findall(r'class="cell item state-', page)) == 12
     assert "retry failed items only (1)" in page
+    assert "No attempts yet" not in page and "open an item in the grid above" in page
     only = client.get(f"/runs/{data.run_id}/tasks/square?state=failed").text
     assert len(re.findall(r'class="cell item state-', only)) == 1
     assert 'id="mapped"' not in client.get(f"/runs/{data.run_id}/tasks/table").text
