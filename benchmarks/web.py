@@ -8,7 +8,9 @@ attempts, events, artifacts, lineage and cache entries, the way the run engine w
 and kept under ``--dir``, one folder per size, and reused while its ``bench.json`` matches.
 The pipelines are real: a generated module of 100 tasks in a layered DAG with a gate, loaded
 into the UI's ``Site``, and one real run of ``orders`` by the engine comes last (so ``plan``
-finds real cache keys). Each path is requested once to warm up, then ``--reps`` times through
+finds real cache keys), then one of ``fanout``: a task mapped over 2,000 items (one fails) and
+a task that logs metrics (the items grid, an item's page, previews, downloads). Each path is
+requested once to warm up, then ``--reps`` times through
 ``starlette.testclient.TestClient`` (in process, token auth). The baseline is ``/health``
 through the same app and client: the framework's own floor. Targets (<= 300 ms median) print
 PASS or MISS; the exit code is 0 unless a request failed or the store could not be built.
@@ -42,10 +44,14 @@ from cadenza.store.sqlite import SqliteStore
 from cadenza.workspace import Workspace
 
 TARGET_MS = 300.0
-FORMAT = 1
+FORMAT = 2
 """Bumped when the generated store changes, so an older cached one is rebuilt."""
 PIPELINES = ("orders", "users", "billing", "search", "reports")
 LOADED = PIPELINES[0]
+MAPPED = "fanout"
+"""A sixth pipeline, run once for real: a task mapped over ITEMS items, one of which fails,
+and a summary that logs metrics (the items grid, an item, previews, metrics)."""
+ITEMS = 2_000
 TOKEN = "bench-token-123"
 DEAD_PID = 4_194_305
 """Above any Linux pid_max (2**22): no process has it, so a `running` run shows interrupted."""
@@ -123,6 +129,17 @@ def pipeline_module(shape: Shape) -> str:
             lines.append(f"    pipe.task({name})")
     lines += ["    return pipe", ""]
     lines += [f"{name} = build({name!r})" for name in PIPELINES]
+    lines += [
+        "", "", f"{MAPPED} = Pipeline({MAPPED!r}, description='One task mapped over many items.')",
+        "", "", f"@{MAPPED}.task", "def numbers():", f"    return list(range({ITEMS}))", "", "",
+        f"@{MAPPED}.task(map_over='numbers')", "def square(numbers):",
+        "    if numbers == 7:", "        print('item 7 reads a broken row')",
+        "        raise ValueError('item 7 is broken')",
+        "    return numbers * numbers", "", "",
+        f"@{MAPPED}.task", "def summary(ctx):",
+        "    ctx.log_metric('items', 2000)", "    ctx.log_metric('failed', 1)",
+        "    return [{'row': i, 'label': f'row {i}'} for i in range(500)]",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -145,6 +162,10 @@ class Built:
     artifact: str
     deep_event: int
     per_pipeline: int
+    mapped_run: str
+    """The real run of MAPPED: ITEMS items of ``square``, item 7 failed."""
+    summary: str
+    """The artifact of its ``summary``: a JSON list of 500 rows, and its metrics."""
 
 
 def digest(*parts: Any) -> str:
@@ -375,11 +396,18 @@ def build(folder: Path, runs: int, tasks: int, log: Any) -> Built:
                               approve=[shape.gate])
         if not result.ok:
             raise RuntimeError(f"the real run of {LOADED!r} ended {result.state!r}")
+        mapped = run_pipeline(load_pipeline(f"{target}:{MAPPED}"), workspace=ws,
+                              target=f"{target}:{MAPPED}")
+        summary = ws.store.task_instances(mapped.run_id, mapped=False)
+        summary_hash = next(ti.output for ti in summary if ti.task == "summary")
+        if mapped.state != "failed" or summary_hash is None:
+            raise RuntimeError(f"the real run of {MAPPED!r} ended {mapped.state!r}, "
+                               "not failed with a summary")
     finally:
         ws.close()
     built = Built(FORMAT, runs, tasks, time.perf_counter() - began, _counts(home), run_id,
                   gen.typical_task, 2, digest("out", run_id, gen.typical_task), deep,
-                  runs // len(PIPELINES))
+                  runs // len(PIPELINES), mapped.run_id, summary_hash)
     marker.write_text(json.dumps(asdict(built), indent=2))
     return built
 
@@ -455,6 +483,12 @@ def paths(built: Built) -> Iterator[tuple[str, str]]:
         ("events", "/events"),
         ("events deep", f"/events?before={deep}"),
         ("events of a run", f"/events?run_id={run}"),
+        ("a mapped task's items grid", f"/runs/{built.mapped_run}/tasks/square"),
+        ("its failed items", f"/runs/{built.mapped_run}/tasks/square?state=failed"),
+        ("its items, a deep page", f"/runs/{built.mapped_run}/tasks/square?items_offset=1000"),
+        ("one item", f"/runs/{built.mapped_run}/tasks/square/items/7"),
+        ("assets", "/assets"),
+        ("gates", "/gates"),
     ]
     yield "/", "page"
     for _, path in shared:
@@ -463,6 +497,13 @@ def paths(built: Built) -> Iterator[tuple[str, str]]:
     for _, path in shared:
         yield "/api/v1" + path, "api"
     yield f"/api/v1/runs/{run}/tasks/{task}/attempts/{built.attempt}/log", "api"
+    yield f"/api/v1/runs/{built.mapped_run}/tasks/square/items", "api"
+    yield f"/api/v1/runs/{built.mapped_run}/tasks/square/items/7/attempts/1/log", "api"
+    yield f"/api/v1/runs/{built.mapped_run}/tasks/summary/metrics", "api"
+    yield f"/api/v1/artifacts/{built.summary}/preview", "api"
+    yield f"/artifacts/{built.summary}", "page"
+    yield f"/api/v1/artifacts/{built.summary}/download", "file"
+    yield f"/api/v1/artifacts/{built.summary}/open", "file"
 
 
 def measure(client: Any, path: str, kind: str, reps: int) -> Row:
@@ -490,7 +531,8 @@ def measure_all(folder: Path, built: Built, reps: int, db: str | None = None) ->
     target = str(folder / "bench_pipelines.py")
     ws = Workspace.open(locate(home, db=db) if db is not None else home)
     try:
-        entries = {n: Entry(load_pipeline(f"{target}:{n}"), f"{target}:{n}") for n in PIPELINES}
+        entries = {n: Entry(load_pipeline(f"{target}:{n}"), f"{target}:{n}")
+                   for n in (*PIPELINES, MAPPED)}
         app = create_app(Site(ws, entries), Auth.for_home(home, token=TOKEN))
         with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
             rows = [measure(client, "/health", "baseline", reps)]
