@@ -346,13 +346,24 @@ class Generator:
         return clock + 0.5
 
 
+def kept(folder: Path, runs: int, tasks: int) -> Built | None:
+    """The store already built in ``folder``, if its bench.json matches (an older FORMAT may
+    lack fields: it is rebuilt)."""
+    marker = folder / "bench.json"
+    if not marker.exists():
+        return None
+    found = json.loads(marker.read_text())
+    if (found.get("format"), found.get("runs"), found.get("tasks")) != (FORMAT, runs, tasks):
+        return None
+    return Built(**found)
+
+
 def build(folder: Path, runs: int, tasks: int, log: Any) -> Built:
     """The store for ``runs`` x ``tasks`` in ``folder``, built unless bench.json matches."""
+    found = kept(folder, runs, tasks)
+    if found is not None:
+        return found
     marker = folder / "bench.json"
-    if marker.exists():
-        found = Built(**json.loads(marker.read_text()))
-        if (found.format, found.runs, found.tasks) == (FORMAT, runs, tasks):
-            return found
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     began = time.perf_counter()
@@ -587,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rebuild:
         shutil.rmtree(folder, ignore_errors=True)
     try:
-        reused = (folder / "bench.json").exists()
+        reused = kept(folder, runs, args.tasks) is not None
         print(f"store: {folder} ({'reusing it' if reused else 'building it'})", file=log,
               flush=True)
         built = build(folder, runs, args.tasks, log)
