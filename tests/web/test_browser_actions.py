@@ -150,6 +150,11 @@ def test_six_waiting_runs_are_approved_and_rejected_from_the_gates_page(tab: Tab
     expect(rows).to_have_count(6)
     expect(rows.locator("td.gate-message").first).to_have_text(ASKS)
     tab.shot("six-waiting")
+    everything = page.locator("#pick-all")
+    everything.check()  # picks every row, and unpicks them all again
+    expect(rows.locator("input.pick:checked")).to_have_count(6)
+    everything.uncheck()
+    expect(rows.locator("input.pick:checked")).to_have_count(0)
     for run_id in ops.waiting[:4]:
         page.locator(f"tr[data-run='{run_id}'] input.pick").check()
     page.get_by_role("button", name="approve picked").click()

@@ -149,7 +149,19 @@ function zoomable(figure, index) {
   }, true);
 }
 
+// The gates page's "pick all" box (hidden without script: each row still has its own).
+function pickAll(box) {
+  const picks = () => document.querySelectorAll("input.pick");
+  box.hidden = false;
+  box.addEventListener("change", () => picks().forEach((pick) => { pick.checked = box.checked; }));
+  picks().forEach((pick) => pick.addEventListener("change", () => {
+    box.checked = Array.from(picks()).every((one) => one.checked);
+  }));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const all = document.getElementById("pick-all");
+  if (all) pickAll(all);
   document.querySelectorAll("figure[data-zoom]").forEach(zoomable);
   const live = document.body.dataset.live;
   if (live) watchPage(live, document.body.dataset.liveVersion);
