@@ -52,3 +52,23 @@ def test_verification_benchmark_times_a_cached_run_checked_and_not() -> None:
     assert report["tasks"] == 1002 and report["repeat"] == 1
     assert report["cached_run_verified_s"] > 0 and report["cached_run_unverified_s"] > 0
     assert report["target_us"] == 5.0
+
+
+ON_DASK = Path(__file__).parents[1] / "benchmarks" / "on_dask.py"
+
+
+def test_quick_dask_benchmark_runs_every_shape_beside_its_baseline() -> None:
+    import pytest
+
+    pytest.importorskip("distributed", reason="the dask benchmark needs cadenza[dask]")
+    done = subprocess.run([sys.executable, str(ON_DASK), "--shape", "all", "--quick", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row["shape"]: row for row in json.loads(done.stdout)["rows"]}
+    # --quick: fan20, sleep8 (8 x 0.05 s on 4 threads), map200, and fan20 on a scheduler and
+    # workers in processes of their own
+    assert set(rows) == {"fan20", "sleep8", "map200", "cpu-fan20"}
+    assert rows["fan20"]["ratio"] > 0 and rows["fan20"]["ratio_limited"] > 0
+    assert rows["sleep8"]["ideal_s"] == 0.1 and rows["sleep8"]["ratio_ideal"] > 0
+    assert rows["map200"]["tasks"] == 203 and rows["map200"]["inline_s"] > 0
+    assert rows["cpu-fan20"]["runner_cpu_ms_per_task"] > 0

@@ -162,3 +162,35 @@ def _wait(done: Callable[[], bool]) -> None:
     while not done():
         assert time.monotonic() < end, "a guard against hangs ran out"
         time.sleep(0.01)
+
+
+
+NAPS = """
+import sys, time
+from pathlib import Path
+from cadenza import Pipeline
+from cadenza.executors.dask import DaskExecutor
+
+pipe = Pipeline("naps")
+for i in range(8):
+    exec(f"@pipe.task\\ndef nap{i}():\\n    time.sleep(0.05)")
+
+if __name__ == "__main__":
+    executor = DaskExecutor(n_workers=2, threads_per_worker=2)
+    try:
+        print(pipe.run(executor=executor, home=Path(sys.argv[1])).state)
+    finally:
+        executor.shutdown(wait=False)
+"""
+
+
+def test_a_fresh_worker_with_two_threads_forks_no_child_while_it_imports(
+        tmp_path: Path) -> None:
+    """A program runs a pipeline on a new cluster of two workers of two threads: each
+    worker's first two calls come at once, one thread forking the pool while the other may
+    still import. A child forked in the middle of an import waited forever for its module's
+    lock (seen in benchmarks/on_dask.py --shape sleep32; this test does not always meet it)."""
+    (tmp_path / "naps.py").write_text(NAPS)
+    done = subprocess.run([sys.executable, str(tmp_path / "naps.py"), str(tmp_path / "home")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=GUARD)
+    assert done.stdout.split()[-1:] == ["success"], done.stdout + done.stderr[-2000:]

@@ -64,6 +64,14 @@ _sees: dict[str, bool] = {}  # a runner's probe file -> whether this worker sees
 _tails: dict[str, _Tail] = {}  # call id -> its log here, sent home in pieces
 _tailer: threading.Thread | None = None
 
+# A fork waits for the imports under way in this worker's other threads (a call's module, its
+# pipeline): a child forked while one holds its module's import lock would wait for it forever
+# when it imports that module. Reentrant: an import that forks goes on.
+_loading = threading.RLock()
+os.register_at_fork(before=lambda: _loading.acquire(),
+                    after_in_parent=lambda: _loading.release(),
+                    after_in_child=lambda: _loading.release())
+
 Piece = tuple[int, bytes]
 """A piece of an attempt's text log: its byte offset in the log, and its bytes."""
 
@@ -108,11 +116,12 @@ def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
     ``module`` (the function's) and the pipeline of ``task`` are loaded here first, once per
     worker, so that children forked from now on have them: a child forked before loads what
     it lacks once."""
-    if module and module not in sys.modules:
-        with contextlib.suppress(Exception):  # the child meets the same error, and reports it
-            importlib.import_module(module)
-    if task is not None:
-        ref.preload(task)
+    with _loading:
+        if module and module not in sys.modules:
+            with contextlib.suppress(Exception):  # the child meets it again, and reports it
+                importlib.import_module(module)
+        if task is not None:
+            ref.preload(task)
     log = _log_here(call_id, logs)
     with _lock:  # _kill sees the call in a pool, or leaves its tombstone
         if call_id in _tombstones:
