@@ -104,17 +104,28 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
         yield UI(server, world)
 
 
-@pytest.fixture(scope="module")
-def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, every expectation waiting up to WAIT_MS: each browser test
+    module's ``browser`` fixture."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SHOTS.glob("*.png"):
-        old.unlink()
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         found = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            yield found
+        finally:
+            found.close()
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*.png"):  # this module runs first of the browser tests
+        old.unlink()
+    with chromium() as found:
         yield found
-        found.close()
     plugins = request.config.pluginmanager
     reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
     if reporter is not None and capture is not None:

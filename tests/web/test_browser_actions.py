@@ -25,13 +25,10 @@ from cadenza.engine.launch import run_pipeline
 from cadenza.workspace import Workspace
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:
     pytest.skip("playwright is not installed: pip install -e '.[dev]'", allow_module_level=True)
-from tests.web.test_browser import CHROMIUM, SHOTS, WAIT_MS
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+from tests.web.test_browser import SHOTS, WAIT_MS, chromium
 
 pytestmark = pytest.mark.browser
 
@@ -71,13 +68,8 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium() as found:
         yield found
-        found.close()
 
 
 @dataclass

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 from tests.web._server import serve
-from tests.web.test_browser import CHROMIUM, SHOTS, UI, WAIT_MS, Tab, _tab
+from tests.web.test_browser import SHOTS, UI, Tab, _tab, chromium
 from tests.web.test_data_views import AFTER, TARGET, TOKEN, Data, build
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # test_browser skipped the module already; this keeps mypy quiet
     pytest.skip("playwright is not installed", allow_module_level=True)
 
@@ -36,12 +36,8 @@ def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("data-*.png"):
         old.unlink()
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium() as found:
         yield found
-        found.close()
 
 
 @pytest.fixture

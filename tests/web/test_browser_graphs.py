@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from tests.web._server import Server, serve
 from tests.web.conftest import TOKEN
-from tests.web.test_browser import CHROMIUM, SHOTS, WAIT_MS, Tab
+from tests.web.test_browser import Tab, chromium
 
 from cadenza._loader import load_pipeline
 from cadenza.workspace import Workspace
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # test_browser skips this module first; mypy and ruff still read it
     pytest.skip("playwright is not installed", allow_module_level=True)
 
@@ -65,13 +65,8 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Churn]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium() as found:
         yield found
-        found.close()
 
 
 def _open(browser: Browser, churn: Churn, request: pytest.FixtureRequest, *,

@@ -17,12 +17,12 @@ import pytest
 from tests.web._polish_world import DAG_ORDER, RUN_ID, TARGET, add_ordered_run
 from tests.web._server import Server, serve
 from tests.web.conftest import TOKEN
-from tests.web.test_browser import CHROMIUM, SHOTS, WAIT_MS, Tab
+from tests.web.test_browser import Tab, chromium
 
 from cadenza.workspace import Workspace
 
 try:
-    from playwright.sync_api import Browser, expect, sync_playwright
+    from playwright.sync_api import Browser, expect
 except ImportError:  # test_browser skips this module first; mypy and ruff still read it
     pytest.skip("playwright is not installed", allow_module_level=True)
 
@@ -55,13 +55,8 @@ def polish(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Polish]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium() as found:
         yield found
-        found.close()
 
 
 @pytest.fixture
