@@ -85,8 +85,8 @@ def _alive_after(notes: Path, moment: float) -> list[list[str]]:
 
 def test_a_timeout_kills_sleeping_busy_and_gil_holding_tasks(tmp_path: Path,
                                                              dask_cluster: Any) -> None:
-    # Two runs, so that no task waits for one of the cluster's two threads: on Dask a
-    # timeout counts from when the task is handed to Dask (README, "Dask").
+    # Two runs of at most two tasks, one per thread of the cluster: a GIL-holding task is
+    # killed by its worker at its timeout (counted from its start there) like the others.
     notes = _project(tmp_path, timeout=3)
     for tasks in (("sleeping", "busy"), ("gil",)):
         only = [arg for task in tasks for arg in ("--only", task)]
@@ -341,3 +341,42 @@ def test_dask_isolation_is_refused_for_another_executor(tmp_path: Path) -> None:
         cwd=tmp_path, env=_env(CADENZA_DASK_ISOLATION="threads"), capture_output=True,
         text=True, timeout=GUARD)
     assert "Isolation" not in ignored.stdout + ignored.stderr
+
+
+QUEUED = '''
+import time
+from cadenza import Pipeline, Retry
+
+pipe = Pipeline("queued", defaults={"timeout": 2, "retries": Retry(0)})
+
+
+@pipe.task
+def first():
+    time.sleep(1.5)
+
+
+@pipe.task
+def second():
+    time.sleep(1.5)
+'''
+
+
+def test_a_timeout_counts_from_when_the_attempt_starts_on_its_worker(tmp_path: Path) -> None:
+    """One Dask thread, two tasks of 1.5 s with a timeout of 2 s each: the second waits for
+    the thread 1.5 s, which its timeout does not count, so both succeed."""
+    import dask
+    from distributed import LocalCluster
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "queued.py").write_text(QUEUED)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address="127.0.0.1:0")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cadenza", "run", "queued.py", "--dask-address",
+             cluster.scheduler_address], cwd=tmp_path, env=_env(), capture_output=True,
+            text=True, timeout=GUARD)
+    finally:
+        cluster.close()
+    assert done.returncode == 0, done.stdout + done.stderr

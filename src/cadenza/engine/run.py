@@ -186,6 +186,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
         self.run_id = run.run_id
         self.next_poll = time.monotonic() + CANCEL_POLL
         self.killable = isinstance(executor, Killable)
+        self.times_out = bool(getattr(executor, "times_out", False))
+        """The executor stops an attempt at its timeout, counted from when it starts there."""
         self.keep_values = bool(getattr(executor, "in_process", True))
         self.cancelled = False
         self.interval = (run.logical_date, run.interval_start, run.interval_end)
@@ -531,7 +533,7 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
                 continue
             self.in_flight += 1
             key, token = (ti.task, ti.index), ti.token
-            if spec.timeout is not None:
+            if spec.timeout is not None and not self.times_out:
                 heapq.heappush(self.deadlines, (time.monotonic() + spec.timeout, key, token))
             future = self.executor.submit(run_attempt, call)
             ti.future = future

@@ -109,10 +109,13 @@ class PoolPlugin(WorkerPlugin):
 
 def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
             task: ref.TaskRef | None, logs: Logs | None = None,
-            isolation: str = "processes") -> tuple[str, Any, Piece | None]:
+            isolation: str = "processes", limit: tuple[str, int, float] | None = None,
+            ) -> tuple[str, Any, Piece | None]:
     """Run one call in ``owner``'s pool here (or in this thread): ``("reply", bytes, piece)``
     as the processes executor's worker answers, ``("crashed", exitcode, piece)`` or
-    ``("killed", exitcode, piece)``; ``piece``: the end of a log written here, not sent yet.
+    ``("killed", exitcode, piece)``, or ``("timeout", limit, piece)`` when the call ran past
+    ``limit`` (task, attempt, seconds), counted from now, and its child was killed; ``piece``:
+    the end of a log written here, not sent yet.
     ``module`` (the function's) and the pipeline of ``task`` are loaded here first, once per
     worker, so that children forked from now on have them: a child forked before loads what
     it lacks once."""
@@ -143,7 +146,15 @@ def attempt(owner: str, call_id: str, payload: bytes, module: str | None,
             with _lock:
                 _threads.discard(call_id)
     try:
-        return "reply", future.result(), _last_piece(call_id)
+        return "reply", future.result(limit[2] if limit else None), _last_piece(call_id)
+    except TimeoutError:  # past its timeout: killed here, as a kill from the runner would
+        if limit is None:
+            raise
+        kill([call_id])
+        try:
+            return "reply", future.result(), _last_piece(call_id)  # it ended as time ran out
+        except (WorkerCrashedError, CancelledError):
+            return "timeout", limit, _last_piece(call_id)
     except CancelledError:  # killed while it waited for a child: it never ran
         return "killed", None, _last_piece(call_id)
     except WorkerCrashedError as exc:

@@ -24,6 +24,10 @@ clusters without the code.
 A task's ``resources=`` go to Dask's: it runs only on a worker started with them, and a task
 asking for what no worker has fails at once rather than wait forever.
 
+A task's timeout counts from when its attempt starts on a worker: the Dask task that waits for
+the child kills it at the limit and answers ``timeout`` (``times_out``: the run loop sets no
+deadline of its own, which would count the wait for a thread too).
+
 ``isolation="threads"`` runs each attempt in its Dask worker's thread instead, for clusters
 that cannot fork: a kill (timeout, cancel) ends the attempt for the run and frees its place
 in flight, but its body may run on, holding that Dask thread, to its end; a crash takes the
@@ -69,6 +73,7 @@ from cadenza.exceptions import (
     CadenzaError,
     InvalidOptionError,
     SerializationError,
+    TaskTimeoutError,
     WorkerCrashedError,
 )
 from cadenza.executors import _dask_pool, ref
@@ -114,6 +119,9 @@ class DaskExecutor:
         self.isolation = isolation
         self.stops_calls = isolation == "processes"
         """Whether a kill stops the call's body: not in a Dask thread."""
+        self.times_out = isolation == "processes"
+        """Whether a worker stops an attempt at its timeout, counted from when the attempt
+        starts there (not while it waits for a thread): the run loop then sets no deadline."""
         if ship not in ("reference", "value"):
             raise InvalidOptionError(
                 f"ship={ship!r} is invalid: give 'reference' (the workers load the pipeline's "
@@ -181,7 +189,7 @@ class DaskExecutor:
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
-        task = logs = None
+        task = logs = limit = None
         resources = args[0].resources if args and isinstance(args[0], Call) else None
         try:
             if resources:
@@ -216,9 +224,12 @@ class DaskExecutor:
             if args and isinstance(args[0], Call):
                 logs = self._probes.get(args[0].home) or self._probe(args[0].home)
                 self._logs[call_id] = (args[0].log_path, args[0].home)
+                if args[0].timeout is not None and self.times_out:
+                    limit = (args[0].task, args[0].attempt, args[0].timeout)
             dask_future = self._client.submit(_dask_pool.attempt, self._token, call_id,
                                               payload, getattr(fn, "__module__", None), task,
-                                              logs, self.isolation, key=call_id, pure=False,
+                                              logs, self.isolation, limit, key=call_id,
+                                              pure=False,
                                               resources=dict(resources) if resources else None)
             self._calls[future] = _Call(call_id, dask_future)
         dask_future.add_done_callback(functools.partial(self._done, future))
@@ -394,6 +405,13 @@ def _answer(future: Future[Any], kind: str, value: Any) -> None:
             _settle(future, value)
     elif kind == "killed":
         _complete(future, _killed("it was killed"))
+    elif kind == "timeout":
+        task, attempt, seconds = value
+        _complete(future, TaskTimeoutError(
+            f"Task {task!r} ran past its timeout of {seconds:g}s on attempt {attempt} (counted "
+            "from when it started on its Dask worker) and was stopped.", task=task,
+            attempt=attempt,
+        ))
     else:
         _complete(future, WorkerCrashedError(
             f"The process running this task on a Dask worker {_describe_exit(value)}. A "
