@@ -46,8 +46,25 @@ def test_every_fixture_is_tested() -> None:
     names = {p.stem for p in PIPELINES.glob("*.py")}
     assert names == {
         "counted", "cyclic", "duplicate", "failing", "good", "missing_input", "no_pipeline",
-        "raises_on_import", "terminal", "two_pipelines", "unserializable", "web_demo",
+        "polish_demo", "raises_on_import", "terminal", "two_pipelines", "unserializable",
+        "web_actions", "web_demo",
     }
+
+
+def test_web_actions_asks_at_its_gate_and_sends_after_it() -> None:
+    """tests/web/test_browser_actions.py's pipeline: extract -> report -> publish (a gate with a
+    question) -> send."""
+    pipe = load("web_actions").pipe
+    assert pipe.graph().order == ("extract", "report", "publish", "send")
+    assert pipe.tasks["publish"].message == "Publish the daily report to the team?"
+
+
+def test_polish_demo_declares_its_tasks_out_of_dag_order() -> None:
+    """tests/web/test_browser_polish.py's pipeline: a bool, a choice, a bounded int and a text
+    param, and tasks declared neither in name nor in run order."""
+    pipe = load("polish_demo").pipe
+    assert set(pipe.params) == {"dry_run", "size", "rows", "note"}
+    assert list(pipe.tasks) != sorted(pipe.tasks)
 
 
 def test_terminal_fixtures_shapes() -> None:

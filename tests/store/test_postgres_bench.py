@@ -73,7 +73,7 @@ def test_the_web_benchmark_times_every_path_on_both_stores(postgres_server: Post
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["copied"]["runs"] == 40 and report["copied"]["task_instances"] > 0
+    assert report["copied"]["runs"] == 41 and report["copied"]["task_instances"] > 0
     paths = [row["path"] for row in report["rows"]]
     assert paths[0] == paths[-1] == "/health" and "/pipelines/orders/plan" in paths
     assert all(row["postgres_ms"] > 0 and row["sqlite_ms"] > 0 for row in report["rows"])
