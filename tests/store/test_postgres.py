@@ -303,6 +303,39 @@ def test_a_claim_waits_for_a_batch_that_holds_the_run(postgres_dsn: str) -> None
         store.close()
 
 
+def test_a_write_the_server_rolls_back_to_break_a_deadlock_is_made_again(
+        postgres_dsn: str) -> None:
+    """Two writes lock two runs' rows in opposite orders: the server breaks the deadlock by
+    rolling one back, which committed nothing, so the store makes it again (even a write that
+    is not idempotent) instead of failing the command with 'server unreachable'."""
+    store = PostgresStore(postgres_dsn)
+    try:
+        store.apply(Batch(runs=[run_record("p-1"), run_record("p-2", created=1)]))
+        both = threading.Barrier(2)
+        tries = {"p-1": 0, "p-2": 0}
+
+        def lock(first: str, then: str) -> None:
+            def work(db: psycopg.Connection[object]) -> None:
+                tries[first] += 1
+                db.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (first,))
+                if tries[first] == 1:
+                    both.wait(GUARD)  # each holds its first row: the next lock is a deadlock
+                db.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (then,))
+                db.execute("UPDATE runs SET state = 'success' WHERE run_id = %s", (first,))
+            store._call(work, idempotent=False)
+
+        threads = [threading.Thread(target=lock, args=pair)
+                   for pair in (("p-1", "p-2"), ("p-2", "p-1"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(GUARD)
+        assert sorted(tries.values()) == [1, 2]  # the deadlock's victim went again, once
+        assert {store.get_run(r).state for r in ("p-1", "p-2")} == {"success"}
+    finally:
+        store.close()
+
+
 # -- the server restarting ----------------------------------------------------------------
 
 

@@ -88,6 +88,10 @@ SCHEMA_VERSION = latest(BACKEND)
 MIGRATION_LOCK = 0x6361_6465_6E7A_61  # "cadenza": the advisory lock upgrades take
 EVENT_IDS_LOCK = 0x6361_6465_6E7A_65  # the advisory lock a transaction takes to number events
 POOL_LOCKS = 0x6364_6E70  # "cdnp": the first key of the advisory lock on a pool's name
+ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+               psycopg.errors.TransactionRollback)
+"""SQLSTATE class 40: the server rolled the transaction back (psycopg does not derive the
+first two from the third)."""
 RETRY_WITHIN = POOL_TIMEOUT
 """Seconds a call keeps trying again while the server is away (restarting, say), from its
 first failure: then it raises StoreError."""
@@ -287,9 +291,11 @@ class PostgresStore:
         When the server cut the connection (it restarted): a call cut before anything was
         sent is made again on another connection; one cut after has an unknown outcome (the
         server may have committed it), and is made again only if ``idempotent``: making it
-        twice leaves what making it once does. Reads are. Tries go on while the pool
-        reconnects, up to RETRY_WITHIN seconds after the first failure; then, or on any other
-        lost or unreachable server, one StoreError."""
+        twice leaves what making it once does. Reads are. A transaction the server rolled back
+        to break a deadlock (or a serialization failure) committed nothing: it is made again,
+        whatever ``idempotent`` says. Tries go on while the pool reconnects, up to RETRY_WITHIN
+        seconds after the first failure; then, or on any other lost or unreachable server,
+        one StoreError."""
         if write:
             self._writable()
         failed: float | None = None
@@ -317,6 +323,14 @@ class PostgresStore:
                     f"within {POOL_TIMEOUT:g} s ({said(exc, self.dsn)}). Check that the "
                     "server is running and accepts connections, then run the command again.",
                     path=self.where) from None
+            except ROLLED_BACK as exc:  # the server rolled it back: none of it holds
+                now = time.monotonic()
+                failed = failed if failed is not None else now
+                if now - failed > RETRY_WITHIN:
+                    raise StoreError(
+                        f"The PostgreSQL store {self.where!r} kept rolling a write back for "
+                        f"{RETRY_WITHIN:g} s ({said(exc, self.dsn)}): other writers hold what "
+                        "it needs. Run the command again.", path=self.where) from None
             except psycopg.OperationalError as exc:
                 self._recheck()
                 cut = db is not None and (db.broken or db.closed)
