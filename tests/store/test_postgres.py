@@ -336,6 +336,42 @@ def test_a_write_the_server_rolls_back_to_break_a_deadlock_is_made_again(
         store.close()
 
 
+def test_a_session_stalled_mid_batch_is_ended_so_a_claim_goes_through(
+        postgres_dsn: str) -> None:
+    """A runner stopped (SIGSTOP) after sending half a batch leaves its session waiting to read
+    from it, holding the run's row lock: the server counts it active, so its idle-in-
+    transaction timeout never ends it. A claim that waits for that lock ends such a session
+    once it has stalled for the timeout, and takes the run."""
+    store = PostgresStore(postgres_dsn)
+    try:
+        store.apply(Batch(runs=[run_record()]))
+        assert store.claim_run("p-1", "host:1:a") == 1
+        stalled = psycopg.connect(postgres_dsn, autocommit=True, application_name="cadenza")
+        try:
+            with stalled.pipeline():
+                stalled.execute("BEGIN")
+                stalled.execute("SELECT epoch FROM runs WHERE run_id = 'p-1' FOR UPDATE")
+                with psycopg.connect(postgres_dsn, autocommit=True) as look:
+                    wait_for("the half batch to hold the row", lambda: look.execute(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                        "WHERE a.application_name = 'cadenza' AND l.locktype = 'transactionid'"
+                        ).fetchone() == (1,))
+                got: list[int | None] = []
+                thief = threading.Thread(
+                    target=lambda: got.append(store.claim_run("p-1", "host:2:b", -1)))
+                thief.start()
+                thief.join(GUARD)
+                assert got == [2]  # the stalled session was ended, its lock with it
+                with pytest.raises(psycopg.OperationalError):
+                    stalled.execute("SELECT 1")  # what its client finds when it wakes
+        except psycopg.OperationalError:
+            pass  # leaving the pipeline on a connection the server ended
+        finally:
+            stalled.close()
+    finally:
+        store.close()
+
+
 # -- the server restarting ----------------------------------------------------------------
 
 

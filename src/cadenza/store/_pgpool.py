@@ -29,8 +29,16 @@ never waits inside one, so only a stalled client does (SIGSTOP, a frozen VM): wi
 its row and advisory locks would block every other runner until it continued."""
 
 
+LOCK_WAIT_MS = 5_000
+"""How long a statement waits for a lock before the store looks for a stalled holder (and
+then waits again): see ``PostgresStore._end_stalled``."""
+APPLICATION = "cadenza"
+"""The application_name of cadenza's sessions: how ``_end_stalled`` tells them apart."""
+
+
 def _configure(connection: psycopg.Connection[Any]) -> None:
     connection.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+    connection.execute(f"SET lock_timeout = {LOCK_WAIT_MS}")
 
 
 # -- DSNs -------------------------------------------------------------------------------------
@@ -107,7 +115,8 @@ def acquire_pool(dsn: str) -> ConnectionPool:
             raise unreachable(dsn, exc) from None
         pool = ConnectionPool(
             dsn, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_TIMEOUT,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT,
+                    "application_name": APPLICATION},
             configure=_configure, name=f"cadenza {redact(dsn)}",
         )
         try:

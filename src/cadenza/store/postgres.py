@@ -52,6 +52,8 @@ except ImportError as error:  # pragma: no cover - the [postgres] extra is in de
 from cadenza.exceptions import ClaimLostError, RunNotFoundError, StoreError
 from cadenza.store import _sql
 from cadenza.store._pgpool import (
+    APPLICATION,
+    IDLE_IN_TRANSACTION_MS,
     POOL_TIMEOUT,
     acquire_pool,
     pools_in_use,
@@ -88,6 +90,11 @@ SCHEMA_VERSION = latest(BACKEND)
 MIGRATION_LOCK = 0x6361_6465_6E7A_61  # "cadenza": the advisory lock upgrades take
 EVENT_IDS_LOCK = 0x6361_6465_6E7A_65  # the advisory lock a transaction takes to number events
 POOL_LOCKS = 0x6364_6E70  # "cdnp": the first key of the advisory lock on a pool's name
+_END_STALLED = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid() "
+    "AND state = 'active' AND wait_event = 'ClientRead' AND xact_start IS NOT NULL "
+    "AND now() - state_change > make_interval(secs => %s)")
 ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
                psycopg.errors.TransactionRollback)
 """SQLSTATE class 40: the server rolled the transaction back (psycopg does not derive the
@@ -323,6 +330,9 @@ class PostgresStore:
                     f"within {POOL_TIMEOUT:g} s ({said(exc, self.dsn)}). Check that the "
                     "server is running and accepts connections, then run the command again.",
                     path=self.where) from None
+            except psycopg.errors.LockNotAvailable:  # waited LOCK_WAIT_MS: rolled back
+                self._end_stalled()
+                continue  # and wait again, as long as a live holder keeps its lock
             except ROLLED_BACK as exc:  # the server rolled it back: none of it holds
                 now = time.monotonic()
                 failed = failed if failed is not None else now
@@ -340,6 +350,16 @@ class PostgresStore:
                     raise unreachable(self.dsn, exc) from None
             time.sleep(pause)  # the server is coming back: the pool reconnects meanwhile
             pause = min(pause * 2, 1.0)
+
+    def _end_stalled(self) -> None:
+        """End the cadenza sessions of this database stalled for IDLE_IN_TRANSACTION_MS in
+        the middle of a pipeline: their client stopped (SIGSTOP, a frozen VM) after sending
+        part of a batch. The server counts such a session as active, waiting to read from its
+        client, so idle_in_transaction_session_timeout never ends it, and it would hold its
+        row and advisory locks until its client woke. A healthy client sends a whole batch at
+        once, so none of its sessions waits on itself that long."""
+        with self._connection() as db:
+            db.execute(_END_STALLED, (APPLICATION, IDLE_IN_TRANSACTION_MS / 1000))
 
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query (made again on another connection if the server cut it)."""
@@ -370,6 +390,7 @@ class PostgresStore:
         def step(db: psycopg.Connection[Any]) -> Migration | None:
             # under the lock, the version is read again: another process may have applied the
             # same migration while this one waited for it (or this one, before a lost reply)
+            db.execute("SET LOCAL lock_timeout = 0")  # another upgrade may take a while
             db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             db.execute(_MIGRATIONS_TABLE)
             row = db.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations"
