@@ -1,4 +1,5 @@
-"""Words that agree with their numbers, for every message the CLI and the UI print."""
+"""Words that agree with their numbers, and names of attempts, for every message the CLI and
+the UI print."""
 
 from __future__ import annotations
 
@@ -19,3 +20,9 @@ def plural_of(noun: str) -> str:
     if noun.endswith(_SIBILANT):
         return noun + "es"
     return noun + "s"
+
+
+def attempt_label(map_index: int, attempt: int) -> str:
+    """How an attempt is named to a person: ``item 3 · attempt 1``, or ``attempt 1`` for a
+    task that is not mapped (``map_index`` -1)."""
+    return f"item {map_index} · attempt {attempt}" if map_index >= 0 else f"attempt {attempt}"

@@ -22,7 +22,7 @@ from cadenza._display import (
     task_table,
 )
 from cadenza._loader import load_pipeline
-from cadenza._words import plural
+from cadenza._words import attempt_label, plural
 from cadenza.cli._base import (
     _json_option,
     _params_option,
@@ -148,8 +148,11 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         now = ws.store.clock()
     # In DAG order (layer by layer, as declared within a layer), whatever order they ran in.
     place = {task: i for i, task in enumerate(dag_order(upstream))}
-    instances = sorted(instances, key=lambda ti: (place.get(ti.task, len(place)), ti.task,
-                                                  ti.map_index))
+
+    def rank(task: str) -> tuple[int, str]:
+        return place.get(task, len(place)), task
+
+    instances = sorted(instances, key=lambda ti: (*rank(ti.task), ti.map_index))
     if as_json:
         data = _run_json(record, now)
         data["critical_path"] = path
@@ -169,8 +172,7 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     console.print(Text.assemble(f"run {record.run_id} ", styled(_state(record, now)),
                                 f"  params {json.dumps(mask_data(record.params))}"))
-    rows = sorted(rows_of_records(instances, attempts),
-                  key=lambda row: (place.get(row.task, len(place)), row.task))
+    rows = sorted(rows_of_records(instances, attempts), key=lambda row: rank(row.task))
     console.print(task_table(rows, console.width))
     for line in problems(rows):
         console.print(line, soft_wrap=True)
@@ -227,9 +229,7 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
                 if text is None and attempt.log_path and attempt.state != "running":
                     data = stored.data(attempt.task, attempt.map_index, attempt.attempt)
                     text = None if data is None else data.decode("utf-8", errors="replace")
-                label = f"{attempt.task} · " + (f"item {attempt.map_index} · " if
-                                                 attempt.map_index >= 0 else "") + \
-                    f"attempt {attempt.attempt}"
+                label = f"{attempt.task} · {attempt_label(attempt.map_index, attempt.attempt)}"
                 shown.log(path, label, text)
                 if attempt.state != "running":
                     shown.verdict(attempt, text or "", label)
@@ -241,7 +241,7 @@ def logs(ctx: click.Context, run_id: str, task_name: str | None, follow: bool) -
             for path in files:
                 index, dot, number = path.stem.rpartition(".")  # 3.1: item 3, attempt 1
                 shown.log(path, f"{path.parent.name} · {f'item {index} · ' if dot else ''}"
-                          f"attempt {number}", _read(path))
+                          f"attempt {number}", _read(path))  # a file name: not parsed further
             if not follow or _state(ws.store.get_run(run_id), ws.store.clock()) != "running":
                 break
             time.sleep(0.5)

@@ -433,8 +433,8 @@ class Runner(TriggerRules, Records, Gates, MappedTasks):
                 item = None if ti.index < 0 else sha256(serialize(ti.item, ti.task)[1])
                 ti.meta, ti.cache_key = cache_key(node, outputs, self.params, self._root,
                                                   self.interval[1:], self.secret, item)
-            entry = None if self._uncached(ti.task) else entry_for(node, ti.cache_key, self.params,
-                                                      self.cache, self.secret)
+            entry = None if self._uncached(ti.task) else entry_for(
+                node, ti.cache_key, self.params, self.cache, self.secret)
             if entry is not None and self._reusable(entry, spec):
                 ti.output, ti.files = entry.output, entry.files
                 self._end(ti, S.CACHED)

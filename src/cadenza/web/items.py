@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from cadenza._words import attempt_label
 from cadenza.actions_items import retry_failed_items
 from cadenza.store.base import TaskInstanceRecord
 from cadenza.web import models_data as models
@@ -34,11 +35,6 @@ pages = APIRouter(include_in_schema=False)
 INDEX = Path(ge=0, le=MAX_INDEX, description="The item's map index.")
 STATE = Query(None, max_length=40, description="Only the items in this state.")
 OFFSET = Query(0, ge=0, le=MAX_INDEX, description="How many items to skip.")
-
-
-def label(map_index: int, attempt: int) -> str:
-    """How an attempt is named to a person: ``item 3 · attempt 1`` or ``attempt 1``."""
-    return f"item {map_index} · attempt {attempt}" if map_index >= 0 else f"attempt {attempt}"
 
 
 def _mapped(the: Site, run_id: str, task: str) -> list[TaskInstanceRecord] | None:
@@ -111,7 +107,7 @@ def item(the: Site, run_id: str, task: str, index: int, *, logs: bool = False
     shown = []
     for a in attempts:
         data = read._attempt(a)
-        data["label"] = label(index, a.attempt)
+        data["label"] = attempt_label(index, a.attempt)
         if logs:
             data["log"] = read._log_piece(the, a, 0) if a.log_path else None
         shown.append(data)
@@ -122,17 +118,6 @@ def item(the: Site, run_id: str, task: str, index: int, *, logs: bool = False
         "started_at": read._iso(ti.started_at), "ended_at": read._iso(ti.ended_at),
         "attempts": shown, "output": read._artifact(output) if output else None,
     }
-
-
-def item_log(the: Site, run_id: str, task: str, index: int, attempt: int, offset: int
-             ) -> dict[str, Any]:
-    the.run(run_id)
-    check_id("task", task)
-    found = [a for a in the.workspace.store.attempts(run_id, task)
-             if a.map_index == index and a.attempt == attempt]
-    if not found or not found[0].log_path:
-        raise NotFound(f"Run {run_id} has no log for {label(index, attempt)} of {task!r}.")
-    return read._log_piece(the, found[0], offset)
 
 
 # -- the API -------------------------------------------------------------------------------------
@@ -159,7 +144,7 @@ def get_item_log(request: Request, run_id: str, task: str, index: int = INDEX,
                  offset: int = Query(0, ge=0, le=2**62, description="Byte to start at.")
                  ) -> dict[str, Any]:
     """An item attempt's log from byte ``offset``."""
-    return item_log(site(request), run_id, task, index, attempt, offset)
+    return read.log(site(request), run_id, task, attempt, offset, index)
 
 
 @api.post("/runs/{run_id}/tasks/{task}/retry-failed-items", response_model=models.ItemsRetried,

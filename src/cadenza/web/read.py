@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cadenza._words import attempt_label
 from cadenza.engine.logs import StoredLogs
 from cadenza.engine.plan import plan_pipeline
 from cadenza.engine.run import RUN_ID
@@ -324,15 +325,17 @@ def task(site: Site, run_id: str, task_name: str, *, logs: bool = False) -> dict
     }
 
 
-def log(site: Site, run_id: str, task_name: str, attempt: int, offset: int = 0
-        ) -> dict[str, Any]:
-    """A piece of one attempt's log from byte ``offset``: what a live tail asks for."""
+def log(site: Site, run_id: str, task_name: str, attempt: int, offset: int = 0,
+        index: int = -1) -> dict[str, Any]:
+    """A piece of one attempt's log from byte ``offset``: what a live tail asks for (of a
+    mapped task's item ``index``, or of the task itself)."""
     site.run(run_id)
     check_id("task", task_name)
     found = [a for a in site.workspace.store.attempts(run_id, task_name)
-             if a.map_index < 0 and a.attempt == attempt]
+             if a.map_index == index and a.attempt == attempt]
     if not found or not found[0].log_path:
-        raise NotFound(f"Run {run_id} has no log for {task_name!r} attempt {attempt}.")
+        raise NotFound(f"Run {run_id} has no log for {task_name!r} "
+                       f"{attempt_label(index, attempt)}.")
     return _log_piece(site, found[0], offset)
 
 
