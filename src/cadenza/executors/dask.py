@@ -41,12 +41,11 @@ executor writes into the runner's file at their offsets.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
 import itertools
 import os
 import pickle
-import queue
 import socket
 import threading
 import uuid
@@ -182,10 +181,6 @@ class DaskExecutor:
         direct = client.direct_to_workers
         self._direct = bool(direct if direct is not None
                             else isinstance(getattr(client, "cluster", None), LocalCluster))
-        self._finished: queue.SimpleQueue[tuple[Future[Any], Any] | None] = queue.SimpleQueue()
-        self._collector = threading.Thread(target=self._collect, name="cadenza-dask-collector",
-                                           daemon=True)
-        self._collector.start()
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -232,7 +227,7 @@ class DaskExecutor:
                                               pure=False,
                                               resources=dict(resources) if resources else None)
             self._calls[future] = _Call(call_id, dask_future)
-        dask_future.add_done_callback(functools.partial(self._done, future))
+        self._client.loop.add_callback(self._settle_when_done, future, dask_future)
         return future
 
     def kill(self, future: Future[Any]) -> bool:
@@ -298,15 +293,26 @@ class DaskExecutor:
             calls = {f: c for f in futures if (c := self._calls.pop(f, None)) and not f.done()}
         if not calls:
             return []
-        ran = set().union(*self._client.run(_dask_pool.kill,
-                                            [c.id for c in calls.values()]).values())
-        for future, call in calls.items():
-            if call.id not in ran:
-                call.dask.cancel()  # still waiting for a thread: Dask drops it
+        if self._client.asynchronous:  # a done-callback, on the client's thread: no waiting
+            self._client.loop.add_callback(self._stop, list(calls.values()))
+        else:
+            ran_on = self._client.run(_dask_pool.kill, [c.id for c in calls.values()])
+            if waiting := _waiting(list(calls.values()), ran_on):
+                self._client.cancel(waiting)
+        for future in calls:
             _complete(future, _killed("it was killed"))
         return list(calls)
 
+    async def _stop(self, calls: list[_Call]) -> None:
+        ran_on = await self._client.run(_dask_pool.kill, [c.id for c in calls])
+        if waiting := _waiting(calls, ran_on):
+            await self._client.cancel(waiting)
+
     def shutdown(self, wait: bool = True) -> None:
+        if self._client.asynchronous:  # a done-callback, on the client's thread: no waiting
+            threading.Thread(target=self.shutdown, args=(wait,), name="cadenza-dask-shutdown",
+                             daemon=True).start()
+            return
         with self._lock:
             if self._closing:
                 return
@@ -316,9 +322,6 @@ class DaskExecutor:
             wait_for(pending)
         else:
             self._kill(pending)
-        self._finished.put(None)
-        if threading.current_thread() is not self._collector:  # a done-callback may call this
-            self._collector.join()
         with contextlib.suppress(Exception):  # a worker gone meanwhile took its pool with it
             self._client.run(_dask_pool.close, self._token)
         with contextlib.suppress(Exception):
@@ -331,71 +334,39 @@ class DaskExecutor:
         if self._cluster is not None:
             self._cluster.close()
 
-    def _done(self, future: Future[Any], dask_future: Any) -> None:
-        """Dask's callback thread: hand the finished Dask task to the collector thread."""
-        with self._lock:
-            self._calls.pop(future, None)
-        self._finished.put((future, dask_future))
-
-    def _collect(self) -> None:
-        """The collector thread: settle futures from their finished Dask tasks, as many at a
-        time as have finished (their results fetched in one gather), and release those."""
-        while True:
-            batch = [self._finished.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    batch.append(self._finished.get_nowait())
-            done = [item for item in batch if item is not None]
-            try:
-                self._settle_all(done)
-            except BaseException as exc:  # a bug: no call may wait forever for it
-                for future, _ in done:
-                    _complete(future, exc)
-            finally:
-                with self._lock:
-                    for _, dask_future in done:
-                        self._logs.pop(dask_future.key, None)
-                for _, dask_future in done:
-                    dask_future.release()
-            if len(done) < len(batch):  # shutdown's stop
-                return
-
-    def _settle_all(self, done: list[tuple[Future[Any], Any]]) -> None:
-        finished = []
-        for future, dask_future in done:
-            if future.done():  # killed
-                continue
-            if dask_future.status == "finished":
-                finished.append((future, dask_future))
-            elif dask_future.status == "cancelled":
-                _complete(future, _killed("it was cancelled in Dask"))
-            else:
-                _complete(future, _get(functools.partial(_error_of, dask_future)))
-        if not finished:
-            return
+    async def _settle_when_done(self, future: Future[Any], dask_future: Any) -> None:
+        """The client's thread: settle ``future`` once its Dask task has ended and its answer
+        is here (Dask gathers the answers that finish together in one request), then release
+        the Dask future. Waiting here, on the client's own thread, saves each call two hops
+        between threads, the dearest part of the runner's work per call."""
         try:
-            answers = self._client.gather([d for _, d in finished], direct=self._direct)
-        except Exception:  # one of them is lost, say: each on its own then
-            answers = [_get(d.result) for _, d in finished]
-        for (future, dask_future), answer in zip(finished, answers, strict=True):
-            if isinstance(answer, BaseException):
-                _complete(future, answer)
+            try:
+                answer = await self._client.gather(dask_future, direct=self._direct,
+                                                   asynchronous=True)
+            except asyncio.CancelledError:  # Dask's own cancel, or the client lost its cluster
+                _complete(future, _killed("it was cancelled in Dask"))
+            except Exception as exc:
+                _complete(future, _dask_error(exc))
             else:
                 kind, value, piece = answer
                 self._write(dask_future.key, piece)  # the log's end, before the attempt's
-                _answer(future, kind, value)
+                if not future.done():  # else killed meanwhile
+                    _answer(future, kind, value)
+        except BaseException as exc:  # a bug: no call may wait forever for it
+            _complete(future, exc)
+            raise
+        finally:
+            with self._lock:
+                self._calls.pop(future, None)
+                self._logs.pop(dask_future.key, None)
+            dask_future.release()
 
 
-def _get(read: Callable[[], Any]) -> Any:
-    """What ``read`` returns, or the error it raised (the client lost the scheduler, say)."""
-    try:
-        return read()
-    except Exception as exc:
-        return exc
-
-
-def _error_of(dask_future: Any) -> BaseException:
-    return _dask_error(dask_future.exception())
+def _waiting(calls: list[_Call], ran_on: dict[str, list[str]]) -> list[Any]:
+    """The Dask futures of the killed ``calls`` that no worker was running (``ran_on``:
+    worker -> the ids it killed): each still waits for a thread; cancelled, Dask drops it."""
+    ran = set().union(*ran_on.values())
+    return [call.dask for call in calls if call.id not in ran]
 
 
 def _answer(future: Future[Any], kind: str, value: Any) -> None:

@@ -382,6 +382,21 @@ class ExecutorContract:
 
     # -- kill (Killable executors) -----------------------------------------------------------
 
+    def test_a_done_callback_may_kill(self, executor: Executor, folder: Path) -> None:
+        killable = _killable(executor)
+        outcome: list[tuple[Future[str], bool]] = []
+
+        def next_step(_: Future[int]) -> None:
+            held = executor.submit(hold, str(folder), "held")
+            outcome.append((held, killable.kill(held)))
+
+        executor.submit(add, 1, 1).add_done_callback(next_step)
+        _await(lambda: bool(outcome), "a done-callback to kill the call it submitted")
+        held, killed = outcome[0]
+        assert killed is True
+        assert held.exception(GUARD) is not None
+        assert executor.submit(add, 2, 3).result(GUARD) == 5
+
     def test_kill_stops_a_running_call_and_frees_its_slot(
         self, executor: Executor, folder: Path
     ) -> None:
