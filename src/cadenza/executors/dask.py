@@ -10,8 +10,10 @@ worker (the parent-death signal), so a worker that dies takes its calls with it:
 ``KilledWorker``, reported as a crashed attempt, as is a child's own death. ``shutdown`` stops
 the executor's pools.
 
-Each Dask future is released as soon as it is read: Dask recomputes a finished future that
-the client still holds when its worker dies. A cluster this executor starts sets
+Each call's answer is awaited on the Dask client's own event-loop thread, which settles the
+call's future there (no thread of ours in between), and its Dask future is released as soon
+as it is read: Dask recomputes a finished future that the client still holds when its worker
+dies. A cluster this executor starts sets
 ``allowed-failures`` to 0, so that one Dask execution is one cadenza attempt; on a cluster
 given by address that allows more, it warns: Dask may then run an attempt again on its own.
 
