@@ -298,16 +298,17 @@ class DaskExecutor:
         if self._client.asynchronous:  # a done-callback, on the client's thread: no waiting
             self._client.loop.add_callback(self._stop, list(calls.values()))
         else:
-            ran_on = self._client.run(_dask_pool.kill, [c.id for c in calls.values()])
-            if waiting := _waiting(list(calls.values()), ran_on):
-                self._client.cancel(waiting)
+            self._client.sync(self._stop, list(calls.values()))
         for future in calls:
             _complete(future, _killed("it was killed"))
         return list(calls)
 
     async def _stop(self, calls: list[_Call]) -> None:
+        """The client's thread: SIGKILL the children running ``calls``; cancel in Dask those
+        that no worker was running yet (still waiting for a thread: Dask drops them)."""
         ran_on = await self._client.run(_dask_pool.kill, [c.id for c in calls])
-        if waiting := _waiting(calls, ran_on):
+        ran = set().union(*ran_on.values())
+        if waiting := [call.dask for call in calls if call.id not in ran]:
             await self._client.cancel(waiting)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -362,13 +363,6 @@ class DaskExecutor:
                 self._calls.pop(future, None)
                 self._logs.pop(dask_future.key, None)
             dask_future.release()
-
-
-def _waiting(calls: list[_Call], ran_on: dict[str, list[str]]) -> list[Any]:
-    """The Dask futures of the killed ``calls`` that no worker was running (``ran_on``:
-    worker -> the ids it killed): each still waits for a thread; cancelled, Dask drops it."""
-    ran = set().union(*ran_on.values())
-    return [call.dask for call in calls if call.id not in ran]
 
 
 def _answer(future: Future[Any], kind: str, value: Any) -> None:
